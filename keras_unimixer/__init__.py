@@ -1,0 +1,32 @@
+"""keras_unimixer: UniMixer and the token-mixing family for recommendation, in Keras 3."""
+
+from keras_unimixer import callbacks, layers
+from keras_unimixer.callbacks import TemperatureAnnealing
+from keras_unimixer.layers import (
+    AttentionMixing,
+    FMMixing,
+    PerTokenFFN,
+    TokenMixing,
+    UniMixerBlock,
+    UniMixerEncoder,
+    UniMixing,
+    UniMixingLite,
+    token_mixing_permutation,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AttentionMixing",
+    "FMMixing",
+    "PerTokenFFN",
+    "TemperatureAnnealing",
+    "TokenMixing",
+    "UniMixerBlock",
+    "UniMixerEncoder",
+    "UniMixing",
+    "UniMixingLite",
+    "callbacks",
+    "layers",
+    "token_mixing_permutation",
+]

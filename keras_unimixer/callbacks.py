@@ -1,0 +1,97 @@
+"""Training callbacks: linear temperature annealing of the UniMixing constraints."""
+
+from __future__ import annotations
+
+import keras
+
+from keras_unimixer.layers.validation import check_positive_float, check_positive_int
+
+
+def temperature_variables(model) -> list:
+    """The `temperature` variables of every UniMixing / UniMixingLite layer inside `model`."""
+    found = []
+    for layer in model._flatten_layers(include_self=True, recursive=True):
+        variable = getattr(layer, "temperature_variable", None)
+        if variable is not None and all(variable is not seen for seen in found):
+            found.append(variable)
+    return found
+
+
+@keras.saving.register_keras_serializable(package="keras_unimixer")
+class TemperatureAnnealing(keras.callbacks.Callback):
+    """Anneals the temperature of every UniMixing layer linearly over the training steps.
+
+    At optimizer step `s` of `total_steps` the temperature is
+    `start + (end - start) * min(s / total_steps, 1)`. The step is read from the optimizer at the
+    start of training, so a resumed run continues the schedule where it stopped. Works under the
+    TensorFlow and JAX backends.
+
+    Args:
+        start: temperature at step 0 (spec: 1.0).
+        end: temperature reached at `total_steps` and kept after (spec: 0.05).
+        total_steps: length of the schedule in optimizer steps. Default: `epochs * steps_per_epoch`
+            of the `fit` call (which must then know its steps per epoch).
+
+    Example:
+    >>> callback = keras_unimixer.callbacks.TemperatureAnnealing(start=1.0, end=0.05)
+    >>> model.fit(x, y, epochs=3, callbacks=[callback])  # doctest: +SKIP
+    """
+
+    def __init__(self, start: float = 1.0, end: float = 0.05, total_steps: int | None = None):
+        super().__init__()
+        self.start = check_positive_float("start", start)
+        self.end = check_positive_float("end", end)
+        self.total_steps = (
+            None if total_steps is None else check_positive_int("total_steps", total_steps)
+        )
+        self.current_temperature = self.start
+
+    def temperature_at(self, step: int) -> float:
+        fraction = min(max(step, 0) / self._schedule_steps, 1.0)
+        return self.start + (self.end - self.start) * fraction
+
+    def on_train_begin(self, logs=None):
+        self._variables = temperature_variables(self.model)
+        if not self._variables:
+            raise ValueError(
+                "TemperatureAnnealing found no layer with a temperature in the model; it anneals "
+                "UniMixing / UniMixingLite layers built with temperature != None."
+            )
+        steps_per_epoch = self.params.get("steps")
+        epochs = self.params.get("epochs")
+        if self.total_steps is not None:
+            self._schedule_steps = self.total_steps
+        elif steps_per_epoch and epochs:
+            self._schedule_steps = int(steps_per_epoch) * int(epochs)
+        else:
+            raise ValueError(
+                "TemperatureAnnealing needs `total_steps` when fit() does not know its steps per "
+                "epoch (e.g. a dataset of unknown cardinality): pass total_steps=..."
+            )
+        optimizer = getattr(self.model, "optimizer", None)
+        self._step = int(keras.ops.convert_to_numpy(optimizer.iterations)) if optimizer else 0
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self._assign(self.temperature_at(self._step))
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._step += 1
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["temperature"] = self.current_temperature
+
+    def _assign(self, value: float):
+        jax_trainer = keras.backend.backend() == "jax" and hasattr(self.model, "jax_state_sync")
+        if jax_trainer:
+            # The JAX trainer carries variables as state between steps; pull that state into the
+            # variables, change them, then ask the trainer to read them back before the next step.
+            self.model.jax_state_sync()
+        for variable in self._variables:
+            variable.assign(value)
+        if jax_trainer:
+            self.model._jax_state_synced = True
+        self.current_temperature = value
+
+    def get_config(self):
+        return {"start": self.start, "end": self.end, "total_steps": self.total_steps}

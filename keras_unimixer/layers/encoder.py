@@ -1,0 +1,283 @@
+"""The UniMixer block and stack: SiameseNorm, post-norm and pre-norm residuals (spec section 7)."""
+
+from __future__ import annotations
+
+import keras
+
+from keras_unimixer.layers.ffn import PerTokenFFN
+from keras_unimixer.layers.validation import (
+    check_choice,
+    check_positive_float,
+    check_positive_int,
+    check_token_input_shape,
+)
+
+NORM_STYLES = ("siamese", "post", "pre")
+NORM_TYPES = ("rms", "layer")
+
+
+def _make_norm(norm_type: str, epsilon: float, name: str):
+    if norm_type == "rms":
+        return keras.layers.RMSNormalization(epsilon=epsilon, name=name)
+    return keras.layers.LayerNormalization(epsilon=epsilon, name=name)
+
+
+def _copy_layer(config: dict):
+    """A fresh, unbuilt layer from a serialized one; the name is dropped so copies get new ones."""
+    config = dict(config)
+    config["config"] = {k: v for k, v in config["config"].items() if k != "name"}
+    return keras.saving.deserialize_keras_object(config)
+
+
+def _as_layer(mixing):
+    if isinstance(mixing, keras.layers.Layer):
+        return mixing
+    if isinstance(mixing, dict):
+        return keras.saving.deserialize_keras_object(mixing)
+    raise ValueError(
+        "`mixing` must be a keras Layer (e.g. keras_unimixer.layers.UniMixing(block_size=16)) or "
+        f"its serialized config dict, got {type(mixing).__name__}: {mixing!r}."
+    )
+
+
+@keras.saving.register_keras_serializable(package="keras_unimixer")
+class UniMixerBlock(keras.layers.Layer):
+    """One mixing layer and one per-token FFN, each with a residual connection.
+
+    The residual style is selected by `norm`:
+    - `"post"` (RankMixer): `S = N(X + Mix(X))`, `X' = N(S + FFN(S))`.
+    - `"pre"`: `S = X + Mix(N(X))`, `X' = S + FFN(N(S))`.
+    - `"siamese"` (UniMixer's SiameseNorm): two streams `Xb` (post-norm) and `Yb` (pre-norm). For
+      each sublayer `f` (mixing, then FFN): `O = f(Xb + N(Yb))`, `Xb <- N(Xb + O)`, `Yb <- Yb + O`.
+      (Applying SiameseNorm at each of the two residuals is our choice.) The block takes and
+      returns the pair `[Xb, Yb]`; a single tensor input starts both streams at it.
+      `UniMixerEncoder` combines the streams at the end as `Xb + N(Yb)`.
+
+    Args:
+        mixing: the mixing layer (any layer of `keras_unimixer.layers` whose output shape equals its
+            input shape, e.g. `UniMixing`, `UniMixingLite`, `AttentionMixing`, `FMMixing`, or
+            `TokenMixing(num_heads=T)`), or its serialized config.
+        ffn_multiplier: hidden width of the per-token FFN, as a multiple of `token_dim`.
+        ffn_activation: `"swiglu"` or `"gelu"`.
+        norm: `"siamese"`, `"post"` or `"pre"`.
+        norm_type: `"rms"` (RMSNorm) or `"layer"` (LayerNorm).
+        norm_epsilon: epsilon of the normalization layers.
+        **kwargs: base `keras.layers.Layer` arguments.
+
+    Call arguments:
+        inputs: `(batch, T, D)` tensor; with `norm="siamese"`, also a list `[Xb, Yb]` of two.
+
+    Example:
+    >>> x = keras.random.normal((2, 4, 8))
+    >>> block = keras_unimixer.layers.UniMixerBlock(
+    ...     keras_unimixer.layers.UniMixing(block_size=8), norm="pre")
+    >>> block(x).shape
+    (2, 4, 8)
+    """
+
+    def __init__(
+        self,
+        mixing,
+        ffn_multiplier: int = 4,
+        ffn_activation: str = "swiglu",
+        norm: str = "siamese",
+        norm_type: str = "rms",
+        norm_epsilon: float = 1e-6,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.mixing = _as_layer(mixing)
+        self.ffn_multiplier = check_positive_int("ffn_multiplier", ffn_multiplier)
+        self.ffn_activation = ffn_activation
+        self.norm = check_choice("norm", norm, NORM_STYLES)
+        self.norm_type = check_choice("norm_type", norm_type, NORM_TYPES)
+        self.norm_epsilon = check_positive_float("norm_epsilon", norm_epsilon)
+        self.ffn = PerTokenFFN(
+            multiplier=self.ffn_multiplier, activation=ffn_activation, name="ffn"
+        )
+        # Attribute names are the saved names of the sublayers.
+        self.mixing_norm = _make_norm(self.norm_type, self.norm_epsilon, "mixing_norm")
+        self.ffn_norm = _make_norm(self.norm_type, self.norm_epsilon, "ffn_norm")
+        if self.norm == "siamese":
+            self.mixing_stream_norm = _make_norm(
+                self.norm_type, self.norm_epsilon, "mixing_stream_norm"
+            )
+            self.ffn_stream_norm = _make_norm(self.norm_type, self.norm_epsilon, "ffn_stream_norm")
+
+    def _norm_layers(self):
+        names = ["mixing_norm", "ffn_norm"]
+        if self.norm == "siamese":
+            names += ["mixing_stream_norm", "ffn_stream_norm"]
+        return [getattr(self, name) for name in names]
+
+    def build(self, input_shape):
+        if isinstance(input_shape, list):
+            if self.norm != "siamese":
+                raise ValueError(
+                    f"A list of inputs (the two SiameseNorm streams) needs norm='siamese'; "
+                    f"this block has norm={self.norm!r}."
+                )
+            input_shape = input_shape[0]
+        input_shape = tuple(input_shape)
+        check_token_input_shape(type(self).__name__, input_shape)
+        self.mixing.build(input_shape)
+        mixed_shape = tuple(self.mixing.compute_output_shape(input_shape))
+        if mixed_shape[1:] != input_shape[1:]:
+            raise ValueError(
+                f"The residual around `mixing` needs its output shape to equal its input shape "
+                f"{input_shape[1:]}, but {type(self.mixing).__name__} gives {mixed_shape[1:]}. "
+                "TokenMixing keeps the shape only with num_heads == num_tokens (RankMixer's "
+                "constraint); UniMixing lifts it."
+            )
+        self.ffn.build(input_shape)
+        for layer in self._norm_layers():
+            layer.build(input_shape)
+
+    def _residual_pairs(self):
+        return ((self.mixing, "mixing"), (self.ffn, "ffn"))
+
+    def call(self, inputs):
+        if self.norm == "siamese":
+            if isinstance(inputs, (list, tuple)):
+                post_stream, pre_stream = inputs
+            else:
+                post_stream = pre_stream = inputs
+            for sublayer, name in self._residual_pairs():
+                branch = sublayer(post_stream + getattr(self, f"{name}_stream_norm")(pre_stream))
+                post_stream = getattr(self, f"{name}_norm")(post_stream + branch)
+                pre_stream = pre_stream + branch
+            return [post_stream, pre_stream]
+        outputs = inputs
+        for sublayer, name in self._residual_pairs():
+            norm_layer = getattr(self, f"{name}_norm")
+            if self.norm == "pre":
+                outputs = outputs + sublayer(norm_layer(outputs))
+            else:
+                outputs = norm_layer(outputs + sublayer(outputs))
+        return outputs
+
+    def compute_output_shape(self, input_shape):
+        if self.norm == "siamese":
+            shape = tuple(input_shape[0]) if isinstance(input_shape, list) else tuple(input_shape)
+            return [shape, shape]
+        return tuple(input_shape)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "mixing": keras.saving.serialize_keras_object(self.mixing),
+                "ffn_multiplier": self.ffn_multiplier,
+                "ffn_activation": self.ffn_activation,
+                "norm": self.norm,
+                "norm_type": self.norm_type,
+                "norm_epsilon": self.norm_epsilon,
+            }
+        )
+        return config
+
+
+@keras.saving.register_keras_serializable(package="keras_unimixer")
+class UniMixerEncoder(keras.layers.Layer):
+    """A stack of `UniMixerBlock`s: UniMixer, RankMixer, Transformer-style or Wukong-style.
+
+    The same class builds every architecture of the family; only the mixing layer changes:
+    `TokenMixing(T)` + `norm="post"` + GELU FFN is RankMixer, `AttentionMixing` is a Transformer
+    over feature tokens, `FMMixing` is Wukong-style, `UniMixing`/`UniMixingLite` + SiameseNorm is
+    UniMixer. Each block gets its own copy of `mixing` (same config, its own weights).
+
+    Output: `"siamese"`: `Xb + N(Yb)`; `"pre"`: `N(X)`; `"post"`: `X` (already normalized).
+
+    Args:
+        num_layers: number of blocks.
+        mixing: the mixing layer to copy into every block (a layer or its serialized config).
+        ffn_multiplier: hidden width of the per-token FFNs, as a multiple of `token_dim`.
+        ffn_activation: `"swiglu"` or `"gelu"`.
+        norm: `"siamese"`, `"post"` or `"pre"`.
+        norm_type: `"rms"` or `"layer"`.
+        norm_epsilon: epsilon of the normalization layers.
+        **kwargs: base `keras.layers.Layer` arguments.
+
+    Call arguments:
+        inputs: `(batch, T, D)` tensor.
+
+    Example:
+    >>> x = keras.random.normal((2, 4, 8))
+    >>> encoder = keras_unimixer.layers.UniMixerEncoder(
+    ...     num_layers=2, mixing=keras_unimixer.layers.UniMixingLite(block_size=8, rank=2))
+    >>> encoder(x).shape
+    (2, 4, 8)
+    """
+
+    def __init__(
+        self,
+        num_layers: int,
+        mixing,
+        ffn_multiplier: int = 4,
+        ffn_activation: str = "swiglu",
+        norm: str = "siamese",
+        norm_type: str = "rms",
+        norm_epsilon: float = 1e-6,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.num_layers = check_positive_int("num_layers", num_layers)
+        self.mixing_config = keras.saving.serialize_keras_object(_as_layer(mixing))
+        self.ffn_multiplier = ffn_multiplier
+        self.ffn_activation = ffn_activation
+        self.norm = check_choice("norm", norm, NORM_STYLES)
+        self.norm_type = norm_type
+        self.norm_epsilon = norm_epsilon
+        self.blocks = [
+            UniMixerBlock(
+                _copy_layer(self.mixing_config),
+                ffn_multiplier=ffn_multiplier,
+                ffn_activation=ffn_activation,
+                norm=norm,
+                norm_type=norm_type,
+                norm_epsilon=norm_epsilon,
+                name=f"block_{index}",
+            )
+            for index in range(self.num_layers)
+        ]
+        self.output_norm = (
+            None if self.norm == "post" else _make_norm(norm_type, norm_epsilon, "output_norm")
+        )
+
+    def build(self, input_shape):
+        input_shape = tuple(input_shape)
+        check_token_input_shape(type(self).__name__, input_shape)
+        for block in self.blocks:
+            block.build([input_shape, input_shape] if self.norm == "siamese" else input_shape)
+        if self.output_norm is not None:
+            self.output_norm.build(input_shape)
+
+    def call(self, inputs):
+        if self.norm == "siamese":
+            streams = [inputs, inputs]
+            for block in self.blocks:
+                streams = block(streams)
+            post_stream, pre_stream = streams
+            return post_stream + self.output_norm(pre_stream)
+        outputs = inputs
+        for block in self.blocks:
+            outputs = block(outputs)
+        return outputs if self.output_norm is None else self.output_norm(outputs)
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "num_layers": self.num_layers,
+                "mixing": self.mixing_config,
+                "ffn_multiplier": self.ffn_multiplier,
+                "ffn_activation": self.ffn_activation,
+                "norm": self.norm,
+                "norm_type": self.norm_type,
+                "norm_epsilon": self.norm_epsilon,
+            }
+        )
+        return config

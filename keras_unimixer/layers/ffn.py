@@ -1,0 +1,120 @@
+"""Per-token feed-forward network (RankMixer's PFFN, UniMixer's per-token SwiGLU)."""
+
+from __future__ import annotations
+
+import keras
+from keras import ops
+
+from keras_unimixer.layers.validation import (
+    check_choice,
+    check_positive_int,
+    check_token_input_shape,
+)
+
+_ACTIVATIONS = ("swiglu", "gelu")
+
+
+def per_token_kernel_initializer(num_tokens: int):
+    """Glorot-uniform for `(T, fan_in, fan_out)` kernels, with fans counted per token.
+
+    Keras counts the leading axis of a 3-D kernel as a receptive field (fans times `T`); scaling by
+    `T` gives each token the variance of an ordinary `(fan_in, fan_out)` Dense kernel.
+    """
+    return keras.initializers.VarianceScaling(
+        scale=float(num_tokens), mode="fan_avg", distribution="uniform"
+    )
+
+
+@keras.saving.register_keras_serializable(package="keras_unimixer")
+class PerTokenFFN(keras.layers.Layer):
+    """A feed-forward network with separate weights for every token position.
+
+    `"gelu"`: `gelu(x W1[t] + b1[t]) W2[t] + b2[t]` (RankMixer's PFFN). `"swiglu"`:
+    `(silu(x W1[t]) * (x W3[t])) W2[t]` (UniMixer). Hidden width is `multiplier * token_dim`.
+
+    Args:
+        multiplier: hidden width as a multiple of `token_dim`.
+        activation: `"swiglu"` or `"gelu"`.
+        use_bias: add per-token biases to the hidden and output projections.
+        kernel_initializer: initializer of the kernels; default Glorot-uniform per token.
+        **kwargs: base `keras.layers.Layer` arguments.
+
+    Call arguments:
+        inputs: `(batch, num_tokens, token_dim)` tensor.
+
+    Example:
+    >>> x = keras.random.normal((2, 4, 8))
+    >>> keras_unimixer.layers.PerTokenFFN(multiplier=2)(x).shape
+    (2, 4, 8)
+    """
+
+    def __init__(
+        self,
+        multiplier: int = 4,
+        activation: str = "swiglu",
+        use_bias: bool = True,
+        kernel_initializer=None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.multiplier = check_positive_int("multiplier", multiplier)
+        self.activation = check_choice("activation", activation, _ACTIVATIONS)
+        self.use_bias = bool(use_bias)
+        self.kernel_initializer = (
+            None if kernel_initializer is None else keras.initializers.get(kernel_initializer)
+        )
+
+    def build(self, input_shape):
+        num_tokens, token_dim = check_token_input_shape(type(self).__name__, input_shape)
+        hidden_dim = self.multiplier * token_dim
+        initializer = self.kernel_initializer or per_token_kernel_initializer(num_tokens)
+        self.hidden_kernel = self.add_weight(
+            name="hidden_kernel", shape=(num_tokens, token_dim, hidden_dim), initializer=initializer
+        )
+        if self.activation == "swiglu":
+            self.gate_kernel = self.add_weight(
+                name="gate_kernel",
+                shape=(num_tokens, token_dim, hidden_dim),
+                initializer=initializer,
+            )
+        self.output_kernel = self.add_weight(
+            name="output_kernel", shape=(num_tokens, hidden_dim, token_dim), initializer=initializer
+        )
+        if self.use_bias:
+            self.hidden_bias = self.add_weight(
+                name="hidden_bias", shape=(num_tokens, hidden_dim), initializer="zeros"
+            )
+            self.output_bias = self.add_weight(
+                name="output_bias", shape=(num_tokens, token_dim), initializer="zeros"
+            )
+
+    def call(self, inputs):
+        hidden = ops.einsum("btd,tdf->btf", inputs, self.hidden_kernel)
+        if self.use_bias:
+            hidden = hidden + self.hidden_bias
+        if self.activation == "swiglu":
+            gate = ops.einsum("btd,tdf->btf", inputs, self.gate_kernel)
+            hidden = ops.silu(hidden) * gate
+        else:
+            hidden = ops.gelu(hidden)
+        outputs = ops.einsum("btf,tfd->btd", hidden, self.output_kernel)
+        if self.use_bias:
+            outputs = outputs + self.output_bias
+        return outputs
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "multiplier": self.multiplier,
+                "activation": self.activation,
+                "use_bias": self.use_bias,
+                "kernel_initializer": None
+                if self.kernel_initializer is None
+                else keras.initializers.serialize(self.kernel_initializer),
+            }
+        )
+        return config

@@ -1,0 +1,631 @@
+"""The token-mixing family of UniMixer (spec sections 2-6), as one set of Keras 3 layers.
+
+Every layer maps `(batch, num_tokens, token_dim)` to a tensor with the same number of elements per
+sample, `L = num_tokens * token_dim`. Cut the flattened sample into `n` blocks of size `b`; each
+layer is then `out = W_G @ [x_1 W_B[1]; ...; x_n W_B[n]]` for some global `(n, n)` matrix `W_G`
+and local `(b, b)` matrices `W_B` (spec section 5):
+
+| layer            | `W_G`                                   | `W_B`                          |
+| ---------------- | --------------------------------------- | ------------------------------ |
+| `TokenMixing`    | fixed permutation `Pi`                  | identity                       |
+| `AttentionMixing`| `softmax(Q K^T / sqrt(d))`, per sample  | `W_V W_O`, shared              |
+| `FMMixing`       | `X X^T / D`, per sample                 | a learned projection, shared   |
+| `UniMixing`      | learned, constrained                    | learned, one per block         |
+| `UniMixingLite`  | `Sinkhorn(A B^T)` (low rank)            | `Sinkhorn(sum_j a_ij E_j)`     |
+
+`mixing_matrix()` returns the effective `(L, L)` matrix `M` with `flat(out) = M @ flat(x)`: a single
+matrix for the static layers, and one per sample (`mixing_matrix(inputs)`) for attention and FM.
+"""
+
+from __future__ import annotations
+
+import math
+
+import keras
+from keras import ops
+
+from keras_unimixer.layers.constraints import constrain_matrix
+from keras_unimixer.layers.initializers import (
+    StackedIdentity,
+    TokenMixingPermutation,
+    token_mixing_permutation,
+)
+from keras_unimixer.layers.validation import (
+    check_choice,
+    check_non_negative_int,
+    check_positive_float,
+    check_positive_int,
+    check_token_input_shape,
+    divisors,
+)
+
+
+def _block_matrix(global_matrix, local_matrices):
+    """The `(L, L)` matrix of `out_i = sum_j W_G[i, j] * (x_j @ W_B[j])`.
+
+    Block `(i, j)` is `W_G[i, j] * W_B[j]^T`. `global_matrix` is `(..., n, n)`, `local_matrices` is
+    `(..., n, b, b)`; leading axes (a batch) are carried through.
+    """
+    num_blocks = global_matrix.shape[-1]
+    block_size = local_matrices.shape[-1]
+    blocks = ops.einsum("...ij,...jlk->...ikjl", global_matrix, local_matrices)
+    size = num_blocks * block_size
+    return ops.reshape(blocks, tuple(blocks.shape[:-4]) + (size, size))
+
+
+@keras.saving.register_keras_serializable(package="keras_unimixer")
+class TokenMixing(keras.layers.Layer):
+    """RankMixer's parameter-free token mixing (spec section 2).
+
+    Each token is split into `num_heads` heads of size `d = token_dim / num_heads`; output token `h`
+    is the concatenation of head `h` of tokens `1..T`. With `num_heads == T` the output has the
+    input's shape `(batch, T, token_dim)`; otherwise it is `(batch, num_heads, T * d)`.
+
+    Args:
+        num_heads: number of heads `H` per token; must divide `token_dim`.
+        **kwargs: base `keras.layers.Layer` arguments (`name`, `dtype`, ...).
+
+    Call arguments:
+        inputs: `(batch, num_tokens, token_dim)` tensor.
+
+    Example:
+    >>> x = keras.random.normal((2, 4, 8))
+    >>> keras_unimixer.layers.TokenMixing(num_heads=4)(x).shape
+    (2, 4, 8)
+    """
+
+    def __init__(self, num_heads: int, **kwargs):
+        super().__init__(**kwargs)
+        self.num_heads = check_positive_int("num_heads", num_heads)
+
+    def build(self, input_shape):
+        self.num_tokens, self.token_dim = check_token_input_shape(type(self).__name__, input_shape)
+        if self.token_dim % self.num_heads:
+            raise ValueError(
+                f"`num_heads`={self.num_heads} must divide token_dim={self.token_dim}; "
+                f"valid values: {divisors(self.token_dim)}."
+            )
+        self.head_dim = self.token_dim // self.num_heads
+
+    def call(self, inputs):
+        heads = ops.reshape(inputs, (-1, self.num_tokens, self.num_heads, self.head_dim))
+        heads = ops.transpose(heads, (0, 2, 1, 3))
+        return ops.reshape(heads, (-1, self.num_heads, self.num_tokens * self.head_dim))
+
+    def compute_output_shape(self, input_shape):
+        num_tokens, token_dim = check_token_input_shape(type(self).__name__, input_shape)
+        return (input_shape[0], self.num_heads, num_tokens * token_dim // self.num_heads)
+
+    def mixing_matrix(self):
+        """The `(L, L)` permutation `kron(Pi, I_d)` this layer applies to a flattened sample."""
+        self._require_built()
+        permutation = token_mixing_permutation(self.num_tokens, self.num_heads)
+        identity = ops.eye(self.head_dim, dtype="float32")
+        return ops.kron(ops.convert_to_tensor(permutation), identity)
+
+    def _require_built(self):
+        if not self.built:
+            raise ValueError(
+                f"{type(self).__name__} must be built (called on an input) before mixing_matrix()."
+            )
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"num_heads": self.num_heads})
+        return config
+
+
+class _ConstrainedMixing(keras.layers.Layer):
+    """Shared machinery of `UniMixing` and `UniMixingLite`: blocks, constraints, temperature."""
+
+    def __init__(
+        self,
+        block_size: int,
+        symmetric: bool = True,
+        temperature: float | None = 1.0,
+        sinkhorn_iterations: int = 10,
+        constrain_local: bool = True,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.block_size = check_positive_int("block_size", block_size)
+        self.symmetric = bool(symmetric)
+        self.temperature = (
+            None if temperature is None else check_positive_float("temperature", temperature)
+        )
+        self.sinkhorn_iterations = check_non_negative_int(
+            "sinkhorn_iterations", sinkhorn_iterations
+        )
+        if self.temperature is None and self.sinkhorn_iterations:
+            raise ValueError(
+                f"`sinkhorn_iterations`={sinkhorn_iterations} needs a `temperature` (Sinkhorn "
+                "balances exp(M / temperature), which is positive); pass temperature=1.0, or "
+                "sinkhorn_iterations=0 to use the raw matrices unconstrained."
+            )
+        self.constrain_local = bool(constrain_local)
+
+    def build(self, input_shape):
+        self.num_tokens, self.token_dim = check_token_input_shape(type(self).__name__, input_shape)
+        flat_size = self.num_tokens * self.token_dim
+        if flat_size % self.block_size:
+            raise ValueError(
+                f"`block_size`={self.block_size} must divide num_tokens * token_dim = "
+                f"{self.num_tokens} * {self.token_dim} = {flat_size}; valid values: "
+                f"{divisors(flat_size)}."
+            )
+        self.num_blocks = flat_size // self.block_size
+        if self.temperature is None:
+            self.temperature_variable = None
+        else:
+            self.temperature_variable = self.add_weight(
+                name="temperature",
+                shape=(),
+                initializer=keras.initializers.Constant(self.temperature),
+                trainable=False,
+                autocast=False,
+            )
+        self.build_mixing_weights()
+
+    def build_mixing_weights(self):
+        raise NotImplementedError
+
+    def global_logits(self):
+        """Raw `(n, n)` global parameters, before the constraints."""
+        raise NotImplementedError
+
+    def local_logits(self):
+        """Raw `(n, b, b)` (or shared `(b, b)`) local parameters, before the constraints."""
+        raise NotImplementedError
+
+    def _constrain(self, logits, apply: bool = True):
+        if not apply:
+            return ops.cast(logits, "float32")
+        temperature = None if self.temperature_variable is None else self.temperature_variable
+        return constrain_matrix(
+            logits,
+            symmetric=self.symmetric,
+            temperature=temperature,
+            sinkhorn_iterations=self.sinkhorn_iterations,
+        )
+
+    def global_weights(self):
+        """The effective global matrix `W_G`, `(n, n)`, float32."""
+        return self._constrain(self.global_logits())
+
+    def local_weights(self):
+        """The effective local matrices `W_B`, `(n, b, b)` or shared `(b, b)`, float32."""
+        return self._constrain(self.local_logits(), apply=self.constrain_local)
+
+    def call(self, inputs):
+        global_weights = ops.cast(self.global_weights(), self.compute_dtype)
+        local_weights = ops.cast(self.local_weights(), self.compute_dtype)
+        blocks = ops.reshape(inputs, (-1, self.num_blocks, self.block_size))
+        if len(local_weights.shape) == 2:
+            local_out = ops.matmul(blocks, local_weights)
+        else:
+            local_out = ops.einsum("bni,nij->bnj", blocks, local_weights)
+        mixed = ops.einsum("ij,bjk->bik", global_weights, local_out)
+        return ops.reshape(mixed, (-1, self.num_tokens, self.token_dim))
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape)
+
+    def mixing_matrix(self):
+        """The effective `(L, L)` matrix `M` with `flat(out) = M @ flat(x)` (float32)."""
+        local_weights = self.local_weights()
+        if len(local_weights.shape) == 2:
+            local_weights = ops.broadcast_to(
+                local_weights, (self.num_blocks, self.block_size, self.block_size)
+            )
+        return _block_matrix(self.global_weights(), local_weights)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "block_size": self.block_size,
+                "symmetric": self.symmetric,
+                "temperature": self.temperature,
+                "sinkhorn_iterations": self.sinkhorn_iterations,
+                "constrain_local": self.constrain_local,
+            }
+        )
+        return config
+
+
+_GLOBAL_INITS = ("random", "identity", "permutation")
+_LOCAL_INITS = ("random", "identity")
+
+
+@keras.saving.register_keras_serializable(package="keras_unimixer")
+class UniMixing(_ConstrainedMixing):
+    """Generalized parameterized feature mixing (spec section 4).
+
+    The flattened sample (length `L = T * D`) is cut into `n = L / block_size` blocks `x_i`. Each
+    block gets its own local matrix (`h_i = x_i @ W_B[i]`), then a global matrix mixes the blocks
+    (`y = W_G @ [h_1; ...; h_n]`). Both are learned under the constraints, applied to the raw
+    parameters at every call: symmetry `(M + M^T) / 2`, temperature `exp(M / tau)` and Sinkhorn
+    normalization (doubly stochastic). `block_size` is free, so the number of mixed blocks is not
+    tied to the number of tokens.
+
+    With `block_size = D / H`, identity local weights and `W_G = Pi` (see
+    `token_mixing_permutation`) and no constraints, it computes `TokenMixing(H)` exactly.
+
+    Args:
+        block_size: size `b` of each block; must divide `T * D`.
+        symmetric: symmetrize both matrices before the other constraints.
+        temperature: initial value of the temperature `tau` (a non-trainable variable, annealed by
+            `keras_unimixer.callbacks.TemperatureAnnealing`), or `None` for no temperature and no
+            `exp`: the raw matrices are used (then `sinkhorn_iterations` must be 0).
+        sinkhorn_iterations: Sinkhorn-Knopp rounds; 0 turns the doubly-stochastic constraint off.
+            The default, 10, balances rows and columns to within 1e-4 for temperatures down to
+            0.05 (the annealing end point); at 0.01 the result stays finite but rows converge
+            slowly (columns are always exact: the last step normalizes them).
+        block_specific: one local matrix per block (`True`) or one shared by all blocks.
+        constrain_local: apply the constraints to the local matrices as well as the global one.
+        global_init: `"random"`, `"identity"` or `"permutation"` (RankMixer's `Pi`, which needs
+            `block_size` to divide `D`) for the raw global parameters.
+        local_init: `"identity"` or `"random"` for the raw local parameters.
+        init_stddev: standard deviation of the `"random"` initializations.
+        **kwargs: base `keras.layers.Layer` arguments.
+
+    Call arguments:
+        inputs: `(batch, num_tokens, token_dim)` tensor.
+
+    Example:
+    >>> x = keras.random.normal((2, 4, 8))
+    >>> keras_unimixer.layers.UniMixing(block_size=16)(x).shape  # 32 / 16 = 2 blocks, 4 tokens
+    (2, 4, 8)
+    """
+
+    def __init__(
+        self,
+        block_size: int,
+        symmetric: bool = True,
+        temperature: float | None = 1.0,
+        sinkhorn_iterations: int = 10,
+        block_specific: bool = True,
+        constrain_local: bool = True,
+        global_init: str = "random",
+        local_init: str = "identity",
+        init_stddev: float = 0.1,
+        **kwargs,
+    ):
+        super().__init__(
+            block_size=block_size,
+            symmetric=symmetric,
+            temperature=temperature,
+            sinkhorn_iterations=sinkhorn_iterations,
+            constrain_local=constrain_local,
+            **kwargs,
+        )
+        self.block_specific = bool(block_specific)
+        self.global_init = check_choice("global_init", global_init, _GLOBAL_INITS)
+        self.local_init = check_choice("local_init", local_init, _LOCAL_INITS)
+        self.init_stddev = check_positive_float("init_stddev", init_stddev)
+
+    def _global_initializer(self):
+        if self.global_init == "identity":
+            return StackedIdentity()
+        if self.global_init == "permutation":
+            if self.token_dim % self.block_size:
+                raise ValueError(
+                    f"`global_init`='permutation' needs `block_size` to divide token_dim="
+                    f"{self.token_dim} (so each token splits into heads); got block_size="
+                    f"{self.block_size}; valid values: {divisors(self.token_dim)}."
+                )
+            return TokenMixingPermutation(self.num_tokens, self.token_dim // self.block_size)
+        return keras.initializers.RandomNormal(stddev=self.init_stddev)
+
+    def _local_initializer(self):
+        if self.local_init == "identity":
+            return StackedIdentity()
+        return keras.initializers.RandomNormal(stddev=self.init_stddev)
+
+    def build_mixing_weights(self):
+        num_blocks, block_size = self.num_blocks, self.block_size
+        self.global_kernel = self.add_weight(
+            name="global_kernel",
+            shape=(num_blocks, num_blocks),
+            initializer=self._global_initializer(),
+            autocast=False,
+        )
+        local_shape = (
+            (num_blocks, block_size, block_size)
+            if self.block_specific
+            else (
+                block_size,
+                block_size,
+            )
+        )
+        self.local_kernel = self.add_weight(
+            name="local_kernel",
+            shape=local_shape,
+            initializer=self._local_initializer(),
+            autocast=False,
+        )
+
+    def global_logits(self):
+        return self.global_kernel
+
+    def local_logits(self):
+        return self.local_kernel
+
+    @staticmethod
+    def num_params(num_tokens, token_dim, block_size, block_specific=True):
+        """Closed-form trainable parameter count: `n^2 + n * b^2` (`n^2 + b^2` when shared)."""
+        num_blocks = num_tokens * token_dim // block_size
+        local = block_size**2 * (num_blocks if block_specific else 1)
+        return num_blocks**2 + local
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "block_specific": self.block_specific,
+                "global_init": self.global_init,
+                "local_init": self.local_init,
+                "init_stddev": self.init_stddev,
+            }
+        )
+        return config
+
+
+@keras.saving.register_keras_serializable(package="keras_unimixer")
+class UniMixingLite(_ConstrainedMixing):
+    """UniMixing-Lite: basis-composed local weights and a low-rank global weight (spec section 6).
+
+    `W_B[i] = C(sum_j softmax(omega_i)_j * E_j)` with `num_basis` shared basis matrices `E_j`
+    `(b, b)` and per-block coefficients `omega` `(n, num_basis)`; `W_G = C(A @ B^T)` with `A, B`
+    `(n, rank)`. `C` is the same constraint pipeline as `UniMixing` (symmetry, temperature,
+    Sinkhorn). Trainable parameters: `num_basis * b^2 + n * num_basis + 2 * n * rank`.
+
+    Args:
+        block_size: size `b` of each block; must divide `T * D`.
+        num_basis: number of shared local basis matrices.
+        rank: rank of the global factorization; at most the number of blocks.
+        symmetric: symmetrize both matrices before the other constraints.
+        temperature: initial temperature (see `UniMixing`), or `None` to use raw matrices.
+        sinkhorn_iterations: Sinkhorn-Knopp rounds; 0 turns the constraint off.
+        constrain_local: apply the constraints to the local matrices as well as the global one.
+        local_init: `"identity"` (every basis matrix starts as `I`) or `"random"`.
+        init_stddev: standard deviation of the random initializations (`A`, `B`, `omega`).
+        **kwargs: base `keras.layers.Layer` arguments.
+
+    Call arguments:
+        inputs: `(batch, num_tokens, token_dim)` tensor.
+
+    Example:
+    >>> x = keras.random.normal((2, 4, 8))
+    >>> keras_unimixer.layers.UniMixingLite(block_size=4, num_basis=2, rank=2)(x).shape
+    (2, 4, 8)
+    """
+
+    def __init__(
+        self,
+        block_size: int,
+        num_basis: int = 4,
+        rank: int = 4,
+        symmetric: bool = True,
+        temperature: float | None = 1.0,
+        sinkhorn_iterations: int = 10,
+        constrain_local: bool = True,
+        local_init: str = "identity",
+        init_stddev: float = 0.1,
+        **kwargs,
+    ):
+        super().__init__(
+            block_size=block_size,
+            symmetric=symmetric,
+            temperature=temperature,
+            sinkhorn_iterations=sinkhorn_iterations,
+            constrain_local=constrain_local,
+            **kwargs,
+        )
+        self.num_basis = check_positive_int("num_basis", num_basis)
+        self.rank = check_positive_int("rank", rank)
+        self.local_init = check_choice("local_init", local_init, _LOCAL_INITS)
+        self.init_stddev = check_positive_float("init_stddev", init_stddev)
+
+    def build_mixing_weights(self):
+        if self.rank > self.num_blocks:
+            raise ValueError(
+                f"`rank`={self.rank} must be at most the number of blocks "
+                f"n = T * D / block_size = {self.num_blocks}; valid values: 1..{self.num_blocks}."
+            )
+        random_init = keras.initializers.RandomNormal(stddev=self.init_stddev)
+        basis_init = StackedIdentity() if self.local_init == "identity" else random_init
+        self.local_basis = self.add_weight(
+            name="local_basis",
+            shape=(self.num_basis, self.block_size, self.block_size),
+            initializer=basis_init,
+            autocast=False,
+        )
+        self.local_coefficients = self.add_weight(
+            name="local_coefficients",
+            shape=(self.num_blocks, self.num_basis),
+            initializer=random_init,
+            autocast=False,
+        )
+        self.global_left = self.add_weight(
+            name="global_left",
+            shape=(self.num_blocks, self.rank),
+            initializer=random_init,
+            autocast=False,
+        )
+        self.global_right = self.add_weight(
+            name="global_right",
+            shape=(self.num_blocks, self.rank),
+            initializer=random_init,
+            autocast=False,
+        )
+
+    def global_logits(self):
+        return ops.matmul(self.global_left, ops.transpose(self.global_right))
+
+    def local_logits(self):
+        mixture = ops.softmax(self.local_coefficients, axis=-1)
+        return ops.einsum("nk,kij->nij", mixture, self.local_basis)
+
+    @staticmethod
+    def num_params(num_tokens, token_dim, block_size, num_basis, rank):
+        """Closed-form trainable parameter count: `nb * b^2 + n * nb + 2 * n * r`."""
+        num_blocks = num_tokens * token_dim // block_size
+        return num_basis * block_size**2 + num_blocks * num_basis + 2 * num_blocks * rank
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "num_basis": self.num_basis,
+                "rank": self.rank,
+                "local_init": self.local_init,
+                "init_stddev": self.init_stddev,
+            }
+        )
+        return config
+
+
+@keras.saving.register_keras_serializable(package="keras_unimixer")
+class AttentionMixing(keras.layers.Layer):
+    """Multi-head self-attention over tokens: the attention member of the family (spec section 5).
+
+    `W_G = softmax(Q K^T / sqrt(d))` is computed per sample and per head; the local map is
+    `W_V W_O`, shared by all tokens. No biases, so `mixing_matrix(inputs)` is exact.
+
+    Args:
+        num_heads: number of heads; must divide `token_dim`.
+        kernel_initializer: initializer of the Q, K, V and output projections.
+        **kwargs: base `keras.layers.Layer` arguments.
+
+    Call arguments:
+        inputs: `(batch, num_tokens, token_dim)` tensor.
+
+    Example:
+    >>> x = keras.random.normal((2, 4, 8))
+    >>> keras_unimixer.layers.AttentionMixing(num_heads=2)(x).shape
+    (2, 4, 8)
+    """
+
+    def __init__(self, num_heads: int, kernel_initializer="glorot_uniform", **kwargs):
+        super().__init__(**kwargs)
+        self.num_heads = check_positive_int("num_heads", num_heads)
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+
+    def build(self, input_shape):
+        self.num_tokens, self.token_dim = check_token_input_shape(type(self).__name__, input_shape)
+        if self.token_dim % self.num_heads:
+            raise ValueError(
+                f"`num_heads`={self.num_heads} must divide token_dim={self.token_dim}; "
+                f"valid values: {divisors(self.token_dim)}."
+            )
+        self.head_dim = self.token_dim // self.num_heads
+        for name in ("query", "key", "value", "output"):
+            kernel = self.add_weight(
+                name=f"{name}_kernel",
+                shape=(self.token_dim, self.token_dim),
+                initializer=self.kernel_initializer,
+            )
+            setattr(self, f"{name}_kernel", kernel)
+
+    def _split_heads(self, tensor):
+        return ops.reshape(tensor, (-1, self.num_tokens, self.num_heads, self.head_dim))
+
+    def attention_weights(self, inputs):
+        """Per-sample global matrices `softmax(Q K^T / sqrt(d))`, `(batch, heads, T, T)`."""
+        query = self._split_heads(ops.matmul(inputs, self.query_kernel))
+        key = self._split_heads(ops.matmul(inputs, self.key_kernel))
+        scores = ops.einsum("bthd,bshd->bhts", query, key) / math.sqrt(self.head_dim)
+        return ops.softmax(scores, axis=-1)
+
+    def call(self, inputs):
+        weights = self.attention_weights(inputs)
+        value = self._split_heads(ops.matmul(inputs, self.value_kernel))
+        context = ops.einsum("bhts,bshd->bthd", weights, value)
+        context = ops.reshape(context, (-1, self.num_tokens, self.token_dim))
+        return ops.matmul(context, self.output_kernel)
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape)
+
+    def mixing_matrix(self, inputs):
+        """Per-sample `(batch, L, L)` matrices `M` with `flat(out) = M @ flat(x)`.
+
+        Block `(t, s)` is `sum_h A[h, t, s] * (W_V[:, h] W_O[h, :])^T`.
+        """
+        weights = self.attention_weights(inputs)
+        value = ops.reshape(self.value_kernel, (self.token_dim, self.num_heads, self.head_dim))
+        output = ops.reshape(self.output_kernel, (self.num_heads, self.head_dim, self.token_dim))
+        per_head_local = ops.einsum("lhd,hdk->hlk", value, output)
+        blocks = ops.einsum("bhts,hlk->btksl", weights, per_head_local)
+        size = self.num_tokens * self.token_dim
+        return ops.reshape(blocks, (-1, size, size))
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "num_heads": self.num_heads,
+                "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
+            }
+        )
+        return config
+
+
+@keras.saving.register_keras_serializable(package="keras_unimixer")
+class FMMixing(keras.layers.Layer):
+    """Wukong-style factorization-machine mixing: the FM member of the family (spec section 5).
+
+    The per-sample interaction matrix `F = X X^T / D` (`(T, T)`, all pairwise dot products of the
+    tokens) is the global matrix; a learned projection `Y` `(D, D)` is the shared local map, so
+    `out = F @ (X @ Y)`: every output token is a sum of tokens weighted by their interactions, the
+    "X X^T then project back to (T, D)" of Wukong's FM block. (Scaling by `1 / D` is our choice: it
+    keeps the cubic term at the input's scale.)
+
+    Args:
+        kernel_initializer: initializer of the projection `Y`.
+        **kwargs: base `keras.layers.Layer` arguments.
+
+    Call arguments:
+        inputs: `(batch, num_tokens, token_dim)` tensor.
+
+    Example:
+    >>> x = keras.random.normal((2, 4, 8))
+    >>> keras_unimixer.layers.FMMixing()(x).shape
+    (2, 4, 8)
+    """
+
+    def __init__(self, kernel_initializer="glorot_uniform", **kwargs):
+        super().__init__(**kwargs)
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+
+    def build(self, input_shape):
+        self.num_tokens, self.token_dim = check_token_input_shape(type(self).__name__, input_shape)
+        self.projection_kernel = self.add_weight(
+            name="projection_kernel",
+            shape=(self.token_dim, self.token_dim),
+            initializer=self.kernel_initializer,
+        )
+
+    def interaction_matrix(self, inputs):
+        """Per-sample global matrices `X X^T / D`, `(batch, T, T)`."""
+        return ops.einsum("btd,bsd->bts", inputs, inputs) / float(self.token_dim)
+
+    def call(self, inputs):
+        projected = ops.matmul(inputs, self.projection_kernel)
+        return ops.matmul(self.interaction_matrix(inputs), projected)
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape)
+
+    def mixing_matrix(self, inputs):
+        """Per-sample `(batch, L, L)` matrices `M` with `flat(out) = M @ flat(x)`."""
+        interactions = self.interaction_matrix(inputs)
+        blocks = ops.einsum("bts,lk->btksl", interactions, self.projection_kernel)
+        size = self.num_tokens * self.token_dim
+        return ops.reshape(blocks, (-1, size, size))
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"kernel_initializer": keras.initializers.serialize(self.kernel_initializer)})
+        return config

@@ -1,0 +1,9 @@
+"""Checks every layer of this package passes; reusable for custom mixing layers."""
+
+from keras_unimixer.testing.layer_checks import (
+    assert_gradients_reach_all_weights,
+    check_layer,
+    random_tokens,
+)
+
+__all__ = ["assert_gradients_reach_all_weights", "check_layer", "random_tokens"]

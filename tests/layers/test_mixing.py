@@ -1,0 +1,242 @@
+import keras
+import numpy as np
+import pytest
+
+from keras_unimixer import layers
+from keras_unimixer.testing import check_layer, random_tokens
+
+BATCH, TOKENS, DIM = 3, 4, 8
+SHAPE = (BATCH, TOKENS, DIM)
+
+
+def to_numpy(tensor):
+    return keras.ops.convert_to_numpy(tensor)
+
+
+def unconstrained_tokenmixer(num_heads, num_tokens=TOKENS, token_dim=DIM):
+    """UniMixing set to the exact TokenMixing special case: b = D/H, W_B = I, W_G = Pi."""
+    return layers.UniMixing(
+        block_size=token_dim // num_heads,
+        symmetric=False,
+        temperature=None,
+        sinkhorn_iterations=0,
+        block_specific=True,
+        global_init="permutation",
+        local_init="identity",
+    )
+
+
+MIXERS = {
+    "token_mixing": lambda: layers.TokenMixing(num_heads=TOKENS),
+    "unimixing": lambda: layers.UniMixing(block_size=8),
+    "unimixing_shared": lambda: layers.UniMixing(block_size=4, block_specific=False),
+    "unimixing_random_local": lambda: layers.UniMixing(block_size=16, local_init="random"),
+    "unimixing_raw": lambda: layers.UniMixing(
+        block_size=2, temperature=None, sinkhorn_iterations=0
+    ),
+    "unimixing_lite": lambda: layers.UniMixingLite(block_size=4, num_basis=3, rank=2),
+    "attention": lambda: layers.AttentionMixing(num_heads=2),
+    "fm": lambda: layers.FMMixing(),
+}
+
+
+@pytest.mark.parametrize("name", sorted(MIXERS))
+def test_standard_layer_checks(name):
+    # TokenMixing has no weights: nothing to train, but it must sit in a trained model.
+    check_layer(MIXERS[name], SHAPE, check_training=name != "token_mixing")
+
+
+@pytest.mark.parametrize("name", sorted(set(MIXERS) - {"attention", "fm"}))
+def test_mixing_matrix_reproduces_the_layer(name):
+    layer = MIXERS[name]()
+    inputs = random_tokens(SHAPE)
+    outputs = to_numpy(layer(inputs))
+    matrix = to_numpy(layer.mixing_matrix())
+    assert matrix.shape == (TOKENS * DIM, TOKENS * DIM)
+    expected = inputs.reshape(BATCH, -1) @ matrix.T
+    np.testing.assert_allclose(outputs.reshape(BATCH, -1), expected, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["attention", "fm"])
+def test_per_sample_mixing_matrix_reproduces_the_layer(name):
+    layer = MIXERS[name]()
+    inputs = random_tokens(SHAPE)
+    outputs = to_numpy(layer(inputs))
+    matrices = to_numpy(layer.mixing_matrix(inputs))
+    assert matrices.shape == (BATCH, TOKENS * DIM, TOKENS * DIM)
+    expected = np.einsum("bij,bj->bi", matrices, inputs.reshape(BATCH, -1))
+    np.testing.assert_allclose(outputs.reshape(BATCH, -1), expected, atol=1e-5)
+
+
+def test_token_mixing_is_the_documented_transpose():
+    inputs = random_tokens((2, 3, 6))
+    outputs = to_numpy(layers.TokenMixing(num_heads=2)(inputs))
+    assert outputs.shape == (2, 2, 9)
+    head_dim = 3
+    for head in range(2):
+        for token in range(3):
+            np.testing.assert_array_equal(
+                outputs[:, head, token * head_dim : (token + 1) * head_dim],
+                inputs[:, token, head * head_dim : (head + 1) * head_dim],
+            )
+
+
+@pytest.mark.parametrize("num_tokens,num_heads", [(4, 4), (3, 2), (2, 6), (1, 1)])
+def test_permutation_matrix_properties(num_tokens, num_heads):
+    permutation = layers.token_mixing_permutation(num_tokens, num_heads)
+    size = num_tokens * num_heads
+    assert permutation.shape == (size, size)
+    np.testing.assert_array_equal(permutation.sum(axis=0), np.ones(size))
+    np.testing.assert_array_equal(permutation.sum(axis=1), np.ones(size))
+    np.testing.assert_array_equal(permutation @ permutation.T, np.eye(size))
+    if num_tokens == num_heads:
+        np.testing.assert_array_equal(permutation, permutation.T)
+        np.testing.assert_array_equal(permutation @ permutation, np.eye(size))
+
+
+@pytest.mark.parametrize("num_tokens,token_dim,num_heads", [(4, 8, 4), (4, 8, 2), (3, 12, 6)])
+def test_unimixing_reproduces_token_mixing_exactly(num_tokens, token_dim, num_heads):
+    inputs = random_tokens((5, num_tokens, token_dim))
+    expected = to_numpy(layers.TokenMixing(num_heads)(inputs)).reshape(5, -1)
+    mixer = unconstrained_tokenmixer(num_heads, num_tokens, token_dim)
+    actual = to_numpy(mixer(inputs)).reshape(5, -1)
+    assert np.max(np.abs(actual - expected)) <= 1e-6
+
+
+def test_constrained_unimixing_at_low_temperature_approaches_token_mixing():
+    num_heads = TOKENS
+    mixer = layers.UniMixing(
+        block_size=DIM // num_heads,
+        symmetric=True,
+        temperature=0.05,
+        sinkhorn_iterations=10,
+        constrain_local=False,
+        local_init="identity",
+    )
+    inputs = random_tokens((5, TOKENS, DIM))
+    mixer(inputs)
+    permutation = layers.token_mixing_permutation(TOKENS, num_heads)
+    mixer.global_kernel.assign(10.0 * permutation)
+    actual = to_numpy(mixer(inputs))
+    expected = to_numpy(layers.TokenMixing(num_heads)(inputs))
+    assert np.max(np.abs(actual - expected)) <= 1e-3
+
+
+def test_permutation_init_equals_token_mixing_permutation():
+    mixer = layers.UniMixing(block_size=2, global_init="permutation")
+    mixer.build(SHAPE)
+    np.testing.assert_array_equal(
+        to_numpy(mixer.global_kernel), layers.token_mixing_permutation(TOKENS, DIM // 2)
+    )
+
+
+@pytest.mark.parametrize("block_size", [1, 2, 16, 32])
+def test_unimixing_heads_are_not_tied_to_tokens(block_size):
+    # T * D / block_size blocks, none of these equal to T = 4.
+    assert TOKENS * DIM // block_size != TOKENS
+    layer = layers.UniMixing(block_size=block_size)
+    outputs = layer(random_tokens(SHAPE))
+    assert tuple(outputs.shape) == SHAPE
+    assert layer.num_blocks == TOKENS * DIM // block_size
+
+
+@pytest.mark.parametrize(
+    "block_size,block_specific", [(2, True), (8, True), (4, False), (32, True)]
+)
+def test_unimixing_parameter_count_matches_closed_form(block_size, block_specific):
+    layer = layers.UniMixing(block_size=block_size, block_specific=block_specific)
+    layer.build(SHAPE)
+    num_blocks = TOKENS * DIM // block_size
+    local = block_size**2 * (num_blocks if block_specific else 1)
+    expected = num_blocks**2 + local
+    trainable = sum(int(np.prod(w.shape)) for w in layer.trainable_weights)
+    assert trainable == expected
+    assert expected == layers.UniMixing.num_params(TOKENS, DIM, block_size, block_specific)
+    assert layer.count_params() == expected + 1  # + the non-trainable temperature
+
+
+@pytest.mark.parametrize("block_size,num_basis,rank", [(4, 2, 2), (2, 4, 8), (8, 1, 1)])
+def test_unimixing_lite_parameter_count_matches_closed_form(block_size, num_basis, rank):
+    layer = layers.UniMixingLite(block_size=block_size, num_basis=num_basis, rank=rank)
+    layer.build(SHAPE)
+    num_blocks = TOKENS * DIM // block_size
+    expected = num_basis * block_size**2 + num_blocks * num_basis + 2 * num_blocks * rank
+    trainable = sum(int(np.prod(w.shape)) for w in layer.trainable_weights)
+    assert trainable == expected
+    assert expected == layers.UniMixingLite.num_params(TOKENS, DIM, block_size, num_basis, rank)
+
+
+def test_lite_has_fewer_parameters_than_full_unimixing_at_equal_block_size():
+    full = layers.UniMixing.num_params(16, 64, 32)
+    lite = layers.UniMixingLite.num_params(16, 64, 32, num_basis=4, rank=4)
+    assert lite < full / 5
+
+
+@pytest.mark.parametrize("name", ["unimixing", "unimixing_lite"])
+def test_constrained_weights_are_doubly_stochastic_and_symmetric(name):
+    layer = MIXERS[name]()
+    layer.build(SHAPE)
+    global_weights = to_numpy(layer.global_weights())
+    np.testing.assert_allclose(global_weights.sum(axis=0), 1.0, atol=1e-4)
+    np.testing.assert_allclose(global_weights.sum(axis=1), 1.0, atol=1e-4)
+    np.testing.assert_allclose(global_weights, global_weights.T, atol=1e-5)
+    local_weights = to_numpy(layer.local_weights())
+    np.testing.assert_allclose(local_weights.sum(axis=-1), 1.0, atol=1e-4)
+    np.testing.assert_allclose(local_weights.sum(axis=-2), 1.0, atol=1e-4)
+
+
+def test_temperature_is_a_non_trainable_variable_that_changes_the_output():
+    layer = layers.UniMixing(block_size=4)
+    inputs = random_tokens(SHAPE)
+    warm = to_numpy(layer(inputs))
+    assert layer.temperature_variable.trainable is False
+    assert layer.temperature_variable in layer.non_trainable_weights
+    layer.temperature_variable.assign(0.05)
+    cold = to_numpy(layer(inputs))
+    assert np.max(np.abs(warm - cold)) > 1e-3
+
+
+def test_symmetric_flag_controls_symmetry():
+    layer = layers.UniMixing(block_size=4, symmetric=False, global_init="random")
+    layer.build(SHAPE)
+    weights = to_numpy(layer.global_weights())
+    assert np.max(np.abs(weights - weights.T)) > 1e-4
+
+
+@pytest.mark.parametrize(
+    "make_layer,argument",
+    [
+        (lambda: layers.TokenMixing(num_heads=0), "num_heads"),
+        (lambda: layers.TokenMixing(num_heads=-2), "num_heads"),
+        (lambda: layers.UniMixing(block_size=0), "block_size"),
+        (lambda: layers.UniMixing(block_size=4, sinkhorn_iterations=-1), "sinkhorn_iterations"),
+        (lambda: layers.UniMixing(block_size=4, temperature=0.0), "temperature"),
+        (lambda: layers.UniMixing(block_size=4, temperature=None), "sinkhorn_iterations"),
+        (lambda: layers.UniMixing(block_size=4, global_init="zeros"), "global_init"),
+        (lambda: layers.UniMixingLite(block_size=4, num_basis=0), "num_basis"),
+        (lambda: layers.UniMixingLite(block_size=4, rank=0), "rank"),
+        (lambda: layers.AttentionMixing(num_heads=0), "num_heads"),
+    ],
+)
+def test_bad_constructor_arguments_name_the_argument(make_layer, argument):
+    with pytest.raises(ValueError, match=f"`{argument}`"):
+        make_layer()
+
+
+@pytest.mark.parametrize(
+    "make_layer,shape,pattern",
+    [
+        (lambda: layers.UniMixing(block_size=5), SHAPE, r"`block_size`=5 must divide .* 32"),
+        (lambda: layers.UniMixingLite(block_size=3), SHAPE, r"`block_size`=3 must divide"),
+        (lambda: layers.UniMixingLite(block_size=8, rank=5), SHAPE, r"`rank`=5 .* 1\.\.4"),
+        (lambda: layers.TokenMixing(num_heads=3), SHAPE, r"`num_heads`=3 must divide token_dim=8"),
+        (lambda: layers.AttentionMixing(num_heads=3), SHAPE, r"`num_heads`=3 must divide"),
+        (lambda: layers.UniMixing(block_size=16, global_init="permutation"), SHAPE, "permutation"),
+        (lambda: layers.UniMixing(block_size=4), (3, 32), "rank 3"),
+        (lambda: layers.FMMixing(), (3, 4, 8, 1), "rank 3"),
+        (lambda: layers.TokenMixing(num_heads=2), (3, None, 8), "static num_tokens"),
+    ],
+)
+def test_bad_shapes_fail_at_build_with_the_valid_values(make_layer, shape, pattern):
+    with pytest.raises(ValueError, match=pattern):
+        make_layer().build(shape)
