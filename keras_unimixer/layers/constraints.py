@@ -25,9 +25,13 @@ def log_sinkhorn(log_matrix, num_iterations: int):
         The log of the balanced matrix. Its columns sum to exactly 1 (the last step normalizes
         columns); its rows approach 1 as `num_iterations` grows.
     """
-    for _ in range(num_iterations):
-        log_matrix = log_matrix - ops.logsumexp(log_matrix, axis=-1, keepdims=True)
-        log_matrix = log_matrix - ops.logsumexp(log_matrix, axis=-2, keepdims=True)
+    def normalize_rows_then_columns(_, matrix):
+        matrix = matrix - ops.logsumexp(matrix, axis=-1, keepdims=True)
+        return matrix - ops.logsumexp(matrix, axis=-2, keepdims=True)
+
+    # A loop op rather than a Python loop: the graph holds one iteration, which keeps XLA/JAX
+    # compile time flat in `num_iterations`.
+    log_matrix = ops.fori_loop(0, num_iterations, normalize_rows_then_columns, log_matrix)
     return log_matrix
 
 

@@ -24,9 +24,16 @@ def _make_norm(norm_type: str, epsilon: float, name: str):
 
 def _copy_layer(config: dict):
     """A fresh, unbuilt layer from a serialized one; the name is dropped so copies get new ones."""
-    config = dict(config)
+    config = {key: value for key, value in config.items() if key != "build_config"}
     config["config"] = {k: v for k, v in config["config"].items() if k != "name"}
     return keras.saving.deserialize_keras_object(config)
+
+
+def _is_shape_pair(shape) -> bool:
+    """True for the two SiameseNorm stream shapes, False for one shape (JSON makes both lists)."""
+    return isinstance(shape, (list, tuple)) and len(shape) == 2 and isinstance(
+        shape[0], (list, tuple)
+    )
 
 
 def _as_layer(mixing):
@@ -111,7 +118,7 @@ class UniMixerBlock(keras.layers.Layer):
         return [getattr(self, name) for name in names]
 
     def build(self, input_shape):
-        if isinstance(input_shape, list):
+        if _is_shape_pair(input_shape):
             if self.norm != "siamese":
                 raise ValueError(
                     f"A list of inputs (the two SiameseNorm streams) needs norm='siamese'; "
@@ -120,7 +127,8 @@ class UniMixerBlock(keras.layers.Layer):
             input_shape = input_shape[0]
         input_shape = tuple(input_shape)
         check_token_input_shape(type(self).__name__, input_shape)
-        self.mixing.build(input_shape)
+        if not self.mixing.built:  # a deserialized mixing layer arrives built
+            self.mixing.build(input_shape)
         mixed_shape = tuple(self.mixing.compute_output_shape(input_shape))
         if mixed_shape[1:] != input_shape[1:]:
             raise ValueError(
@@ -129,9 +137,9 @@ class UniMixerBlock(keras.layers.Layer):
                 "TokenMixing keeps the shape only with num_heads == num_tokens (RankMixer's "
                 "constraint); UniMixing lifts it."
             )
-        self.ffn.build(input_shape)
-        for layer in self._norm_layers():
-            layer.build(input_shape)
+        for layer in [self.ffn, *self._norm_layers()]:
+            if not layer.built:
+                layer.build(input_shape)
 
     def _residual_pairs(self):
         return ((self.mixing, "mixing"), (self.ffn, "ffn"))
@@ -158,7 +166,7 @@ class UniMixerBlock(keras.layers.Layer):
 
     def compute_output_shape(self, input_shape):
         if self.norm == "siamese":
-            shape = tuple(input_shape[0]) if isinstance(input_shape, list) else tuple(input_shape)
+            shape = tuple(input_shape[0] if _is_shape_pair(input_shape) else input_shape)
             return [shape, shape]
         return tuple(input_shape)
 

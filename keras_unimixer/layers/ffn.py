@@ -96,7 +96,7 @@ class PerTokenFFN(keras.layers.Layer):
             gate = ops.einsum("btd,tdf->btf", inputs, self.gate_kernel)
             hidden = ops.silu(hidden) * gate
         else:
-            hidden = ops.gelu(hidden)
+            hidden = ops.gelu(hidden, approximate=False)
         outputs = ops.einsum("btf,tfd->btd", hidden, self.output_kernel)
         if self.use_bias:
             outputs = outputs + self.output_bias

@@ -1,0 +1,151 @@
+import keras
+import numpy as np
+import pytest
+
+from keras_unimixer import layers
+from keras_unimixer.testing import assert_gradients_reach_all_weights, check_layer, random_tokens
+
+SHAPE = (3, 4, 8)
+
+MIXERS = {
+    "rankmixer": lambda: layers.TokenMixing(num_heads=4),
+    "unimixer": lambda: layers.UniMixing(block_size=8),
+    "unimixer_lite": lambda: layers.UniMixingLite(block_size=4, num_basis=2, rank=2),
+    "attention": lambda: layers.AttentionMixing(num_heads=2),
+    "fm": lambda: layers.FMMixing(),
+}
+
+
+@pytest.mark.parametrize("norm", ["pre", "post"])
+@pytest.mark.parametrize("mixer", ["unimixer", "rankmixer"])
+def test_block_standard_checks(norm, mixer):
+    check_layer(lambda: layers.UniMixerBlock(MIXERS[mixer](), ffn_multiplier=2, norm=norm), SHAPE)
+
+
+@pytest.mark.parametrize("mixer", sorted(MIXERS))
+@pytest.mark.parametrize("norm", ["siamese", "post", "pre"])
+def test_encoder_standard_checks(mixer, norm):
+    check_layer(
+        lambda: layers.UniMixerEncoder(
+            num_layers=2, mixing=MIXERS[mixer](), ffn_multiplier=2, norm=norm
+        ),
+        SHAPE,
+    )
+
+
+def test_encoder_blocks_have_independent_mixing_weights():
+    encoder = layers.UniMixerEncoder(num_layers=3, mixing=layers.UniMixing(block_size=8))
+    encoder.build(SHAPE)
+    kernels = [block.mixing.global_kernel for block in encoder.blocks]
+    assert len({id(kernel) for kernel in kernels}) == 3
+    assert len({kernel.path for kernel in kernels}) == 3
+    values = [keras.ops.convert_to_numpy(k) for k in kernels]
+    assert not np.allclose(values[0], values[1])
+
+
+def rms_norm(x, scale, epsilon=1e-6):
+    return x / np.sqrt(np.mean(x**2, axis=-1, keepdims=True) + epsilon) * scale
+
+
+def test_siamese_encoder_matches_a_numpy_reference():
+    encoder = layers.UniMixerEncoder(
+        num_layers=2, mixing=layers.UniMixing(block_size=8), ffn_multiplier=2, norm="siamese"
+    )
+    inputs = random_tokens(SHAPE)
+    outputs = keras.ops.convert_to_numpy(encoder(inputs))
+    # Give the norms non-trivial scales so a swapped norm would show.
+    rng = np.random.default_rng(3)
+    norm_layers = [w for w in encoder.weights if w.name == "scale"]
+    for weight in norm_layers:
+        weight.assign(rng.uniform(0.5, 1.5, weight.shape).astype("float32"))
+    outputs = keras.ops.convert_to_numpy(encoder(inputs))
+
+    def apply(layer, x):
+        return keras.ops.convert_to_numpy(layer(x.astype("float32"))).astype("float64")
+
+    def scale(norm_layer):
+        return keras.ops.convert_to_numpy(norm_layer.scale).astype("float64")
+
+    post, pre = inputs.astype("float64"), inputs.astype("float64")
+    for block in encoder.blocks:
+        for sublayer, name in ((block.mixing, "mixing"), (block.ffn, "ffn")):
+            stream_norm = getattr(block, f"{name}_stream_norm")
+            output_norm = getattr(block, f"{name}_norm")
+            branch = apply(sublayer, post + rms_norm(pre, scale(stream_norm)))
+            post = rms_norm(post + branch, scale(output_norm))
+            pre = pre + branch
+    expected = post + rms_norm(pre, scale(encoder.output_norm))
+    np.testing.assert_allclose(outputs, expected, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("norm", ["pre", "post"])
+def test_pre_and_post_norm_blocks_match_their_formulas(norm):
+    block = layers.UniMixerBlock(layers.TokenMixing(num_heads=4), ffn_multiplier=2, norm=norm)
+    inputs = random_tokens(SHAPE)
+    outputs = keras.ops.convert_to_numpy(block(inputs))
+    mix = lambda x: keras.ops.convert_to_numpy(block.mixing(x))  # noqa: E731
+    ffn = lambda x: keras.ops.convert_to_numpy(block.ffn(x))  # noqa: E731
+    mixing_norm = lambda x: keras.ops.convert_to_numpy(block.mixing_norm(x))  # noqa: E731
+    ffn_norm = lambda x: keras.ops.convert_to_numpy(block.ffn_norm(x))  # noqa: E731
+    if norm == "pre":
+        hidden = inputs + mix(mixing_norm(inputs))
+        expected = hidden + ffn(ffn_norm(hidden))
+    else:
+        hidden = mixing_norm(inputs + mix(inputs))
+        expected = ffn_norm(hidden + ffn(hidden))
+    np.testing.assert_allclose(outputs, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_siamese_block_returns_two_streams():
+    block = layers.UniMixerBlock(layers.UniMixing(block_size=8), norm="siamese")
+    post, pre = block(random_tokens(SHAPE))
+    assert tuple(post.shape) == SHAPE and tuple(pre.shape) == SHAPE
+    rms = np.sqrt(np.mean(keras.ops.convert_to_numpy(post) ** 2, axis=-1))
+    np.testing.assert_allclose(rms, 1.0, atol=1e-3)  # the post-norm stream is normalized
+
+
+def test_layernorm_option():
+    encoder = layers.UniMixerEncoder(
+        num_layers=1, mixing=layers.FMMixing(), norm="pre", norm_type="layer"
+    )
+    encoder.build(SHAPE)
+    assert isinstance(encoder.output_norm, keras.layers.LayerNormalization)
+
+
+def test_encoder_trains_under_fit_with_a_head():
+    inputs = keras.Input(shape=SHAPE[1:])
+    encoded = layers.UniMixerEncoder(num_layers=2, mixing=layers.UniMixingLite(block_size=4))(
+        inputs
+    )
+    logit = keras.layers.Dense(1)(keras.ops.mean(encoded, axis=1))
+    model = keras.Model(inputs, logit)
+    x = random_tokens((64,) + SHAPE[1:])
+    y = (x[:, 0, 0] * x[:, 1, 1] > 0).astype("float32")[:, None]
+    losses = assert_gradients_reach_all_weights(model, x, y, steps=30)
+    assert losses[-1] < losses[0]
+
+
+def test_token_mixing_with_heads_not_equal_tokens_is_rejected_in_a_residual_stack():
+    encoder = layers.UniMixerEncoder(num_layers=1, mixing=layers.TokenMixing(num_heads=2))
+    with pytest.raises(ValueError, match="num_heads == num_tokens"):
+        encoder.build(SHAPE)
+
+
+@pytest.mark.parametrize(
+    "kwargs,argument",
+    [
+        ({"num_layers": 0}, "num_layers"),
+        ({"num_layers": 1, "norm": "batch"}, "norm"),
+        ({"num_layers": 1, "norm_type": "group"}, "norm_type"),
+        ({"num_layers": 1, "ffn_multiplier": 0}, "ffn_multiplier"),
+        ({"num_layers": 1, "ffn_activation": "tanh"}, "activation"),
+    ],
+)
+def test_bad_arguments(kwargs, argument):
+    with pytest.raises(ValueError, match=f"`{argument}`"):
+        layers.UniMixerEncoder(mixing=layers.FMMixing(), **kwargs)
+
+
+def test_mixing_must_be_a_layer():
+    with pytest.raises(ValueError, match="`mixing`"):
+        layers.UniMixerEncoder(num_layers=1, mixing="unimixing")
