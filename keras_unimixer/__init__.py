@@ -1,6 +1,6 @@
 """keras_unimixer: UniMixer and the token-mixing family for recommendation, in Keras 3."""
 
-from keras_unimixer import callbacks, layers
+from keras_unimixer import callbacks, datasets, layers, models
 from keras_unimixer.callbacks import TemperatureAnnealing
 from keras_unimixer.layers import (
     AttentionMixing,
@@ -27,6 +27,8 @@ __all__ = [
     "UniMixing",
     "UniMixingLite",
     "callbacks",
+    "datasets",
     "layers",
+    "models",
     "token_mixing_permutation",
 ]

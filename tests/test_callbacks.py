@@ -30,7 +30,8 @@ class RecordTemperature(keras.callbacks.Callback):
         if hasattr(self.model, "jax_state_sync"):
             self.model.jax_state_sync()
         values = {
-            float(keras.ops.convert_to_numpy(v)) for v in callbacks.temperature_variables(self.model)
+            float(keras.ops.convert_to_numpy(v))
+            for v in callbacks.temperature_variables(self.model)
         }
         assert len(values) == 1, values
         self.seen.append(values.pop())

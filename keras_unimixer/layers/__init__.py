@@ -15,10 +15,12 @@ from keras_unimixer.layers.mixing import (
     UniMixing,
     UniMixingLite,
 )
+from keras_unimixer.layers.tokenizer import FeatureTokenizer
 
 __all__ = [
     "AttentionMixing",
     "FMMixing",
+    "FeatureTokenizer",
     "PerTokenFFN",
     "StackedIdentity",
     "TokenMixing",

@@ -25,6 +25,7 @@ def log_sinkhorn(log_matrix, num_iterations: int):
         The log of the balanced matrix. Its columns sum to exactly 1 (the last step normalizes
         columns); its rows approach 1 as `num_iterations` grows.
     """
+
     def normalize_rows_then_columns(_, matrix):
         matrix = matrix - ops.logsumexp(matrix, axis=-1, keepdims=True)
         return matrix - ops.logsumexp(matrix, axis=-2, keepdims=True)

@@ -31,8 +31,8 @@ def _copy_layer(config: dict):
 
 def _is_shape_pair(shape) -> bool:
     """True for the two SiameseNorm stream shapes, False for one shape (JSON makes both lists)."""
-    return isinstance(shape, (list, tuple)) and len(shape) == 2 and isinstance(
-        shape[0], (list, tuple)
+    return (
+        isinstance(shape, (list, tuple)) and len(shape) == 2 and isinstance(shape[0], (list, tuple))
     )
 
 

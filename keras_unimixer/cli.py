@@ -1,0 +1,143 @@
+"""Command line: `python -m keras_unimixer train ...` (also the `keras-unimixer` script)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+
+from keras_unimixer.training import TrainConfig
+
+
+def _positive_int(text):
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def _int_list(text):
+    return tuple(_positive_int(part) for part in text.split(",") if part)
+
+
+def add_model_arguments(parser):
+    from keras_unimixer.models import MODEL_NAMES
+
+    defaults = TrainConfig()
+    group = parser.add_argument_group("model")
+    group.add_argument("--model", choices=MODEL_NAMES, default=defaults.model)
+    group.add_argument("--num-layers", type=_positive_int, default=defaults.num_layers)
+    group.add_argument("--num-tokens", type=_positive_int, default=defaults.num_tokens)
+    group.add_argument("--token-dim", type=_positive_int, default=defaults.token_dim)
+    group.add_argument("--embedding-dim", type=_positive_int, default=defaults.embedding_dim)
+    group.add_argument("--block-size", type=_positive_int, default=None)
+    group.add_argument("--num-heads", type=_positive_int, default=None)
+    group.add_argument("--num-basis", type=_positive_int, default=defaults.num_basis)
+    group.add_argument("--rank", type=_positive_int, default=defaults.rank)
+    group.add_argument("--ffn-multiplier", type=_positive_int, default=defaults.ffn_multiplier)
+    group.add_argument("--norm", choices=("siamese", "post", "pre"), default=None)
+    group.add_argument(
+        "--tokenizer-mode", choices=("rankmixer", "field", "group"), default="rankmixer"
+    )
+    group.add_argument(
+        "--hidden-units", type=_int_list, default=defaults.hidden_units, help="e.g. 128,64"
+    )
+
+
+def add_train_arguments(parser):
+    from keras_unimixer.datasets import DATASETS
+
+    defaults = TrainConfig()
+    data = parser.add_argument_group("data")
+    data.add_argument("--dataset", choices=DATASETS, default=defaults.dataset)
+    data.add_argument(
+        "--data-dir", default=None, help="dataset folder (default: $KERAS_UNIMIXER_DATA)"
+    )
+    data.add_argument("--split", choices=("random", "time"), default=defaults.split)
+    data.add_argument("--tasks", default="click", help="comma-separated label names")
+    data.add_argument("--max-examples", type=_positive_int, default=None)
+    add_model_arguments(parser)
+    run = parser.add_argument_group("training")
+    run.add_argument("--epochs", type=_positive_int, default=defaults.epochs)
+    run.add_argument("--batch-size", type=_positive_int, default=defaults.batch_size)
+    run.add_argument("--learning-rate", type=float, default=defaults.learning_rate)
+    run.add_argument("--patience", type=int, default=defaults.patience)
+    run.add_argument("--temperature-start", type=float, default=defaults.temperature_start)
+    run.add_argument("--temperature-end", type=float, default=defaults.temperature_end)
+    run.add_argument(
+        "--no-anneal", action="store_true", help="keep the UniMixing temperature fixed"
+    )
+    run.add_argument("--seed", type=int, default=defaults.seed)
+    run.add_argument("--output", default=defaults.output)
+    run.add_argument(
+        "--resume", action="store_true", help="continue from OUTPUT/checkpoint if present"
+    )
+    run.add_argument("--verbose", type=int, choices=(0, 1, 2), default=None)
+
+
+def config_from_args(args) -> TrainConfig:
+    return TrainConfig(
+        dataset=args.dataset,
+        model=args.model,
+        data_dir=args.data_dir,
+        split=args.split,
+        tasks=tuple(t for t in args.tasks.split(",") if t),
+        num_layers=args.num_layers,
+        num_tokens=args.num_tokens,
+        token_dim=args.token_dim,
+        embedding_dim=args.embedding_dim,
+        block_size=args.block_size,
+        num_heads=args.num_heads,
+        num_basis=args.num_basis,
+        rank=args.rank,
+        ffn_multiplier=args.ffn_multiplier,
+        norm=args.norm,
+        tokenizer_mode=args.tokenizer_mode,
+        hidden_units=tuple(args.hidden_units),
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        learning_rate=args.learning_rate,
+        patience=args.patience,
+        temperature_start=args.temperature_start,
+        temperature_end=args.temperature_end,
+        anneal_temperature=not args.no_anneal,
+        seed=args.seed,
+        output=args.output,
+        resume=args.resume,
+        verbose="auto" if args.verbose is None else args.verbose,
+        max_examples=args.max_examples,
+    )
+
+
+def run_train(args) -> int:
+    from keras_unimixer.training import train
+
+    metrics = train(config_from_args(args))
+    summary = {
+        "test": metrics["test"],
+        "parameters": metrics["parameters"],
+        "flops_per_example": metrics["flops_per_example"],
+        "train_examples_per_second": round(metrics["train_examples_per_second"] or 0.0, 1),
+        "output": args.output,
+    }
+    print(json.dumps(summary, indent=1))
+    return 0
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="keras_unimixer", description="UniMixer ranking models in Keras 3."
+    )
+    commands = parser.add_subparsers(dest="command")
+    train_parser = commands.add_parser(
+        "train", help="train a ranking model (default: UniMixer-Lite on synthetic data)"
+    )
+    add_train_arguments(train_parser)
+    train_parser.set_defaults(handler=run_train)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv:
+        argv = ["train"]
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    return args.handler(args)

@@ -1,0 +1,47 @@
+"""Dataset loaders: schema + train/validation/test splits as numpy arrays and `tf.data`."""
+
+from keras_unimixer.datasets.criteo import load_criteo
+from keras_unimixer.datasets.files import DataFilesNotFound
+from keras_unimixer.datasets.movielens import load_movielens
+from keras_unimixer.datasets.schema import (
+    CATEGORICAL,
+    MISSING_ID,
+    MULTI_CATEGORICAL,
+    NUMERIC,
+    OOV_ID,
+    FeatureSpec,
+    RecDataset,
+)
+from keras_unimixer.datasets.synthetic import make_synthetic
+
+DATASETS = ("synthetic", "movielens", "criteo")
+
+
+def load_dataset(name: str, data_dir=None, seed: int = 42, split: str = "random", **kwargs):
+    """Load a dataset by name: `"synthetic"` (embedded), `"movielens"` or `"criteo"`."""
+    if name == "synthetic":
+        return make_synthetic(seed=seed, **kwargs)
+    if name == "movielens":
+        return load_movielens(data_dir=data_dir, split=split, seed=seed, **kwargs)
+    if name == "criteo":
+        if split != "random":
+            raise ValueError("The Criteo loader has only the random split (`split`='random').")
+        return load_criteo(data_dir=data_dir, seed=seed, **kwargs)
+    raise ValueError(f"`dataset` must be one of {DATASETS}, got {name!r}.")
+
+
+__all__ = [
+    "CATEGORICAL",
+    "DATASETS",
+    "DataFilesNotFound",
+    "FeatureSpec",
+    "MISSING_ID",
+    "MULTI_CATEGORICAL",
+    "NUMERIC",
+    "OOV_ID",
+    "RecDataset",
+    "load_criteo",
+    "load_dataset",
+    "load_movielens",
+    "make_synthetic",
+]

@@ -1,0 +1,213 @@
+"""Feature schema and the encoded, split dataset that every loader returns."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+
+import numpy as np
+
+logger = logging.getLogger("keras_unimixer.datasets")
+
+CATEGORICAL = "categorical"
+NUMERIC = "numeric"
+MULTI_CATEGORICAL = "multi_categorical"
+FEATURE_KINDS = (CATEGORICAL, NUMERIC, MULTI_CATEGORICAL)
+
+# Reserved ids of every categorical vocabulary: 0 = missing value (and padding of multi-valued
+# features), 1 = out of vocabulary (a value never seen in training, or below the frequency threshold).
+MISSING_ID = 0
+OOV_ID = 1
+NUM_RESERVED_IDS = 2
+
+SPLITS = ("train", "validation", "test")
+
+
+@dataclasses.dataclass(frozen=True)
+class FeatureSpec:
+    """One input feature.
+
+    Attributes:
+        name: the feature's name (and the key of its input tensor).
+        kind: `"categorical"` (one id), `"multi_categorical"` (a padded list of ids) or `"numeric"`.
+        vocabulary_size: number of ids of a categorical feature, reserved ids 0 and 1 included.
+        group: semantic group (`"user"`, `"item"`, `"context"`, ...), used by the tokenizers.
+        max_length: number of ids per example of a multi-valued feature.
+    """
+
+    name: str
+    kind: str
+    vocabulary_size: int = 0
+    group: str = "default"
+    max_length: int = 1
+
+    def __post_init__(self):
+        if self.kind not in FEATURE_KINDS:
+            raise ValueError(
+                f"Feature {self.name!r}: `kind` must be one of {FEATURE_KINDS}, got {self.kind!r}."
+            )
+        if self.kind != NUMERIC and self.vocabulary_size < NUM_RESERVED_IDS + 1:
+            raise ValueError(
+                f"Feature {self.name!r}: a {self.kind} feature needs `vocabulary_size` >= 3 "
+                f"(ids 0 and 1 are reserved for missing and out-of-vocabulary), "
+                f"got {self.vocabulary_size}."
+            )
+        if self.kind == MULTI_CATEGORICAL and self.max_length < 1:
+            raise ValueError(f"Feature {self.name!r}: `max_length` must be >= 1.")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, config: dict) -> FeatureSpec:
+        return cls(**config)
+
+
+def features_from_config(features) -> list[FeatureSpec]:
+    """A list of `FeatureSpec` from specs or their dicts (as stored in layer configs)."""
+    return [f if isinstance(f, FeatureSpec) else FeatureSpec.from_dict(f) for f in features]
+
+
+class Vocabulary:
+    """Maps raw values to ids: 0 missing, 1 out of vocabulary, 2.. values seen often enough."""
+
+    def __init__(self, values, min_count: int = 1):
+        counts: dict = {}
+        for value in values:
+            if value is not None and value != "":
+                counts[value] = counts.get(value, 0) + 1
+        kept = sorted((v for v, c in counts.items() if c >= min_count), key=str)
+        self.index = {value: i + NUM_RESERVED_IDS for i, value in enumerate(kept)}
+        self.num_below_threshold = len(counts) - len(kept)
+
+    @property
+    def size(self) -> int:
+        return len(self.index) + NUM_RESERVED_IDS
+
+    def lookup(self, values) -> tuple[np.ndarray, int]:
+        """Ids of `values`, and how many non-missing values went to the OOV bucket."""
+        ids = np.empty(len(values), dtype="int32")
+        num_oov = 0
+        for position, value in enumerate(values):
+            if value is None or value == "":
+                ids[position] = MISSING_ID
+            else:
+                found = self.index.get(value, OOV_ID)
+                num_oov += found == OOV_ID
+                ids[position] = found
+        return ids, num_oov
+
+
+@dataclasses.dataclass
+class RecDataset:
+    """An encoded dataset: schema, label names and numpy arrays per split.
+
+    `splits[name]` is `(features, labels)`: `features` maps feature names to arrays (`(N,)` int32
+    for categorical, `(N,)` float32 for numeric, `(N, max_length)` int32 for multi-valued) and
+    `labels` maps label names to `(N,)` float32 arrays. `report` holds the counts of repaired,
+    imputed and out-of-vocabulary values, also logged when the dataset is built. `preprocessing`
+    holds what encoding needs at serving time: each categorical feature's vocabulary (id = position
+    + 2) and each numeric feature's training mean and standard deviation.
+    """
+
+    name: str
+    features: list[FeatureSpec]
+    label_names: list[str]
+    splits: dict
+    report: dict = dataclasses.field(default_factory=dict)
+    preprocessing: dict = dataclasses.field(default_factory=dict)
+
+    def num_examples(self, split: str) -> int:
+        features, _ = self.splits[split]
+        return len(next(iter(features.values())))
+
+    def feature(self, name: str) -> FeatureSpec:
+        for spec in self.features:
+            if spec.name == name:
+                return spec
+        raise KeyError(f"No feature {name!r}; features: {[f.name for f in self.features]}.")
+
+    def arrays(self, split: str, labels=None):
+        """`(features, labels)` numpy arrays of a split; `labels` selects and orders label names."""
+        if split not in self.splits:
+            raise ValueError(f"`split` must be one of {list(self.splits)}, got {split!r}.")
+        features, all_labels = self.splits[split]
+        names = list(labels or self.label_names)
+        return features, {name: all_labels[name] for name in names}
+
+    def steps_per_epoch(self, split: str, batch_size: int) -> int:
+        return math.ceil(self.num_examples(split) / batch_size)
+
+    def tf_dataset(
+        self,
+        split: str,
+        batch_size: int,
+        labels=None,
+        shuffle: bool = False,
+        seed: int = 0,
+        epochs: int | None = None,
+        start_epoch: int = 0,
+    ):
+        """A batched `tf.data.Dataset` of `(features, labels)` (usable by both Keras backends).
+
+        With `shuffle`, epoch `e` is ordered by a permutation that depends only on `(seed, e)`, and
+        the dataset covers epochs `start_epoch..epochs-1`: a run resumed at epoch `e` sees exactly
+        the batches an uninterrupted run sees. Labels are `(batch, 1)`: a single label as a tensor,
+        several as a dict. `labels=None` selects every label of the dataset.
+        """
+        import tensorflow as tf
+
+        features, label_arrays = self.arrays(split, labels)
+        # (N, 1) targets, matching the (batch, 1) logits of the models.
+        label_arrays = {name: values[:, None] for name, values in label_arrays.items()}
+        targets = next(iter(label_arrays.values())) if len(label_arrays) == 1 else label_arrays
+        data = (features, targets)
+        if not shuffle:
+            return tf.data.Dataset.from_tensor_slices(data).batch(batch_size).prefetch(2)
+        if epochs is None:
+            raise ValueError("`epochs` is required with shuffle=True (each epoch has its order).")
+        tensors = tf.nest.map_structure(tf.constant, data)
+        num_examples = self.num_examples(split)
+
+        def epoch_batches(epoch):
+            order = tf.random.experimental.stateless_shuffle(
+                tf.range(num_examples), seed=tf.stack([tf.cast(seed, tf.int64), epoch])
+            )
+            return tf.data.Dataset.from_tensor_slices(order).batch(batch_size)
+
+        batches = tf.data.Dataset.range(start_epoch, epochs).flat_map(epoch_batches)
+        gather = lambda index: tf.nest.map_structure(  # noqa: E731
+            lambda tensor: tf.gather(tensor, index), tensors
+        )
+        return batches.map(gather, num_parallel_calls=tf.data.AUTOTUNE).prefetch(2)
+
+
+def log_report(name: str, report: dict) -> None:
+    for key, value in report.items():
+        if value:
+            logger.info("%s: %s = %s", name, key, value)
+
+
+def random_split(num_examples: int, seed: int, fractions=(0.8, 0.1, 0.1)) -> dict:
+    """Row indices of a seeded random train/validation/test split."""
+    order = np.random.default_rng(seed).permutation(num_examples)
+    num_train = int(round(fractions[0] * num_examples))
+    num_valid = int(round(fractions[1] * num_examples))
+    return {
+        "train": np.sort(order[:num_train]),
+        "validation": np.sort(order[num_train : num_train + num_valid]),
+        "test": np.sort(order[num_train + num_valid :]),
+    }
+
+
+def time_split(timestamps: np.ndarray, fractions=(0.8, 0.1, 0.1)) -> dict:
+    """The earliest 80% for training, the next 10% for validation, the last 10% for test."""
+    order = np.argsort(timestamps, kind="stable")
+    num_train = int(round(fractions[0] * len(order)))
+    num_valid = int(round(fractions[1] * len(order)))
+    return {
+        "train": order[:num_train],
+        "validation": order[num_train : num_train + num_valid],
+        "test": order[num_train + num_valid :],
+    }

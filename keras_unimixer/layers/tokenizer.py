@@ -1,0 +1,243 @@
+"""Feature tokenization: raw feature ids/values to `(batch, num_tokens, token_dim)` (spec section 1)."""
+
+from __future__ import annotations
+
+import math
+
+import keras
+from keras import ops
+
+from keras_unimixer.datasets.schema import (
+    CATEGORICAL,
+    NUMERIC,
+    features_from_config,
+)
+from keras_unimixer.layers.validation import check_choice, check_positive_int
+
+TOKENIZER_MODES = ("rankmixer", "field", "group")
+
+
+@keras.saving.register_keras_serializable(package="keras_unimixer")
+class FeatureTokenizer(keras.layers.Layer):
+    """Embeds every feature and turns the embeddings into tokens.
+
+    Every categorical feature has an embedding table (`vocabulary_size, embedding_dim`); a
+    multi-valued one averages the embeddings of its non-padding ids (id 0 is padding/missing); a
+    numeric feature `x` becomes `x * w + b` with its own `w, b` of size `embedding_dim`. Then:
+    - `"rankmixer"` (RankMixer tokenization): concatenate all embeddings (in feature-group order)
+      into one vector, cut it into `num_tokens` equal chunks (zero-padded at the end to a multiple
+      of `num_tokens`) and project chunk `i` with its own `(chunk, token_dim)` matrix.
+    - `"field"`: one token per feature, each projected to `token_dim` by its own matrix (or not
+      projected when `project=False`, which needs `token_dim == embedding_dim`).
+    - `"group"`: one token per feature group, the concatenation of the group's embeddings
+      projected to `token_dim` by the group's own matrix.
+
+    Args:
+        features: the dataset's `FeatureSpec`s (or their dicts).
+        embedding_dim: size of each feature embedding.
+        token_dim: size `D` of each output token.
+        num_tokens: number of tokens `T` in `"rankmixer"` mode (ignored by the other modes, where it
+            is the number of features or groups).
+        mode: `"rankmixer"`, `"field"` or `"group"`.
+        project: project field tokens (`"field"` mode only).
+        embeddings_initializer: initializer of the embedding tables.
+        **kwargs: base `keras.layers.Layer` arguments.
+
+    Call arguments:
+        inputs: dict feature name -> tensor: `(batch,)` int ids for categorical features,
+            `(batch, max_length)` int ids for multi-valued ones, `(batch,)` floats for numeric ones.
+
+    Example:
+    >>> from keras_unimixer.datasets import FeatureSpec
+    >>> specs = [FeatureSpec("user", "categorical", 10), FeatureSpec("age", "numeric")]
+    >>> tokenizer = keras_unimixer.layers.FeatureTokenizer(specs, 4, token_dim=8, num_tokens=2)
+    >>> tokenizer({"user": np.array([3, 5]), "age": np.array([0.1, -1.0])}).shape
+    (2, 2, 8)
+    """
+
+    def __init__(
+        self,
+        features,
+        embedding_dim: int,
+        token_dim: int,
+        num_tokens: int | None = None,
+        mode: str = "rankmixer",
+        project: bool = True,
+        embeddings_initializer="uniform",
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.features = features_from_config(features)
+        if not self.features:
+            raise ValueError("`features` must list at least one FeatureSpec.")
+        self.embedding_dim = check_positive_int("embedding_dim", embedding_dim)
+        self.token_dim = check_positive_int("token_dim", token_dim)
+        self.mode = check_choice("mode", mode, TOKENIZER_MODES)
+        self.project = bool(project)
+        if self.mode == "rankmixer":
+            self.num_tokens = check_positive_int("num_tokens", num_tokens)
+        else:
+            self.num_tokens = len(self.features) if mode == "field" else len(self.groups())
+        if not self.project and (self.mode != "field" or token_dim != embedding_dim):
+            raise ValueError(
+                "`project`=False is only valid with mode='field' and token_dim == embedding_dim "
+                f"(got mode={mode!r}, token_dim={token_dim}, embedding_dim={embedding_dim})."
+            )
+        self.embeddings_initializer = keras.initializers.get(embeddings_initializer)
+        # Token order: features sorted by group (stable), as the spec groups them by meaning.
+        group_order = {group: i for i, group in enumerate(self.groups())}
+        self.ordered_features = sorted(self.features, key=lambda f: group_order[f.group])
+
+    def groups(self) -> list[str]:
+        seen = []
+        for spec in self.features:
+            if spec.group not in seen:
+                seen.append(spec.group)
+        return seen
+
+    def build(self, input_shape):
+        if not isinstance(input_shape, dict):
+            raise ValueError(
+                "FeatureTokenizer expects a dict of feature name -> tensor, got "
+                f"{type(input_shape).__name__}."
+            )
+        self._check_names(input_shape)
+        for spec in self.features:
+            if spec.kind == NUMERIC:
+                setattr(
+                    self,
+                    f"{spec.name}_numeric_kernel",
+                    self.add_weight(
+                        name=f"{spec.name}_numeric_kernel",
+                        shape=(self.embedding_dim,),
+                        initializer=keras.initializers.RandomNormal(stddev=0.05),
+                    ),
+                )
+                setattr(
+                    self,
+                    f"{spec.name}_numeric_bias",
+                    self.add_weight(
+                        name=f"{spec.name}_numeric_bias",
+                        shape=(self.embedding_dim,),
+                        initializer="zeros",
+                    ),
+                )
+            else:
+                setattr(
+                    self,
+                    f"{spec.name}_embedding",
+                    self.add_weight(
+                        name=f"{spec.name}_embedding",
+                        shape=(spec.vocabulary_size, self.embedding_dim),
+                        initializer=self.embeddings_initializer,
+                    ),
+                )
+        glorot = "glorot_uniform"
+        if self.mode == "rankmixer":
+            total = len(self.features) * self.embedding_dim
+            self.chunk_size = math.ceil(total / self.num_tokens)
+            self.padding = self.chunk_size * self.num_tokens - total
+            self.token_kernel = self.add_weight(
+                name="token_kernel",
+                shape=(self.num_tokens, self.chunk_size, self.token_dim),
+                initializer=keras.initializers.VarianceScaling(
+                    scale=float(self.num_tokens), mode="fan_avg", distribution="uniform"
+                ),
+            )
+            self.token_bias = self.add_weight(
+                name="token_bias", shape=(self.num_tokens, self.token_dim), initializer="zeros"
+            )
+        elif self.mode == "field" and self.project:
+            self.token_kernel = self.add_weight(
+                name="token_kernel",
+                shape=(self.num_tokens, self.embedding_dim, self.token_dim),
+                initializer=keras.initializers.VarianceScaling(
+                    scale=float(self.num_tokens), mode="fan_avg", distribution="uniform"
+                ),
+            )
+            self.token_bias = self.add_weight(
+                name="token_bias", shape=(self.num_tokens, self.token_dim), initializer="zeros"
+            )
+        elif self.mode == "group":
+            for group in self.groups():
+                width = self.embedding_dim * sum(f.group == group for f in self.features)
+                setattr(
+                    self,
+                    f"{group}_group_kernel",
+                    self.add_weight(
+                        name=f"{group}_group_kernel",
+                        shape=(width, self.token_dim),
+                        initializer=glorot,
+                    ),
+                )
+                setattr(
+                    self,
+                    f"{group}_group_bias",
+                    self.add_weight(
+                        name=f"{group}_group_bias", shape=(self.token_dim,), initializer="zeros"
+                    ),
+                )
+
+    def _check_names(self, inputs):
+        missing = [spec.name for spec in self.features if spec.name not in inputs]
+        if missing:
+            raise ValueError(
+                f"FeatureTokenizer inputs lack features {missing}; expected every one of "
+                f"{[spec.name for spec in self.features]}."
+            )
+
+    def embed(self, spec, value):
+        """The `(batch, embedding_dim)` embedding of one feature."""
+        if spec.kind == NUMERIC:
+            value = ops.reshape(ops.cast(value, self.compute_dtype), (-1, 1))
+            kernel = getattr(self, f"{spec.name}_numeric_kernel")
+            return value * kernel + getattr(self, f"{spec.name}_numeric_bias")
+        table = getattr(self, f"{spec.name}_embedding")
+        ids = ops.cast(value, "int32")
+        if spec.kind == CATEGORICAL:
+            return ops.take(table, ops.reshape(ids, (-1,)), axis=0)
+        embedded = ops.take(table, ids, axis=0)  # (batch, max_length, embedding_dim)
+        mask = ops.cast(ops.not_equal(ids, 0), embedded.dtype)[..., None]
+        count = ops.maximum(ops.sum(mask, axis=1), 1.0)
+        return ops.sum(embedded * mask, axis=1) / count
+
+    def call(self, inputs):
+        self._check_names(inputs)
+        embeddings = [self.embed(spec, inputs[spec.name]) for spec in self.ordered_features]
+        if self.mode == "field":
+            tokens = ops.stack(embeddings, axis=1)
+            if not self.project:
+                return tokens
+            return ops.einsum("bte,ted->btd", tokens, self.token_kernel) + self.token_bias
+        if self.mode == "group":
+            tokens = []
+            for group in self.groups():
+                members = [e for e, s in zip(embeddings, self.ordered_features) if s.group == group]
+                kernel = getattr(self, f"{group}_group_kernel")
+                bias = getattr(self, f"{group}_group_bias")
+                tokens.append(ops.matmul(ops.concatenate(members, axis=-1), kernel) + bias)
+            return ops.stack(tokens, axis=1)
+        flat = ops.concatenate(embeddings, axis=-1)
+        if self.padding:
+            flat = ops.pad(flat, [(0, 0), (0, self.padding)])
+        chunks = ops.reshape(flat, (-1, self.num_tokens, self.chunk_size))
+        return ops.einsum("btc,tcd->btd", chunks, self.token_kernel) + self.token_bias
+
+    def compute_output_shape(self, input_shape):
+        batch = next(iter(input_shape.values()))[0]
+        return (batch, self.num_tokens, self.token_dim)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "features": [spec.to_dict() for spec in self.features],
+                "embedding_dim": self.embedding_dim,
+                "token_dim": self.token_dim,
+                "num_tokens": self.num_tokens if self.mode == "rankmixer" else None,
+                "mode": self.mode,
+                "project": self.project,
+                "embeddings_initializer": keras.initializers.serialize(self.embeddings_initializer),
+            }
+        )
+        return config

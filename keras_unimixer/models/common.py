@@ -1,0 +1,90 @@
+"""Pieces shared by every ranking model: typed inputs, task heads, compile settings."""
+
+from __future__ import annotations
+
+import keras
+
+from keras_unimixer.datasets.schema import MULTI_CATEGORICAL, NUMERIC, features_from_config
+
+
+def feature_inputs(features) -> dict:
+    """One named `keras.Input` per feature: int32 ids, or float32 values for numeric features."""
+    inputs = {}
+    for spec in features_from_config(features):
+        if spec.kind == NUMERIC:
+            inputs[spec.name] = keras.Input(shape=(), dtype="float32", name=spec.name)
+        elif spec.kind == MULTI_CATEGORICAL:
+            inputs[spec.name] = keras.Input(shape=(spec.max_length,), dtype="int32", name=spec.name)
+        else:
+            inputs[spec.name] = keras.Input(shape=(), dtype="int32", name=spec.name)
+    return inputs
+
+
+def check_tasks(tasks) -> list[str]:
+    if isinstance(tasks, str):
+        tasks = [tasks]
+    tasks = list(tasks)
+    if not tasks or not all(isinstance(t, str) and t for t in tasks):
+        raise ValueError(f"`tasks` must be a non-empty list of label names, got {tasks!r}.")
+    if len(set(tasks)) != len(tasks):
+        raise ValueError(f"`tasks` has duplicates: {tasks}.")
+    return tasks
+
+
+def mlp(hidden, hidden_units, name: str):
+    for index, units in enumerate(hidden_units):
+        hidden = keras.layers.Dense(units, activation="relu", name=f"{name}_{index}")(hidden)
+    return hidden
+
+
+def task_heads(hidden, tasks: list[str]):
+    """One logit per task: a tensor for a single task, else a dict keyed by task name."""
+    logits = {task: keras.layers.Dense(1, name=task)(hidden) for task in tasks}
+    return logits[tasks[0]] if len(tasks) == 1 else logits
+
+
+def compile_ranking(model, tasks, learning_rate: float = 1e-3, optimizer=None):
+    """Binary cross-entropy on logits, with AUC and log loss per task."""
+    tasks = check_tasks(tasks)
+    optimizer = optimizer or keras.optimizers.Adam(learning_rate=learning_rate)
+
+    def task_metrics():
+        return [
+            keras.metrics.AUC(from_logits=True, name="auc"),
+            keras.metrics.BinaryCrossentropy(from_logits=True, name="logloss"),
+        ]
+
+    if len(tasks) == 1:
+        loss = keras.losses.BinaryCrossentropy(from_logits=True)
+        metrics = task_metrics()
+    else:
+        loss = {task: keras.losses.BinaryCrossentropy(from_logits=True) for task in tasks}
+        metrics = {task: task_metrics() for task in tasks}
+    model.compile(optimizer=optimizer, loss=loss, metrics=metrics)
+    return model
+
+
+class ConfiguredModel(keras.Model):
+    """A functional `keras.Model` built in `__init__` whose config is its constructor arguments.
+
+    Subclasses build their graph, call `super().__init__(inputs=..., outputs=..., **kwargs)`, then
+    `self.set_init_config(...)` with their arguments; saving and loading then rebuild them (the
+    keras-hub pattern).
+    """
+
+    def set_init_config(self, **config):
+        if "features" in config:
+            config["features"] = [
+                spec.to_dict() for spec in features_from_config(config["features"])
+            ]
+        self.init_config = config
+        for key, value in config.items():
+            if not hasattr(self, key):
+                setattr(self, key, value)
+
+    def get_config(self):
+        return {"name": self.name, **self.init_config}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)

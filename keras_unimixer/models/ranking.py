@@ -1,0 +1,203 @@
+"""`RankingModel`: tokenizer -> UniMixerEncoder -> mean over tokens -> MLP -> one logit per task."""
+
+from __future__ import annotations
+
+import math
+
+import keras
+
+from keras_unimixer.datasets.schema import features_from_config
+from keras_unimixer.layers import (
+    AttentionMixing,
+    FeatureTokenizer,
+    FMMixing,
+    TokenMixing,
+    UniMixerEncoder,
+    UniMixing,
+    UniMixingLite,
+)
+from keras_unimixer.layers.validation import check_choice, divisors
+from keras_unimixer.models.common import (
+    ConfiguredModel,
+    check_tasks,
+    feature_inputs,
+    mlp,
+    task_heads,
+)
+
+MIXERS = ("unimixer", "unimixer_lite", "rankmixer", "attention", "fm")
+DEFAULT_NORM = {
+    "unimixer": "siamese",
+    "unimixer_lite": "siamese",
+    "rankmixer": "post",
+    "attention": "pre",
+    "fm": "pre",
+}
+DEFAULT_FFN_ACTIVATION = {"rankmixer": "gelu"}
+
+
+def default_block_size(num_tokens: int, token_dim: int) -> int:
+    """The divisor of `T * D` closest to `sqrt(T * D)`, where UniMixing's FLOPs are smallest."""
+    flat_size = num_tokens * token_dim
+    return min(divisors(flat_size), key=lambda b: (abs(math.log(b / math.sqrt(flat_size))), b))
+
+
+def make_mixing(
+    mixer: str,
+    num_tokens: int,
+    token_dim: int,
+    block_size: int | None = None,
+    num_heads: int | None = None,
+    num_basis: int = 4,
+    rank: int = 4,
+    temperature: float | None = 1.0,
+    sinkhorn_iterations: int = 10,
+):
+    """The mixing layer of a named architecture, with valid defaults for `(T, D)`."""
+    check_choice("mixer", mixer, MIXERS)
+    if mixer == "rankmixer":
+        if token_dim % num_tokens:
+            raise ValueError(
+                f"mixer='rankmixer' splits each token into num_heads = num_tokens = {num_tokens} "
+                f"heads, so `token_dim`={token_dim} must be a multiple of {num_tokens}."
+            )
+        return TokenMixing(num_heads=num_tokens)
+    if mixer == "attention":
+        return AttentionMixing(num_heads=num_heads or _default_heads(token_dim))
+    if mixer == "fm":
+        return FMMixing()
+    block_size = block_size or default_block_size(num_tokens, token_dim)
+    if mixer == "unimixer":
+        return UniMixing(
+            block_size=block_size, temperature=temperature, sinkhorn_iterations=sinkhorn_iterations
+        )
+    num_blocks = num_tokens * token_dim // block_size if block_size else 0
+    return UniMixingLite(
+        block_size=block_size,
+        num_basis=num_basis,
+        rank=min(rank, max(num_blocks, 1)),
+        temperature=temperature,
+        sinkhorn_iterations=sinkhorn_iterations,
+    )
+
+
+def _default_heads(token_dim: int) -> int:
+    return max(h for h in divisors(token_dim) if h <= 4)
+
+
+@keras.saving.register_keras_serializable(package="keras_unimixer")
+class RankingModel(ConfiguredModel):
+    """A ranking (CTR) model of the UniMixer family: one class for all five mixers.
+
+    `FeatureTokenizer` -> `UniMixerEncoder(mixing)` -> mean over tokens -> ReLU MLP -> one logit per
+    task. `mixer` picks the architecture: `"unimixer"` (UniMixing + SiameseNorm), `"unimixer_lite"`
+    (UniMixing-Lite + SiameseNorm), `"rankmixer"` (TokenMixing(T) + post-norm + GELU FFN),
+    `"attention"` (multi-head self-attention + pre-norm) or `"fm"` (Wukong-style + pre-norm).
+
+    Args:
+        features: the dataset's `FeatureSpec`s (or dicts).
+        mixer: one of `"unimixer"`, `"unimixer_lite"`, `"rankmixer"`, `"attention"`, `"fm"`.
+        num_layers: depth `L` of the encoder.
+        num_tokens: tokens `T` (RankMixer tokenization; fields/groups in the other modes).
+        token_dim: width `D` of each token.
+        embedding_dim: size of each feature embedding.
+        block_size: UniMixing block size (default: the divisor of `T * D` nearest `sqrt(T * D)`).
+        num_heads: attention heads (default: largest divisor of `D` up to 4).
+        num_basis: UniMixing-Lite basis matrices.
+        rank: UniMixing-Lite global rank (capped at the number of blocks).
+        ffn_multiplier: per-token FFN width multiplier.
+        ffn_activation: `"swiglu"` or `"gelu"` (default: GELU for RankMixer, SwiGLU otherwise).
+        norm: `"siamese"`, `"post"` or `"pre"` (default: per mixer, see above).
+        tokenizer_mode: `"rankmixer"`, `"field"` or `"group"`.
+        hidden_units: sizes of the MLP between the pooled tokens and the task logits.
+        tasks: label names; one logit output per task (a dict when there are several).
+        temperature: initial UniMixing temperature (anneal it with `TemperatureAnnealing`).
+        sinkhorn_iterations: UniMixing Sinkhorn rounds.
+        **kwargs: `keras.Model` arguments (`name`, ...).
+
+    Example:
+    >>> from keras_unimixer import datasets, models
+    >>> data = datasets.make_synthetic(num_examples=1000)
+    >>> model = models.RankingModel(data.features, mixer="unimixer_lite", num_tokens=8,
+    ...                             token_dim=16)
+    >>> features, labels = data.arrays("train")
+    >>> model.predict(features, verbose=0).shape
+    (800, 1)
+    """
+
+    def __init__(
+        self,
+        features,
+        mixer: str = "unimixer_lite",
+        num_layers: int = 2,
+        num_tokens: int = 8,
+        token_dim: int = 32,
+        embedding_dim: int = 16,
+        block_size: int | None = None,
+        num_heads: int | None = None,
+        num_basis: int = 4,
+        rank: int = 4,
+        ffn_multiplier: int = 2,
+        ffn_activation: str | None = None,
+        norm: str | None = None,
+        tokenizer_mode: str = "rankmixer",
+        hidden_units=(64,),
+        tasks=("click",),
+        temperature: float | None = 1.0,
+        sinkhorn_iterations: int = 10,
+        **kwargs,
+    ):
+        features = features_from_config(features)
+        tasks = check_tasks(tasks)
+        check_choice("mixer", mixer, MIXERS)
+        inputs = feature_inputs(features)
+        tokenizer = FeatureTokenizer(
+            features,
+            embedding_dim=embedding_dim,
+            token_dim=token_dim,
+            num_tokens=num_tokens,
+            mode=tokenizer_mode,
+            name="tokenizer",
+        )
+        mixing = make_mixing(
+            mixer,
+            tokenizer.num_tokens,
+            token_dim,
+            block_size=block_size,
+            num_heads=num_heads,
+            num_basis=num_basis,
+            rank=rank,
+            temperature=temperature,
+            sinkhorn_iterations=sinkhorn_iterations,
+        )
+        encoder = UniMixerEncoder(
+            num_layers=num_layers,
+            mixing=mixing,
+            ffn_multiplier=ffn_multiplier,
+            ffn_activation=ffn_activation or DEFAULT_FFN_ACTIVATION.get(mixer, "swiglu"),
+            norm=norm or DEFAULT_NORM[mixer],
+            name="encoder",
+        )
+        pooled = keras.layers.GlobalAveragePooling1D(name="token_mean")(encoder(tokenizer(inputs)))
+        outputs = task_heads(mlp(pooled, hidden_units, "head"), tasks)
+        super().__init__(inputs=inputs, outputs=outputs, **kwargs)
+        self.set_init_config(
+            features=features,
+            mixer=mixer,
+            num_layers=num_layers,
+            num_tokens=num_tokens,
+            token_dim=token_dim,
+            embedding_dim=embedding_dim,
+            block_size=block_size,
+            num_heads=num_heads,
+            num_basis=num_basis,
+            rank=rank,
+            ffn_multiplier=ffn_multiplier,
+            ffn_activation=ffn_activation,
+            norm=norm,
+            tokenizer_mode=tokenizer_mode,
+            hidden_units=list(hidden_units),
+            tasks=tasks,
+            temperature=temperature,
+            sinkhorn_iterations=sinkhorn_iterations,
+        )

@@ -1,0 +1,77 @@
+"""Analytic parameter and FLOP counts per example.
+
+FLOPs count multiply-adds as 2 and cover the matrix products of the forward pass (what dominates
+these models); element-wise work (norms, activations, softmax) and the per-batch cost of the
+UniMixing constraints (independent of batch size) are left out.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from keras_unimixer.layers import (
+    AttentionMixing,
+    FeatureTokenizer,
+    FMMixing,
+    PerTokenFFN,
+    TokenMixing,
+    UniMixing,
+    UniMixingLite,
+)
+
+
+def mixing_flops(layer) -> int:
+    """Forward FLOPs per example of a built mixing layer."""
+    if isinstance(layer, (UniMixing, UniMixingLite)):
+        flat_size = layer.num_tokens * layer.token_dim
+        return 2 * flat_size * layer.block_size + 2 * flat_size * layer.num_blocks
+    if isinstance(layer, TokenMixing):
+        return 0
+    if isinstance(layer, AttentionMixing):
+        tokens, dim = layer.num_tokens, layer.token_dim
+        return 4 * 2 * tokens * dim * dim + 2 * 2 * tokens * tokens * dim
+    if isinstance(layer, FMMixing):
+        tokens, dim = layer.num_tokens, layer.token_dim
+        return 2 * tokens * dim * dim + 2 * 2 * tokens * tokens * dim
+    raise TypeError(f"No FLOP count for mixing layer {type(layer).__name__}.")
+
+
+def _size(variable) -> int:
+    return int(np.prod(variable.shape))
+
+
+def layer_flops(layer) -> int:
+    """FLOPs per example of one layer (not of its sublayers, except where noted)."""
+    if isinstance(layer, (UniMixing, UniMixingLite, TokenMixing, AttentionMixing, FMMixing)):
+        return mixing_flops(layer)
+    if isinstance(layer, PerTokenFFN):
+        matrices = [layer.hidden_kernel, layer.output_kernel]
+        if layer.activation == "swiglu":
+            matrices.append(layer.gate_kernel)
+        return sum(2 * _size(kernel) for kernel in matrices)
+    if isinstance(layer, FeatureTokenizer):
+        kernels = [w for w in layer.weights if "kernel" in w.name and "numeric" not in w.name]
+        return sum(2 * _size(kernel) for kernel in kernels)
+    kernels = [w for w in getattr(layer, "_trainable_variables", []) if "kernel" in w.name]
+    return sum(2 * _size(kernel) for kernel in kernels)
+
+
+def flops_per_example(model) -> int:
+    """Forward matmul FLOPs per example of a model built from this package's layers and Dense."""
+    total = 0
+    for layer in model._flatten_layers(include_self=False, recursive=True):
+        total += layer_flops(layer)
+    return int(total)
+
+
+def parameter_counts(model) -> dict:
+    """`{"total", "embedding", "dense"}`: embedding tables vs everything else (non-trainable too)."""
+    total = int(model.count_params())
+    embedding = sum(
+        _size(w)
+        for layer in model._flatten_layers(include_self=False, recursive=True)
+        if isinstance(layer, FeatureTokenizer)
+        for w in layer.weights
+        if w.name.endswith("_embedding")
+    )
+    return {"total": total, "embedding": int(embedding), "dense": total - int(embedding)}
