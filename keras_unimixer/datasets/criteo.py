@@ -15,8 +15,9 @@ CATEGORICAL_NAMES = [f"C{i}" for i in range(1, 27)]
 COLUMNS = ["label"] + NUMERIC_NAMES + CATEGORICAL_NAMES
 LAYOUTS = {"challenge": ["train.txt"], "sample": ["criteo_sample.txt"]}
 HOW_TO_GET = (
-    "The challenge's train.txt (tab-separated, no header) comes from Criteo's Display Advertising "
-    "Challenge release; a comma-separated file with a header row works too (pass --data-dir or path)."
+    "The challenge's train.txt (tab-separated, no header) comes from Criteo's Display "
+    "Advertising Challenge release; a comma-separated file with a header row works too "
+    "(pass --data-dir or path)."
 )
 
 
@@ -62,7 +63,7 @@ def read_criteo_rows(path: Path, max_rows: int | None = None):
                 raise ValueError(f"{path}:{line_number}: label must be 0 or 1, got {fields[0]!r}.")
             labels.append(float(fields[0]))
             row = []
-            for name, text in zip(NUMERIC_NAMES, fields[1:14]):
+            for name, text in zip(NUMERIC_NAMES, fields[1:14], strict=True):
                 try:
                     row.append(float(text) if text else np.nan)
                 except ValueError:

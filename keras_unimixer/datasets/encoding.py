@@ -1,4 +1,4 @@
-"""Turn raw columns into the integer/float arrays of a `RecDataset`, fitting vocabularies on train."""
+"""Raw columns to the integer/float arrays of a `RecDataset`; vocabularies are fit on train."""
 
 from __future__ import annotations
 

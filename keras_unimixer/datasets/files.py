@@ -1,4 +1,4 @@
-"""Locating data files: `--data-dir`, then `$KERAS_UNIMIXER_DATA/<dataset>`, then `../shared/data`."""
+"""Locating data files: `--data-dir`, `$KERAS_UNIMIXER_DATA/<dataset>`, `../shared/data`."""
 
 from __future__ import annotations
 

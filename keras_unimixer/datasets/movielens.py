@@ -22,8 +22,8 @@ LAYOUTS = {
     "grouplens": ["u.data", "u.user", "u.item"],
 }
 HOW_TO_GET = (
-    "Get them from GroupLens (ml-100k.zip: u.data, u.user, u.item) or from the recbole==1.2.1 wheel "
-    "on PyPI (recbole/dataset_example/ml-100k/)."
+    "Get them from GroupLens (ml-100k.zip: u.data, u.user, u.item) or from the recbole==1.2.1 "
+    "wheel on PyPI (recbole/dataset_example/ml-100k/)."
 )
 # Genre flags of u.item, in the order of GroupLens' u.genre.
 GROUPLENS_GENRES = [
@@ -94,11 +94,11 @@ def _read_grouplens(directory: Path):
         )
     users = {f[0]: (f[1], f[2], f[3], f[4]) for _, f in _rows(user_path, "|", 5, header=False)}
     items = {}
-    for line, f in _rows(item_path, "|", 24, header=False, encoding="latin-1"):
+    for _, f in _rows(item_path, "|", 24, header=False, encoding="latin-1"):
         release = f[2].strip()
         year = release[-4:] if len(release) >= 4 else None
         flags = f[5:24]
-        genres = [g for g, flag in zip(GROUPLENS_GENRES, flags) if flag.strip() == "1"]
+        genres = [g for g, flag in zip(GROUPLENS_GENRES, flags, strict=True) if flag.strip() == "1"]
         items[f[0]] = (year, genres)
     return interactions, users, items
 

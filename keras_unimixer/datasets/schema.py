@@ -16,7 +16,7 @@ MULTI_CATEGORICAL = "multi_categorical"
 FEATURE_KINDS = (CATEGORICAL, NUMERIC, MULTI_CATEGORICAL)
 
 # Reserved ids of every categorical vocabulary: 0 = missing value (and padding of multi-valued
-# features), 1 = out of vocabulary (a value never seen in training, or below the frequency threshold).
+# features), 1 = out of vocabulary (a value unseen in training, or below the frequency threshold).
 MISSING_ID = 0
 OOV_ID = 1
 NUM_RESERVED_IDS = 2

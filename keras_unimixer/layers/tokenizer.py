@@ -1,4 +1,4 @@
-"""Feature tokenization: raw feature ids/values to `(batch, num_tokens, token_dim)` (spec section 1)."""
+"""Feature tokenization: feature ids/values to `(batch, num_tokens, token_dim)` (spec section 1)."""
 
 from __future__ import annotations
 
@@ -212,7 +212,11 @@ class FeatureTokenizer(keras.layers.Layer):
         if self.mode == "group":
             tokens = []
             for group in self.groups():
-                members = [e for e, s in zip(embeddings, self.ordered_features) if s.group == group]
+                members = [
+                    e
+                    for e, s in zip(embeddings, self.ordered_features, strict=True)
+                    if s.group == group
+                ]
                 kernel = getattr(self, f"{group}_group_kernel")
                 bias = getattr(self, f"{group}_group_bias")
                 tokens.append(ops.matmul(ops.concatenate(members, axis=-1), kernel) + bias)

@@ -65,7 +65,7 @@ def flops_per_example(model) -> int:
 
 
 def parameter_counts(model) -> dict:
-    """`{"total", "embedding", "dense"}`: embedding tables vs everything else (non-trainable too)."""
+    """`{"total", "embedding", "dense"}`: embedding tables vs the rest (non-trainable included)."""
     total = int(model.count_params())
     embedding = sum(
         _size(w)
