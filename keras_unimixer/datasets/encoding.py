@@ -124,4 +124,4 @@ def encode_dataset(name, columns, labels: dict, split_indices: dict, report=None
         for split, idx in split_indices.items()
     }
     log_report(name, report)
-    return RecDataset(name, specs, list(labels), splits, report, preprocessing)
+    return RecDataset(name, specs, list(labels), splits, report, preprocessing, dict(split_indices))

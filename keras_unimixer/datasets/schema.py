@@ -108,7 +108,8 @@ class RecDataset:
     `labels` maps label names to `(N,)` float32 arrays. `report` holds the counts of repaired,
     imputed and out-of-vocabulary values, also logged when the dataset is built. `preprocessing`
     holds what encoding needs at serving time: each categorical feature's vocabulary (id = position
-    + 2) and each numeric feature's training mean and standard deviation.
+    + 2) and each numeric feature's training mean and standard deviation. `row_indices` maps each
+    split to the rows of the source data it holds.
     """
 
     name: str
@@ -117,6 +118,7 @@ class RecDataset:
     splits: dict
     report: dict = dataclasses.field(default_factory=dict)
     preprocessing: dict = dataclasses.field(default_factory=dict)
+    row_indices: dict = dataclasses.field(default_factory=dict)
 
     def num_examples(self, split: str) -> int:
         features, _ = self.splits[split]

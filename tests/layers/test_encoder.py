@@ -22,8 +22,14 @@ def test_block_standard_checks(norm, mixer):
     check_layer(lambda: layers.UniMixerBlock(MIXERS[mixer](), ffn_multiplier=2, norm=norm), SHAPE)
 
 
-@pytest.mark.parametrize("mixer", sorted(MIXERS))
-@pytest.mark.parametrize("norm", ["siamese", "post", "pre"])
+ENCODER_CASES = [(mixer, "siamese") for mixer in sorted(MIXERS)] + [
+    ("unimixer", "post"),
+    ("unimixer_lite", "pre"),
+    ("rankmixer", "post"),
+]
+
+
+@pytest.mark.parametrize("mixer,norm", ENCODER_CASES)
 def test_encoder_standard_checks(mixer, norm):
     check_layer(
         lambda: layers.UniMixerEncoder(

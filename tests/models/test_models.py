@@ -1,0 +1,104 @@
+import os
+import tempfile
+
+import keras
+import numpy as np
+import pytest
+
+from keras_unimixer import datasets, models
+from keras_unimixer.scaling import flops_per_example, parameter_counts
+
+SIZES = dict(num_layers=1, num_tokens=4, token_dim=8, embedding_dim=4, hidden_units=(8,))
+
+
+@pytest.fixture(scope="module")
+def data():
+    return datasets.make_synthetic(num_examples=600, num_categorical=6, num_numeric=2, seed=1)
+
+
+def save_and_load(model):
+    with tempfile.TemporaryDirectory() as directory:
+        path = os.path.join(directory, "model.keras")
+        model.save(path)
+        return keras.saving.load_model(path)
+
+
+@pytest.mark.parametrize("name", models.MODEL_NAMES)
+def test_every_model_trains_saves_and_reloads(name, data):
+    model = models.build_model(name, data.features, **SIZES)
+    models.compile_ranking(model, ["click"], learning_rate=1e-2)
+    features, labels = data.arrays("train")
+    targets = labels["click"][:, None]
+    history = model.fit(features, targets, batch_size=120, epochs=3, verbose=0)
+    losses = history.history["loss"]
+    assert losses[-1] < losses[0]
+    assert 0.0 <= history.history["auc"][-1] <= 1.0
+    test_features, _ = data.arrays("test")
+    predictions = model.predict(test_features, verbose=0)
+    assert predictions.shape == (data.num_examples("test"), 1)
+    restored = save_and_load(model)
+    np.testing.assert_allclose(restored.predict(test_features, verbose=0), predictions, atol=1e-5)
+    assert type(restored) is type(model)
+    assert restored.get_config() == model.get_config()
+
+
+def test_multi_task_outputs_one_logit_per_task(data):
+    model = models.RankingModel(data.features, tasks=["click", "other"], **SIZES)
+    features, _ = data.arrays("test")
+    outputs = model.predict(features, verbose=0)
+    assert set(outputs) == {"click", "other"}
+    assert outputs["click"].shape == (data.num_examples("test"), 1)
+    models.compile_ranking(model, ["click", "other"])
+    labels = data.arrays("train")[1]["click"][:, None]
+    history = model.fit(
+        data.arrays("train")[0], {"click": labels, "other": 1 - labels}, epochs=1, verbose=0
+    )
+    assert "click_auc" in history.history and "other_auc" in history.history
+
+
+def test_mixer_choices_build_the_documented_architectures(data):
+    lite = models.RankingModel(data.features, mixer="unimixer_lite", **SIZES)
+    encoder = lite.get_layer("encoder")
+    assert encoder.norm == "siamese"
+    assert type(encoder.blocks[0].mixing).__name__ == "UniMixingLite"
+    rankmixer = models.RankingModel(data.features, mixer="rankmixer", **SIZES)
+    encoder = rankmixer.get_layer("encoder")
+    assert encoder.norm == "post" and encoder.ffn_activation == "gelu"
+    assert encoder.blocks[0].mixing.num_heads == SIZES["num_tokens"]
+
+
+def test_default_block_size_is_near_sqrt_of_flat_size():
+    assert models.default_block_size(16, 64) == 32  # sqrt(1024) = 32
+    assert models.default_block_size(8, 32) == 16
+    assert models.default_block_size(3, 5) in (3, 5)
+
+
+def test_rankmixer_needs_token_dim_divisible_by_tokens(data):
+    with pytest.raises(ValueError, match="`token_dim`=10 must be a multiple of 4"):
+        models.RankingModel(data.features, mixer="rankmixer", num_tokens=4, token_dim=10)
+
+
+def test_unknown_model_and_tasks(data):
+    with pytest.raises(ValueError, match="`model`"):
+        models.build_model("xgboost", data.features)
+    with pytest.raises(ValueError, match="`mixer`"):
+        models.RankingModel(data.features, mixer="mamba")
+    with pytest.raises(ValueError, match="`tasks`"):
+        models.RankingModel(data.features, tasks=[])
+
+
+def test_flops_and_parameter_counts_by_hand(data):
+    model = models.RankingModel(
+        data.features, mixer="unimixer", num_layers=1, num_tokens=4, token_dim=8,
+        embedding_dim=4, block_size=8, ffn_multiplier=2, hidden_units=(8,),
+    )  # fmt: skip
+    num_features, flat_size, block, blocks = 8, 32, 8, 4
+    tokenizer = 2 * (num_features * 4) * 8  # 4 chunks of 8 -> 8 dims
+    mixing = 2 * flat_size * block + 2 * flat_size * blocks
+    ffn = 3 * 2 * 4 * 8 * 16  # SwiGLU: three (D x 2D) matrices per token
+    head = 2 * 8 * 8 + 2 * 8 * 1
+    assert flops_per_example(model) == tokenizer + mixing + ffn + head
+    counts = parameter_counts(model)
+    embedding = sum(f.vocabulary_size * 4 for f in data.features if f.kind != "numeric")
+    assert counts["embedding"] == embedding
+    assert counts["total"] == model.count_params() == counts["embedding"] + counts["dense"]
