@@ -83,7 +83,7 @@ def check_layer(
     np.testing.assert_allclose(keras.ops.convert_to_numpy(clone(inputs)), outputs, atol=atol)
 
     model = _single_output_model(make_layer(), input_shape)
-    for batch_size in (2, 5):
+    for batch_size in (2, input_shape[0]):  # a new batch size, then the one used below
         batch = random_tokens((batch_size,) + tuple(input_shape[1:]), seed=batch_size)
         predicted = model.predict(batch, verbose=0)
         assert predicted.shape == (batch_size,) + expected_output_shape[1:], predicted.shape
