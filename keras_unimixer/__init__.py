@@ -1,6 +1,6 @@
 """keras_unimixer: UniMixer and the token-mixing family for recommendation, in Keras 3."""
 
-from keras_unimixer import callbacks, datasets, layers, models
+from keras_unimixer import callbacks, datasets, layers, models, tasks
 from keras_unimixer.callbacks import TemperatureAnnealing
 from keras_unimixer.layers import (
     AttentionMixing,
@@ -30,5 +30,6 @@ __all__ = [
     "datasets",
     "layers",
     "models",
+    "tasks",
     "token_mixing_permutation",
 ]

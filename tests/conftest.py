@@ -1,6 +1,9 @@
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# TFRS imports only when tf.keras is Keras 2, which must be chosen before TensorFlow is imported
+# (see keras_unimixer/tfrs.py). `keras` itself stays Keras 3.
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
 import keras  # noqa: E402
 import pytest  # noqa: E402

@@ -2,7 +2,13 @@
 
 from keras_unimixer.models.baselines import DCNv2, DeepFM, LogisticRegression
 from keras_unimixer.models.common import compile_ranking, feature_inputs
-from keras_unimixer.models.ranking import MIXERS, RankingModel, default_block_size, make_mixing
+from keras_unimixer.models.ranking import (
+    MIXERS,
+    RankingModel,
+    Tower,
+    default_block_size,
+    make_mixing,
+)
 
 BASELINES = ("logistic_regression", "deepfm", "dcnv2")
 MODEL_NAMES = MIXERS + BASELINES
@@ -44,6 +50,7 @@ __all__ = [
     "MIXERS",
     "MODEL_NAMES",
     "RankingModel",
+    "Tower",
     "build_model",
     "compile_ranking",
     "default_block_size",

@@ -16,7 +16,7 @@ from keras_unimixer.layers import (
     UniMixing,
     UniMixingLite,
 )
-from keras_unimixer.layers.validation import check_choice, divisors
+from keras_unimixer.layers.validation import check_choice, check_positive_int, divisors
 from keras_unimixer.models.common import (
     ConfiguredModel,
     check_tasks,
@@ -85,6 +85,58 @@ def _default_heads(token_dim: int) -> int:
     return max(h for h in divisors(token_dim) if h <= 4)
 
 
+def encode_features(
+    features,
+    mixer,
+    num_layers,
+    num_tokens,
+    token_dim,
+    embedding_dim,
+    block_size,
+    num_heads,
+    num_basis,
+    rank,
+    ffn_multiplier,
+    ffn_activation,
+    norm,
+    tokenizer_mode,
+    temperature,
+    sinkhorn_iterations,
+):
+    """Typed inputs and the `(batch, token_dim)` encoding: tokenizer -> encoder -> token mean."""
+    check_choice("mixer", mixer, MIXERS)
+    inputs = feature_inputs(features)
+    tokenizer = FeatureTokenizer(
+        features,
+        embedding_dim=embedding_dim,
+        token_dim=token_dim,
+        num_tokens=num_tokens,
+        mode=tokenizer_mode,
+        name="tokenizer",
+    )
+    mixing = make_mixing(
+        mixer,
+        tokenizer.num_tokens,
+        token_dim,
+        block_size=block_size,
+        num_heads=num_heads,
+        num_basis=num_basis,
+        rank=rank,
+        temperature=temperature,
+        sinkhorn_iterations=sinkhorn_iterations,
+    )
+    encoder = UniMixerEncoder(
+        num_layers=num_layers,
+        mixing=mixing,
+        ffn_multiplier=ffn_multiplier,
+        ffn_activation=ffn_activation or DEFAULT_FFN_ACTIVATION.get(mixer, "swiglu"),
+        norm=norm or DEFAULT_NORM[mixer],
+        name="encoder",
+    )
+    pooled = keras.layers.GlobalAveragePooling1D(name="token_mean")(encoder(tokenizer(inputs)))
+    return inputs, pooled
+
+
 @keras.saving.register_keras_serializable(package="keras_unimixer")
 class RankingModel(ConfiguredModel):
     """A ranking (CTR) model of the UniMixer family: one class for all five mixers.
@@ -149,36 +201,11 @@ class RankingModel(ConfiguredModel):
     ):
         features = features_from_config(features)
         tasks = check_tasks(tasks)
-        check_choice("mixer", mixer, MIXERS)
-        inputs = feature_inputs(features)
-        tokenizer = FeatureTokenizer(
-            features,
-            embedding_dim=embedding_dim,
-            token_dim=token_dim,
-            num_tokens=num_tokens,
-            mode=tokenizer_mode,
-            name="tokenizer",
-        )
-        mixing = make_mixing(
-            mixer,
-            tokenizer.num_tokens,
-            token_dim,
-            block_size=block_size,
-            num_heads=num_heads,
-            num_basis=num_basis,
-            rank=rank,
-            temperature=temperature,
-            sinkhorn_iterations=sinkhorn_iterations,
-        )
-        encoder = UniMixerEncoder(
-            num_layers=num_layers,
-            mixing=mixing,
-            ffn_multiplier=ffn_multiplier,
-            ffn_activation=ffn_activation or DEFAULT_FFN_ACTIVATION.get(mixer, "swiglu"),
-            norm=norm or DEFAULT_NORM[mixer],
-            name="encoder",
-        )
-        pooled = keras.layers.GlobalAveragePooling1D(name="token_mean")(encoder(tokenizer(inputs)))
+        inputs, pooled = encode_features(
+            features, mixer, num_layers, num_tokens, token_dim, embedding_dim, block_size,
+            num_heads, num_basis, rank, ffn_multiplier, ffn_activation, norm, tokenizer_mode,
+            temperature, sinkhorn_iterations,
+        )  # fmt: skip
         outputs = task_heads(mlp(pooled, hidden_units, "head"), tasks)
         super().__init__(inputs=inputs, outputs=outputs, **kwargs)
         self.set_init_config(
@@ -201,3 +228,70 @@ class RankingModel(ConfiguredModel):
             temperature=temperature,
             sinkhorn_iterations=sinkhorn_iterations,
         )
+
+
+@keras.saving.register_keras_serializable(package="keras_unimixer")
+class Tower(ConfiguredModel):
+    """An embedding tower of the UniMixer family, for two-tower retrieval or as a ranking tower.
+
+    `FeatureTokenizer` -> `UniMixerEncoder(mixing)` -> mean over tokens -> ReLU MLP -> a linear
+    layer to `output_dim` (optionally L2-normalized). Arguments as `RankingModel`, plus:
+
+    Args:
+        output_dim: size of the output embedding (1 for a scalar score such as a rating).
+        normalize: L2-normalize the output (cosine-similarity retrieval).
+
+    Example:
+    >>> from keras_unimixer import datasets, models
+    >>> data = datasets.make_synthetic(num_examples=500)
+    >>> user = [f for f in data.features if f.group == "user"]
+    >>> tower = models.Tower(user, output_dim=16, num_tokens=4, token_dim=16)
+    >>> tower.predict({f.name: data.arrays("test")[0][f.name] for f in user}, verbose=0).shape
+    (50, 16)
+    """
+
+    def __init__(
+        self,
+        features,
+        output_dim: int = 32,
+        normalize: bool = False,
+        mixer: str = "unimixer_lite",
+        num_layers: int = 2,
+        num_tokens: int = 8,
+        token_dim: int = 32,
+        embedding_dim: int = 16,
+        block_size: int | None = None,
+        num_heads: int | None = None,
+        num_basis: int = 4,
+        rank: int = 4,
+        ffn_multiplier: int = 2,
+        ffn_activation: str | None = None,
+        norm: str | None = None,
+        tokenizer_mode: str = "rankmixer",
+        hidden_units=(64,),
+        temperature: float | None = 1.0,
+        sinkhorn_iterations: int = 10,
+        **kwargs,
+    ):
+        features = features_from_config(features)
+        check_positive_int("output_dim", output_dim)
+        inputs, pooled = encode_features(
+            features, mixer, num_layers, num_tokens, token_dim, embedding_dim, block_size,
+            num_heads, num_basis, rank, ffn_multiplier, ffn_activation, norm, tokenizer_mode,
+            temperature, sinkhorn_iterations,
+        )  # fmt: skip
+        outputs = keras.layers.Dense(output_dim, name="embedding")(
+            mlp(pooled, hidden_units, "head")
+        )
+        if normalize:
+            outputs = keras.layers.UnitNormalization(name="l2_normalize")(outputs)
+        super().__init__(inputs=inputs, outputs=outputs, **kwargs)
+        self.set_init_config(
+            features=features, output_dim=output_dim, normalize=normalize, mixer=mixer,
+            num_layers=num_layers, num_tokens=num_tokens, token_dim=token_dim,
+            embedding_dim=embedding_dim, block_size=block_size, num_heads=num_heads,
+            num_basis=num_basis, rank=rank, ffn_multiplier=ffn_multiplier,
+            ffn_activation=ffn_activation, norm=norm, tokenizer_mode=tokenizer_mode,
+            hidden_units=list(hidden_units), temperature=temperature,
+            sinkhorn_iterations=sinkhorn_iterations,
+        )  # fmt: skip
