@@ -1,0 +1,127 @@
+"""Keras Tuner search space over the UniMixer family: only legal configurations are sampled."""
+
+from __future__ import annotations
+
+import math
+from functools import reduce
+
+import keras_tuner
+
+from keras_unimixer.callbacks import TemperatureAnnealing, temperature_variables
+from keras_unimixer.layers.validation import divisors
+from keras_unimixer.models import MIXERS, RankingModel, compile_ranking
+
+DEFAULT_SPACE = {
+    "mixer": ["unimixer", "unimixer_lite", "rankmixer", "attention", "fm"],
+    "num_layers": [1, 2, 3, 4],
+    "num_tokens": [4, 8, 16],
+    "token_dim": [16, 32, 64],
+    "block_size": None,  # default: every divisor of gcd(T * D) from 4 to 64
+    "num_heads": None,  # default: divisors of gcd(D) up to 8
+    "num_basis": [2, 4, 8],
+    "rank": [2, 4, 8],
+    "ffn_multiplier": [1, 2, 4],
+    "norm": ["siamese", "post", "pre"],
+    "learning_rate": [1e-4, 1e-2],  # log-uniform range
+    "temperature_end": [0.05, 0.1, 0.3, 1.0],
+}
+
+
+def _gcd(values) -> int:
+    return reduce(math.gcd, values)
+
+
+class UniMixerHyperModel(keras_tuner.HyperModel):
+    """Builds `RankingModel`s from a Keras Tuner search space.
+
+    Block sizes are drawn from the divisors of `gcd(T * D)` over the token and width choices,
+    heads from the divisors of `gcd(D)`, UniMixing-Lite's rank is capped by the model at the
+    sampled configuration's block count, and RankMixer's `D % T == 0` is checked for every
+    combination at construction, so no
+    trial can fail on a shape error.
+
+    Args:
+        features: the dataset's `FeatureSpec`s.
+        tasks: label names.
+        space: overrides of `DEFAULT_SPACE` (lists of choices; `learning_rate` is `[low, high]`).
+        embedding_dim: fixed embedding size.
+    """
+
+    def __init__(self, features, tasks=("click",), space=None, embedding_dim=16, **kwargs):
+        super().__init__(**kwargs)
+        self.features = features
+        self.tasks = list(tasks)
+        self.embedding_dim = embedding_dim
+        unknown = set(space or {}) - set(DEFAULT_SPACE)
+        if unknown:
+            raise ValueError(
+                f"Unknown search-space keys {sorted(unknown)}; valid: {sorted(DEFAULT_SPACE)}."
+            )
+        self.space = {**DEFAULT_SPACE, **(space or {})}
+        self._derive_valid_choices()
+
+    def _derive_valid_choices(self):
+        space = self.space
+        for mixer in space["mixer"]:
+            if mixer not in MIXERS:
+                raise ValueError(f"`mixer` choice {mixer!r} is not one of {MIXERS}.")
+        flat_gcd = _gcd([t * d for t in space["num_tokens"] for d in space["token_dim"]])
+        if space["block_size"] is None:
+            space["block_size"] = [b for b in divisors(flat_gcd) if 4 <= b <= 64] or [flat_gcd]
+        bad = [b for b in space["block_size"] if flat_gcd % b]
+        if bad:
+            raise ValueError(
+                f"`block_size` choices {bad} do not divide every T * D of the space; valid: "
+                f"{divisors(flat_gcd)}."
+            )
+        width_gcd = _gcd(space["token_dim"])
+        if space["num_heads"] is None:
+            space["num_heads"] = [h for h in divisors(width_gcd) if h <= 8]
+        if "rankmixer" in space["mixer"]:
+            bad_pairs = [(t, d) for t in space["num_tokens"] for d in space["token_dim"] if d % t]
+            if bad_pairs:
+                raise ValueError(
+                    "mixer 'rankmixer' needs token_dim % num_tokens == 0 for every pair; "
+                    f"failing (num_tokens, token_dim): {bad_pairs}."
+                )
+
+    def build(self, hp):
+        space = self.space
+        mixer = hp.Choice("mixer", space["mixer"])
+        learning_rate = hp.Float(
+            "learning_rate", space["learning_rate"][0], space["learning_rate"][1], sampling="log"
+        )
+        arguments = dict(
+            mixer=mixer,
+            num_layers=hp.Choice("num_layers", space["num_layers"]),
+            num_tokens=hp.Choice("num_tokens", space["num_tokens"]),
+            token_dim=hp.Choice("token_dim", space["token_dim"]),
+            ffn_multiplier=hp.Choice("ffn_multiplier", space["ffn_multiplier"]),
+            embedding_dim=self.embedding_dim,
+            tasks=self.tasks,
+        )
+        with hp.conditional_scope("mixer", ["unimixer", "unimixer_lite"]):
+            if mixer in ("unimixer", "unimixer_lite"):
+                arguments["block_size"] = hp.Choice("block_size", space["block_size"])
+                arguments["norm"] = hp.Choice("norm", space["norm"])
+                hp.Choice("temperature_end", space["temperature_end"])
+        with hp.conditional_scope("mixer", ["unimixer_lite"]):
+            if mixer == "unimixer_lite":
+                arguments["num_basis"] = hp.Choice("num_basis", space["num_basis"])
+                # RankingModel caps the rank at the number of blocks of the sampled T, D, b.
+                arguments["rank"] = hp.Choice("rank", space["rank"])
+        with hp.conditional_scope("mixer", ["attention"]):
+            if mixer == "attention":
+                arguments["num_heads"] = hp.Choice("num_heads", space["num_heads"])
+        model = RankingModel(self.features, **arguments)
+        compile_ranking(model, self.tasks, learning_rate)
+        return model
+
+    def fit(self, hp, model, *args, callbacks=None, **kwargs):
+        callbacks = list(callbacks or [])
+        if temperature_variables(model) and hp.values.get("temperature_end") is not None:
+            callbacks.append(TemperatureAnnealing(start=1.0, end=hp.get("temperature_end")))
+        return model.fit(*args, callbacks=callbacks, **kwargs)
+
+
+__all__ = ["DEFAULT_SPACE", "UniMixerHyperModel"]
