@@ -5,6 +5,24 @@ from __future__ import annotations
 import keras
 
 
+def select_inputs(tower, features):
+    """The entries of a feature dict that `tower` takes, by name.
+
+    A functional Keras 3 model with dict inputs, called with a dict holding extra keys, does not
+    reliably pick its inputs by name (measured: outputs change), so towers that read a subset of a
+    dataset's features get exactly their own inputs here.
+    """
+    expected = getattr(tower, "input", None)
+    if not isinstance(features, dict) or not isinstance(expected, dict):
+        return features
+    missing = [name for name in expected if name not in features]
+    if missing:
+        raise ValueError(
+            f"{tower.name} needs features {missing}, which the inputs lack; got {sorted(features)}."
+        )
+    return {name: features[name] for name in expected}
+
+
 def _regularization(model):
     losses = model.losses
     return keras.ops.sum(keras.ops.stack(losses)) if losses else 0.0
@@ -28,7 +46,7 @@ class TaskModel(keras.Model):
         self.task = task
 
     def call(self, features, training=False):
-        return self.tower(features, training=training)
+        return self.tower(select_inputs(self.tower, features), training=training)
 
     def call_task(self, labels, predictions, sample_weight):
         return self.task(labels, predictions, sample_weight=sample_weight)

@@ -298,3 +298,20 @@ def test_tfrs_import_error_names_the_environment_variable():
     result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     assert result.returncode != 0
     assert "TF_USE_LEGACY_KERAS=1" in result.stderr and "before TensorFlow" in result.stderr
+
+
+def test_task_model_feeds_a_tower_its_own_features_by_name(data):
+    # A tower over two features that are not first in key order, fed the full feature dict:
+    # Keras would otherwise hand it the first two entries (measured: different outputs).
+    first = keras.Input(shape=(), dtype="int32", name="cat_3")
+    second = keras.Input(shape=(), dtype="int32", name="cat_5")
+    joined = keras.layers.Concatenate()(
+        [keras.layers.Embedding(60, 4)(first), keras.layers.Embedding(60, 4)(second)]
+    )
+    tower = keras.Model({"cat_3": first, "cat_5": second}, keras.layers.Dense(1)(joined))
+    model = tasks.TaskModel(tower, tasks.Ranking())
+    features, _ = data.arrays("test")
+    exact = tower.predict({"cat_3": features["cat_3"], "cat_5": features["cat_5"]}, verbose=0)
+    np.testing.assert_allclose(model.predict(features, verbose=0), exact, atol=1e-6)
+    with pytest.raises(ValueError, match=r"needs features \['cat_5'\]"):
+        model({"cat_3": features["cat_3"]})
