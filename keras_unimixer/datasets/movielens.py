@@ -61,18 +61,22 @@ def _number(path, line_number, name, text, kind=float):
         ) from None
 
 
+def _read_interactions(path: Path, header: bool) -> list:
+    """`(user_id, item_id, rating, timestamp)` rows of a tab-separated ratings file."""
+    return [
+        (
+            f[0],
+            f[1],
+            _number(path, line, "rating", f[2]),
+            _number(path, line, "timestamp", f[3]),
+        )
+        for line, f in _rows(path, "\t", 4, header=header)
+    ]
+
+
 def _read_atomic(directory: Path):
     inter_path, user_path, item_path = (directory / n for n in LAYOUTS["atomic"])
-    interactions = []
-    for line, f in _rows(inter_path, "\t", 4, header=True):
-        interactions.append(
-            (
-                f[0],
-                f[1],
-                _number(inter_path, line, "rating", f[2]),
-                _number(inter_path, line, "timestamp", f[3]),
-            )
-        )
+    interactions = _read_interactions(inter_path, header=True)
     users = {f[0]: (f[1], f[2], f[3], f[4]) for _, f in _rows(user_path, "\t", 5, header=True)}
     items = {}
     for _, f in _rows(item_path, "\t", 4, header=True):
@@ -82,16 +86,7 @@ def _read_atomic(directory: Path):
 
 def _read_grouplens(directory: Path):
     data_path, user_path, item_path = (directory / n for n in LAYOUTS["grouplens"])
-    interactions = []
-    for line, f in _rows(data_path, "\t", 4, header=False):
-        interactions.append(
-            (
-                f[0],
-                f[1],
-                _number(data_path, line, "rating", f[2]),
-                _number(data_path, line, "timestamp", f[3]),
-            )
-        )
+    interactions = _read_interactions(data_path, header=False)
     users = {f[0]: (f[1], f[2], f[3], f[4]) for _, f in _rows(user_path, "|", 5, header=False)}
     items = {}
     for _, f in _rows(item_path, "|", 24, header=False, encoding="latin-1"):

@@ -137,27 +137,9 @@ class FeatureTokenizer(keras.layers.Layer):
             total = len(self.features) * self.embedding_dim
             self.chunk_size = math.ceil(total / self.num_tokens)
             self.padding = self.chunk_size * self.num_tokens - total
-            self.token_kernel = self.add_weight(
-                name="token_kernel",
-                shape=(self.num_tokens, self.chunk_size, self.token_dim),
-                initializer=keras.initializers.VarianceScaling(
-                    scale=float(self.num_tokens), mode="fan_avg", distribution="uniform"
-                ),
-            )
-            self.token_bias = self.add_weight(
-                name="token_bias", shape=(self.num_tokens, self.token_dim), initializer="zeros"
-            )
+            self._add_token_projection(self.chunk_size)
         elif self.mode == "field" and self.project:
-            self.token_kernel = self.add_weight(
-                name="token_kernel",
-                shape=(self.num_tokens, self.embedding_dim, self.token_dim),
-                initializer=keras.initializers.VarianceScaling(
-                    scale=float(self.num_tokens), mode="fan_avg", distribution="uniform"
-                ),
-            )
-            self.token_bias = self.add_weight(
-                name="token_bias", shape=(self.num_tokens, self.token_dim), initializer="zeros"
-            )
+            self._add_token_projection(self.embedding_dim)
         elif self.mode == "group":
             for group in self.groups():
                 width = self.embedding_dim * sum(f.group == group for f in self.features)
@@ -177,6 +159,19 @@ class FeatureTokenizer(keras.layers.Layer):
                         name=f"{group}_group_bias", shape=(self.token_dim,), initializer="zeros"
                     ),
                 )
+
+    def _add_token_projection(self, input_dim: int):
+        """Token-specific `(input_dim -> token_dim)` maps, Glorot-scaled per token."""
+        self.token_kernel = self.add_weight(
+            name="token_kernel",
+            shape=(self.num_tokens, input_dim, self.token_dim),
+            initializer=keras.initializers.VarianceScaling(
+                scale=float(self.num_tokens), mode="fan_avg", distribution="uniform"
+            ),
+        )
+        self.token_bias = self.add_weight(
+            name="token_bias", shape=(self.num_tokens, self.token_dim), initializer="zeros"
+        )
 
     def _check_names(self, inputs):
         missing = [spec.name for spec in self.features if spec.name not in inputs]
