@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import sys
@@ -77,37 +78,19 @@ def add_train_arguments(parser):
 
 
 def config_from_args(args) -> TrainConfig:
-    return TrainConfig(
-        dataset=args.dataset,
-        model=args.model,
-        data_dir=args.data_dir,
-        split=args.split,
+    """A `TrainConfig` from parsed arguments: argparse destinations are its field names."""
+    values = {
+        field.name: getattr(args, field.name)
+        for field in dataclasses.fields(TrainConfig)
+        if hasattr(args, field.name)
+    }
+    values.update(
         tasks=tuple(t for t in args.tasks.split(",") if t),
-        num_layers=args.num_layers,
-        num_tokens=args.num_tokens,
-        token_dim=args.token_dim,
-        embedding_dim=args.embedding_dim,
-        block_size=args.block_size,
-        num_heads=args.num_heads,
-        num_basis=args.num_basis,
-        rank=args.rank,
-        ffn_multiplier=args.ffn_multiplier,
-        norm=args.norm,
-        tokenizer_mode=args.tokenizer_mode,
         hidden_units=tuple(args.hidden_units),
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        learning_rate=args.learning_rate,
-        patience=args.patience,
-        temperature_start=args.temperature_start,
-        temperature_end=args.temperature_end,
         anneal_temperature=not args.no_anneal,
-        seed=args.seed,
-        output=args.output,
-        resume=args.resume,
         verbose="auto" if args.verbose is None else args.verbose,
-        max_examples=args.max_examples,
     )
+    return TrainConfig(**values)
 
 
 def run_train(args) -> int:

@@ -98,3 +98,18 @@ def test_command_line_rejects_bad_values(capsys):
     with pytest.raises(SystemExit):
         cli.main(["train", "--epochs", "0"])
     assert "--epochs: must be a positive integer" in capsys.readouterr().err
+
+
+def test_command_line_arguments_map_onto_every_config_field():
+    parser = cli.argparse.ArgumentParser()
+    cli.add_train_arguments(parser)
+    args = parser.parse_args(
+        ["--tasks", "click,rating", "--hidden-units", "32,16", "--no-anneal", "--token-dim", "64"]
+    )
+    config = cli.config_from_args(args)
+    assert config.tasks == ("click", "rating") and config.hidden_units == (32, 16)
+    assert config.anneal_temperature is False and config.token_dim == 64
+    assert config.verbose == "auto"
+    defaults = TrainConfig()
+    for name in ("dataset", "model", "epochs", "batch_size", "learning_rate", "seed", "output"):
+        assert getattr(config, name) == getattr(defaults, name), name
