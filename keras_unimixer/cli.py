@@ -1,4 +1,4 @@
-"""Command line: `python -m keras_unimixer train ...` (also the `keras-unimixer` script)."""
+"""Command line: `python -m keras_unimixer train|export ...` (also the `keras-unimixer` script)."""
 
 from __future__ import annotations
 
@@ -108,6 +108,49 @@ def run_train(args) -> int:
     return 0
 
 
+def add_export_arguments(parser):
+    from keras_unimixer.export import DEFAULT_OPSET
+
+    parser.add_argument("--model", required=True, help="trained model (.keras)")
+    parser.add_argument(
+        "--format", choices=("savedmodel", "onnx"), default="savedmodel", dest="export_format"
+    )
+    parser.add_argument(
+        "--output", required=True, help="model base directory, e.g. saved_models/movielens"
+    )
+    parser.add_argument(
+        "--preprocessing",
+        default=None,
+        help="the run's preprocessing.json (default: next to --model)",
+    )
+    parser.add_argument("--version", type=_positive_int, default=None)
+    parser.add_argument("--opset", type=int, default=DEFAULT_OPSET)
+
+
+def export_from_args(args) -> dict:
+    """Export `args.model` as `args.export_format`; returns what was written."""
+    from pathlib import Path
+
+    from keras_unimixer import export
+
+    model_path = Path(args.model)
+    if not model_path.is_file():
+        raise FileNotFoundError(f"--model {model_path} does not exist.")
+    spec = export.read_serving_spec(args.preprocessing or model_path.parent)
+    if args.export_format == "onnx":
+        output = Path(args.output)
+        output = output if output.suffix == ".onnx" else output / "model.onnx"
+        path = export.export_onnx(model_path, spec, output, opset=args.opset)
+        return {"format": "onnx", "path": str(path), "opset": export.onnx_opset(path)}
+    path = export.export_savedmodel(model_path, spec, args.output, version=args.version)
+    return {"format": "savedmodel", "path": str(path), "signature": export.SIGNATURE}
+
+
+def run_export(args) -> int:
+    print(json.dumps(export_from_args(args), indent=1))
+    return 0
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(
         prog="keras_unimixer", description="UniMixer ranking models in Keras 3."
@@ -118,6 +161,11 @@ def main(argv=None) -> int:
     )
     add_train_arguments(train_parser)
     train_parser.set_defaults(handler=run_train)
+    export_parser = commands.add_parser(
+        "export", help="export a trained model as a TF Serving SavedModel or ONNX"
+    )
+    add_export_arguments(export_parser)
+    export_parser.set_defaults(handler=run_export)
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv:
         argv = ["train"]

@@ -19,6 +19,7 @@ import numpy as np
 
 from keras_unimixer import datasets, models
 from keras_unimixer.callbacks import TemperatureAnnealing, temperature_variables
+from keras_unimixer.export.preprocessing import write_serving_spec
 from keras_unimixer.scaling import flops_per_example, parameter_counts
 
 logger = logging.getLogger("keras_unimixer.training")
@@ -173,8 +174,9 @@ def _check_config(config: TrainConfig, data) -> None:
 def train(config: TrainConfig, data=None) -> dict:
     """Train, evaluate on the test split, and write the run's artefacts to `config.output`.
 
-    Writes `config.json`, `checkpoint/` (resumable state), `logs/` (TensorBoard), `model.keras`
-    (best validation epoch) and `metrics.json`; returns the metrics.
+    Writes `config.json`, `preprocessing.json` (what `export` needs to serve raw features),
+    `checkpoint/` (resumable state), `logs/` (TensorBoard), `model.keras` (best validation epoch)
+    and `metrics.json`; returns the metrics.
     """
     output = Path(config.output)
     checkpoint_dir = output / CHECKPOINT_DIR
@@ -205,6 +207,7 @@ def train(config: TrainConfig, data=None) -> dict:
     start_epoch = state["completed_epochs"] if state else 0
     output.mkdir(parents=True, exist_ok=True)
     (output / "config.json").write_text(json.dumps(config.to_dict(), indent=1))
+    write_serving_spec(data, output)
 
     steps_per_epoch = data.steps_per_epoch("train", config.batch_size)
     train_data = data.tf_dataset(

@@ -21,11 +21,6 @@ HOW_TO_GET = (
 )
 
 
-def log_transform(values: np.ndarray) -> np.ndarray:
-    """`sign(x) * log(1 + |x|)`: compresses the heavy-tailed counts, keeps negatives (I2 = -1)."""
-    return np.sign(values) * np.log1p(np.abs(values))
-
-
 def read_criteo_rows(path: Path, max_rows: int | None = None):
     """Rows of a Criteo file as `(labels, numeric (N, 13) float with NaN, categorical list)`.
 
@@ -101,7 +96,7 @@ def load_criteo(
         path = directory / LAYOUTS[layout][0]
     labels, numeric, categorical = read_criteo_rows(Path(path), max_rows)
     columns = [
-        RawColumn(name, NUMERIC, log_transform(numeric[:, i]), "dense")
+        RawColumn(name, NUMERIC, numeric[:, i], "dense", transform="signed_log1p")
         for i, name in enumerate(NUMERIC_NAMES)
     ]
     columns += [

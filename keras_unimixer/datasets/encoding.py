@@ -24,6 +24,7 @@ class RawColumn:
 
     `values`: for categorical, a sequence of strings (`None` or `""` = missing); for
     multi-categorical, a sequence of lists of strings; for numeric, a float array (NaN = missing).
+    `transform` (numeric only): `"signed_log1p"` applies sign(x) * log(1 + |x|) before scaling.
     """
 
     name: str
@@ -32,6 +33,7 @@ class RawColumn:
     group: str = "default"
     min_count: int = 1
     max_length: int = 0
+    transform: str | None = None
 
 
 def _encode_categorical(column, split_indices, report, preprocessing):
@@ -74,8 +76,20 @@ def _encode_multi(column, split_indices, report, preprocessing):
     return spec, encoded
 
 
+def signed_log1p(values: np.ndarray) -> np.ndarray:
+    """`sign(x) * log(1 + |x|)`: compresses heavy tails, keeps negatives (Criteo I2 = -1)."""
+    return np.sign(values) * np.log1p(np.abs(values))
+
+
 def _encode_numeric(column, split_indices, report, preprocessing):
     values = np.asarray(column.values, dtype="float64")
+    if column.transform == "signed_log1p":
+        values = signed_log1p(values)
+    elif column.transform is not None:
+        raise ValueError(
+            f"Feature {column.name!r}: `transform` must be None or 'signed_log1p', "
+            f"got {column.transform!r}."
+        )
     train = values[split_indices["train"]]
     finite = np.isfinite(train)
     mean = float(train[finite].mean()) if finite.any() else 0.0
@@ -89,7 +103,7 @@ def _encode_numeric(column, split_indices, report, preprocessing):
         # Missing, NaN and +-Inf become the training mean, i.e. 0 after standardization.
         split_values = np.where(bad, mean, split_values)
         encoded[split] = ((split_values - mean) / std).astype("float32")
-    preprocessing[column.name] = {"mean": mean, "std": std}
+    preprocessing[column.name] = {"mean": mean, "std": std, "transform": column.transform}
     return FeatureSpec(column.name, NUMERIC, 0, column.group), encoded
 
 

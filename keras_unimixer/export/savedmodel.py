@@ -1,0 +1,357 @@
+"""SavedModel export for TF Serving: raw named features in, `probability` and `logit` out."""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import tempfile
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from keras_unimixer.datasets.schema import MULTI_CATEGORICAL, NUMERIC, features_from_config
+from keras_unimixer.export.preprocessing import ServingPreprocessor, raw_input_signature
+
+logger = logging.getLogger("keras_unimixer.export")
+
+SIGNATURE = "serving_default"
+WARMUP_FILE = "tf_serving_warmup_requests"
+METADATA_FILE = "keras_unimixer.json"
+
+
+def next_version(base_dir) -> int:
+    """1 + the highest numeric version under `base_dir` (TF Serving serves the highest)."""
+    base_dir = Path(base_dir)
+    versions = [int(p.name) for p in base_dir.glob("*") if p.is_dir() and p.name.isdigit()]
+    return max(versions, default=0) + 1
+
+
+def version_directory(output, version: int | None = None) -> Path:
+    """`output/<version>`, checked: a positive version that does not exist yet."""
+    base = Path(output)
+    version = next_version(base) if version is None else version
+    if not isinstance(version, int) or version < 1:
+        raise ValueError(f"`version` must be a positive integer, got {version!r}.")
+    target = base / str(version)
+    if target.exists():
+        raise FileExistsError(f"{target} exists; pick another `version` or remove it.")
+    return target
+
+
+def core_savedmodel(model: keras.Model, directory) -> object:
+    """Export `model` (encoded inputs) with Keras' exporter and load it back as a TF object.
+
+    Under the JAX backend Keras converts the model with jax2tf, so the same wrapper serves models
+    of either backend.
+    """
+    model.export(str(directory), format="tf_saved_model", verbose=False)
+    return tf.saved_model.load(str(directory))
+
+
+class ServingModule(tf.Module):
+    """Preprocessing + an exported model; `serve(raw)` returns the named serving outputs."""
+
+    def __init__(self, core, features, preprocessing: dict):
+        super().__init__(name="keras_unimixer_serving")
+        self.core = core
+        self.preprocessor = ServingPreprocessor(features, preprocessing)
+
+    def serve(self, raw: dict) -> dict:
+        return self.outputs(self.core.serve(self.preprocessor(raw)))
+
+
+class RankingServingModule(ServingModule):
+    """`probability` and `logit` of the first task (and `<task>_...` of each, if several)."""
+
+    def __init__(self, core, features, preprocessing: dict, tasks):
+        super().__init__(core, features, preprocessing)
+        self.tasks = list(tasks)
+
+    def outputs(self, logits) -> dict:
+        if not isinstance(logits, dict):
+            logits = {self.tasks[0]: logits}
+        outputs = {}
+        for index, task in enumerate(self.tasks):
+            logit = tf.reshape(tf.cast(logits[task], tf.float32), [-1])
+            probability = tf.sigmoid(logit)
+            if index == 0:
+                outputs["logit"], outputs["probability"] = logit, probability
+            if len(self.tasks) > 1:
+                outputs[f"{task}_logit"], outputs[f"{task}_probability"] = logit, probability
+        return outputs
+
+
+class RetrievalServingModule(ServingModule):
+    """Exact top-k over stored candidate embeddings: `scores`, `candidate_ids`, `candidates`.
+
+    The scoring (`query @ candidates^T`, top-k) runs in TensorFlow, as `tasks.BruteForceIndex`
+    does in Keras: jax2tf cannot yet export JAX's top-k for TensorFlow's XLA to read back.
+    """
+
+    def __init__(self, core, features, preprocessing, embeddings, ids, vocabulary, k):
+        super().__init__(core, features, preprocessing)
+        self.candidate_embeddings = tf.Variable(embeddings, trainable=False, dtype=tf.float32)
+        self.candidate_ids = tf.Variable(ids, trainable=False, dtype=tf.int32)
+        reserved = ["", "[OOV]"]  # ids 0 (missing) and 1 (out of vocabulary)
+        values = reserved + [str(value) for value in vocabulary]
+        self.candidate_values = tf.constant(values, tf.string)
+        self.k = k
+
+    def outputs(self, queries) -> dict:
+        scores = tf.matmul(
+            tf.cast(queries, tf.float32), self.candidate_embeddings, transpose_b=True
+        )
+        top_scores, positions = tf.math.top_k(scores, k=self.k)
+        ids = tf.gather(self.candidate_ids, positions)
+        return {
+            "scores": top_scores,
+            "candidate_ids": ids,
+            "candidates": tf.gather(self.candidate_values, ids),
+        }
+
+
+def _model_tasks(model: keras.Model, labels) -> list[str]:
+    tasks = getattr(model, "tasks", None)
+    if tasks:
+        return list(tasks)
+    if isinstance(model.output, dict):
+        return list(model.output)
+    return [labels[0] if labels else "output"]
+
+
+def export_savedmodel(
+    model,
+    spec: dict,
+    output,
+    version: int | None = None,
+    warmup_batch_size: int = 4,
+) -> Path:
+    """Write a TF Serving model version: `output/<version>/` with a raw-feature `serving_default`.
+
+    Args:
+        model: a trained ranking `keras.Model` (or a path to its `.keras` file).
+        spec: the serving spec from `train` (`preprocessing.json`: features, vocabularies, means).
+        output: the model's base directory, e.g. `saved_models/movielens_unimixer`.
+        version: version number; default one above the highest already there.
+        warmup_batch_size: rows of the warm-up request written to `assets.extra` (0: none).
+
+    Returns:
+        The version directory.
+    """
+    if isinstance(model, (str, Path)):
+        model = keras.saving.load_model(model)
+    target = version_directory(output, version)
+    features = features_from_config(spec["features"])
+    _check_model_inputs(model, features)
+    tasks = _model_tasks(model, spec.get("labels"))
+    metadata = {"kind": "ranking", "tasks": tasks, "outputs": sorted(_output_names(tasks))}
+
+    def make_module(core):
+        return RankingServingModule(core, features, spec["preprocessing"], tasks)
+
+    request = example_request(spec, warmup_batch_size) if warmup_batch_size else None
+    return save_serving(model, make_module, features, target, metadata, request)
+
+
+def save_serving(model, make_module, features, target: Path, metadata: dict, request=None):
+    """Export `model`, wrap it with `make_module(core)`, save with a raw `serving_default`.
+
+    Writes the SavedModel to a scratch directory and moves it to `target` when complete, so TF
+    Serving, which polls the base directory, never sees a half-written version.
+    """
+    with tempfile.TemporaryDirectory() as scratch:
+        module = make_module(core_savedmodel(model, Path(scratch) / "core"))
+        serve = tf.function(module.serve, input_signature=[raw_input_signature(features)])
+        signatures = {SIGNATURE: serve.get_concrete_function()}
+        # Serving needs no gradients, and jax2tf's gradient functions cannot be saved again.
+        options = tf.saved_model.SaveOptions(experimental_custom_gradients=False)
+        partial = Path(scratch) / "serving"
+        tf.saved_model.save(module, str(partial), signatures=signatures, options=options)
+        extra = partial / "assets.extra"
+        extra.mkdir(parents=True, exist_ok=True)
+        if request is not None:
+            write_warmup_requests(extra / WARMUP_FILE, request, target.parent.name)
+        metadata = {
+            **metadata,
+            "features": [f.to_dict() for f in features],
+            "signature": SIGNATURE,
+            "trained_backend": keras.backend.backend(),
+            "keras_version": keras.__version__,
+            "tensorflow_version": tf.__version__,
+        }
+        (extra / METADATA_FILE).write_text(json.dumps(metadata, indent=1))
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(str(partial), str(target))
+    logger.info("SavedModel written to %s", target)
+    return target
+
+
+def export_retrieval(
+    query_tower,
+    candidate_tower,
+    candidates: dict,
+    spec: dict,
+    output,
+    candidate_feature: str,
+    k: int = 10,
+    version: int | None = None,
+) -> Path:
+    """Write a retrieval SavedModel: raw query features in, the top-`k` candidates out.
+
+    The candidate tower embeds `candidates` (encoded candidate features, one row per candidate)
+    once; the query tower is exported behind the raw-feature preprocessing of the query features
+    and followed by an exact top-`k` over the stored embeddings (as `tasks.BruteForceIndex`).
+    Outputs: `scores`, `candidate_ids` (encoded ids) and `candidates` (raw candidate values).
+
+    Args:
+        query_tower: Keras model from (encoded) query features to embeddings.
+        candidate_tower: Keras model from candidate features to embeddings.
+        candidates: dict of encoded candidate feature arrays, `candidate_feature` among them.
+        spec: the serving spec of the dataset (`serving_spec(data)`).
+        output: the model's base directory; the version goes in a numbered folder below it.
+        candidate_feature: the feature whose ids identify a candidate (e.g. `"item_id"`).
+        k: number of candidates returned.
+        version: version number; default one above the highest already there.
+    """
+    if candidate_feature not in candidates:
+        raise ValueError(
+            f"`candidate_feature` {candidate_feature!r} is not in `candidates` "
+            f"(features: {sorted(candidates)})."
+        )
+    ids = np.asarray(candidates[candidate_feature]).astype("int32")
+    embeddings = keras.ops.convert_to_numpy(candidate_tower.predict(candidates, verbose=0))
+    if not isinstance(k, int) or not 1 <= k <= len(ids):
+        raise ValueError(f"`k` must be an integer in [1, {len(ids)}] (the candidates), got {k!r}.")
+    query_names = set(query_tower.input)
+    features = [f for f in features_from_config(spec["features"]) if f.name in query_names]
+    vocabulary = spec["preprocessing"][candidate_feature]["vocabulary"]
+    target = version_directory(output, version)
+
+    def make_module(core):
+        preprocessing = spec["preprocessing"]
+        return RetrievalServingModule(core, features, preprocessing, embeddings, ids, vocabulary, k)
+
+    metadata = {"kind": "retrieval", "k": k, "outputs": ["candidate_ids", "candidates", "scores"]}
+    return save_serving(query_tower, make_module, features, target, metadata)
+
+
+def _output_names(tasks):
+    names = {"probability", "logit"}
+    if len(tasks) > 1:
+        names |= {f"{task}_{kind}" for task in tasks for kind in ("probability", "logit")}
+    return names
+
+
+def _check_model_inputs(model, features):
+    expected = {f.name for f in features}
+    if isinstance(model.input, dict):
+        names = set(model.input)
+    else:
+        names = {tensor.name for tensor in keras.tree.flatten(model.inputs)}
+    if names != expected:
+        raise ValueError(
+            f"The model's inputs {sorted(names)} differ from the spec's features "
+            f"{sorted(expected)}; export the model with the preprocessing.json of its own run."
+        )
+
+
+def example_request(spec: dict, batch_size: int = 4) -> dict:
+    """A raw request built from the vocabularies: known values, one unseen value, one missing."""
+    request = {}
+    for feature in features_from_config(spec["features"]):
+        entry = spec["preprocessing"][feature.name]
+        if feature.kind == NUMERIC:
+            values = [entry["mean"] + entry["std"] * (row - 1) for row in range(batch_size)]
+            request[feature.name] = np.asarray(values, dtype="float32")
+            continue
+        vocabulary = [str(v) for v in entry["vocabulary"]] or ["?"]
+        values = [vocabulary[row % len(vocabulary)] for row in range(batch_size)]
+        if batch_size > 2:
+            values[-1] = "__unseen_value__"
+            values[-2] = ""
+        if feature.kind == MULTI_CATEGORICAL:
+            width = feature.max_length
+            request[feature.name] = np.asarray(
+                [[v] + [""] * (width - 1) for v in values], dtype=object
+            )
+        else:
+            request[feature.name] = np.asarray(values, dtype=object)
+    return request
+
+
+def write_warmup_requests(path, request: dict, model_name: str, num_records: int = 10) -> None:
+    """TF Serving warm-up file: `num_records` PredictLog records of `request` (TFRecord)."""
+    from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
+
+    predict = predict_pb2.PredictRequest(
+        model_spec=model_pb2.ModelSpec(name=model_name, signature_name=SIGNATURE)
+    )
+    for name, values in request.items():
+        predict.inputs[name].CopyFrom(tf.make_tensor_proto(_tensor_values(values)))
+    log = prediction_log_pb2.PredictionLog(
+        predict_log=prediction_log_pb2.PredictLog(request=predict)
+    )
+    with tf.io.TFRecordWriter(str(path)) as writer:
+        for _ in range(num_records):
+            writer.write(log.SerializeToString())
+
+
+def _tensor_values(values):
+    values = np.asarray(values)
+    if values.dtype == object:
+        return tf.constant(values.astype(str).tolist(), tf.string)
+    return tf.constant(values)
+
+
+class ServingFunction:
+    """`serving_default` of an exported version, with requests checked feature by feature.
+
+    TF Serving and the raw signature report a bad request by argument position; this wrapper
+    names the feature: a missing or unknown feature, a wrong dtype (ids must be sent as strings,
+    numeric values as floats) or a wrong rank raise `ValueError` naming it. Values unseen in
+    training are valid and go to the out-of-vocabulary id inside the graph.
+
+    Args:
+        path: a version directory written by `export_savedmodel`.
+
+    Call arguments:
+        request: dict of feature name to array-like (numpy, lists, tensors).
+    """
+
+    def __init__(self, path):
+        self.path = Path(path)
+        self.function = tf.saved_model.load(str(self.path)).signatures[SIGNATURE]
+        _, self.signature = self.function.structured_input_signature
+
+    def __call__(self, request: dict) -> dict:
+        tensors = check_request(self.signature, request)
+        return {name: value.numpy() for name, value in self.function(**tensors).items()}
+
+
+def check_request(signature: dict, request: dict) -> dict:
+    """Tensors of `request` for `signature`, or a `ValueError` naming the offending feature."""
+    missing = sorted(set(signature) - set(request))
+    if missing:
+        raise ValueError(f"Request is missing feature(s) {missing}; expected {sorted(signature)}.")
+    unknown = sorted(set(request) - set(signature))
+    if unknown:
+        raise ValueError(f"Request has unknown feature(s) {unknown}; expected {sorted(signature)}.")
+    tensors = {}
+    for name, spec in signature.items():
+        value = request[name]
+        tensor = value if isinstance(value, tf.Tensor) else tf.constant(np.asarray(value))
+        if tensor.dtype != spec.dtype and not (spec.dtype.is_floating and tensor.dtype.is_floating):
+            hint = " (send ids and categories as strings)" if spec.dtype == tf.string else ""
+            raise ValueError(
+                f"Feature {name!r} must be {spec.dtype.name}, got {tensor.dtype.name}{hint}."
+            )
+        if tensor.shape.rank != spec.shape.rank:
+            raise ValueError(
+                f"Feature {name!r} must have rank {spec.shape.rank} (shape {spec.shape}: batch"
+                f"{' x values' if spec.shape.rank == 2 else ''}), got shape {tensor.shape}."
+            )
+        tensors[name] = tf.cast(tensor, spec.dtype)
+    return tensors
