@@ -1,4 +1,4 @@
-"""Command line: `python -m keras_unimixer train|export ...` (also the `keras-unimixer` script)."""
+"""Command line: `python -m keras_unimixer train|export|tune ...` (also `keras-unimixer`)."""
 
 from __future__ import annotations
 
@@ -151,6 +151,40 @@ def run_export(args) -> int:
     return 0
 
 
+def add_tune_arguments(parser):
+    parser.add_argument("--config", required=True, help="a search config, e.g. tuning/*.yaml")
+    parser.add_argument("--output", required=True, help="tuner state, results and best model")
+    parser.add_argument(
+        "--export", default=None, help="export the retrained best model to this SavedModel base"
+    )
+    parser.add_argument("--no-retrain", action="store_true", help="search and tabulate only")
+    parser.add_argument(
+        "--mixed-precision", action="store_true", help="mixed_bfloat16 policy (GPUs)"
+    )
+    parser.add_argument(
+        "--max-trials", type=_positive_int, default=None, help="override tuner_options"
+    )
+    parser.add_argument("--verbose", type=int, choices=(0, 1, 2), default=0)
+
+
+def run_tune(args) -> int:
+    from keras_unimixer.tuning import TuneConfig, tune
+
+    config = TuneConfig.from_yaml(args.config)
+    if args.max_trials is not None:
+        config.tuner_options = {**config.tuner_options, "max_trials": args.max_trials}
+    summary = tune(
+        config,
+        args.output,
+        export_to=args.export,
+        retrain=not args.no_retrain,
+        mixed_precision=args.mixed_precision,
+        verbose=args.verbose,
+    )
+    print(json.dumps(summary, indent=1, default=str))
+    return 0
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(
         prog="keras_unimixer", description="UniMixer ranking models in Keras 3."
@@ -166,6 +200,11 @@ def main(argv=None) -> int:
     )
     add_export_arguments(export_parser)
     export_parser.set_defaults(handler=run_export)
+    tune_parser = commands.add_parser(
+        "tune", help="Keras Tuner search from a YAML config; retrain and export the best model"
+    )
+    add_tune_arguments(tune_parser)
+    tune_parser.set_defaults(handler=run_tune)
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv:
         argv = ["train"]

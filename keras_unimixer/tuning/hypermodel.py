@@ -45,13 +45,23 @@ class UniMixerHyperModel(keras_tuner.HyperModel):
         tasks: label names.
         space: overrides of `DEFAULT_SPACE` (lists of choices; `learning_rate` is `[low, high]`).
         embedding_dim: fixed embedding size.
+        hidden_units: fixed sizes of the MLP under the encoder.
     """
 
-    def __init__(self, features, tasks=("click",), space=None, embedding_dim=16, **kwargs):
+    def __init__(
+        self,
+        features,
+        tasks=("click",),
+        space=None,
+        embedding_dim=16,
+        hidden_units=(64,),
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         self.features = features
         self.tasks = list(tasks)
         self.embedding_dim = embedding_dim
+        self.hidden_units = tuple(hidden_units)
         unknown = set(space or {}) - set(DEFAULT_SPACE)
         if unknown:
             raise ValueError(
@@ -98,6 +108,7 @@ class UniMixerHyperModel(keras_tuner.HyperModel):
             token_dim=hp.Choice("token_dim", space["token_dim"]),
             ffn_multiplier=hp.Choice("ffn_multiplier", space["ffn_multiplier"]),
             embedding_dim=self.embedding_dim,
+            hidden_units=self.hidden_units,
             tasks=self.tasks,
         )
         with hp.conditional_scope("mixer", ["unimixer", "unimixer_lite"]):
