@@ -1,4 +1,4 @@
-"""Command line: `python -m keras_unimixer train|export|tune ...` (also `keras-unimixer`)."""
+"""Command line: `python -m keras_unimixer train|export|tune|scale|inspect ...`."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import dataclasses
 import json
 import logging
 import sys
+from pathlib import Path
 
 from keras_unimixer.training import TrainConfig
 
@@ -129,8 +130,6 @@ def add_export_arguments(parser):
 
 def export_from_args(args) -> dict:
     """Export `args.model` as `args.export_format`; returns what was written."""
-    from pathlib import Path
-
     from keras_unimixer import export
 
     model_path = Path(args.model)
@@ -185,6 +184,81 @@ def run_tune(args) -> int:
     return 0
 
 
+def _names(text):
+    return tuple(part for part in text.split(",") if part)
+
+
+def add_scale_arguments(parser):
+    from keras_unimixer.datasets import DATASETS
+    from keras_unimixer.scaling import LadderConfig
+
+    defaults = LadderConfig()
+    parser.add_argument("--dataset", choices=DATASETS, default=defaults.dataset)
+    parser.add_argument("--data-dir", default=None)
+    parser.add_argument(
+        "--models",
+        type=_names,
+        default=defaults.models,
+        help="mixers, or mixer+ablation: no_anneal, no_symmetry, shared_local, post_norm, "
+        "depth2, depth4 (e.g. unimixer,unimixer+post_norm)",
+    )
+    parser.add_argument("--sizes", type=_names, default=defaults.sizes, help="xs,s,m,l,xl,xxl")
+    parser.add_argument("--seeds", type=_int_list_any, default=defaults.seeds)
+    parser.add_argument("--epochs", type=_positive_int, default=defaults.epochs)
+    parser.add_argument("--batch-size", type=_positive_int, default=defaults.batch_size)
+    parser.add_argument("--max-examples", type=_positive_int, default=None)
+    parser.add_argument("--output", default=defaults.output)
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="smoke ladder: synthetic data, 3 sizes, 1 seed, 2 epochs (minutes on 2 cores)",
+    )
+
+
+def _int_list_any(text):
+    return tuple(int(part) for part in text.split(",") if part)
+
+
+def run_scale(args) -> int:
+    from keras_unimixer.scaling import QUICK, LadderConfig, ablation_table, fit_ladder, run_ladder
+    from keras_unimixer.scaling.plots import plot_scaling
+
+    values = {
+        "dataset": args.dataset, "data_dir": args.data_dir, "models": args.models,
+        "sizes": args.sizes, "seeds": args.seeds, "epochs": args.epochs,
+        "batch_size": args.batch_size, "max_examples": args.max_examples, "output": args.output,
+    }  # fmt: skip
+    if args.quick:
+        values.update({key: tuple(v) if isinstance(v, list) else v for key, v in QUICK.items()})
+    config = LadderConfig(**values)
+    rows = run_ladder(config)
+    fits = fit_ladder(rows)
+    output = Path(config.output)
+    (output / "fits.json").write_text(json.dumps(fits, indent=1))
+    title = f"{config.dataset}: test AUC vs size"
+    figures = [
+        str(plot_scaling(rows, fits, output / "scaling_params.png", "dense_params", title)),
+        str(plot_scaling(rows, fits, output / "scaling_flops.png", "flops_per_example", title)),
+    ]
+    if any("+" in name for name in config.models):
+        (output / "ablations.json").write_text(json.dumps(ablation_table(rows), indent=1))
+    for fit in fits:
+        print(
+            f"{fit['model']:24s} vs {fit['against']:18s}: alpha = {fit['alpha']:.4f} "
+            f"[{fit['alpha_low']:.4f}, {fit['alpha_high']:.4f}] ({fit['interval']})"
+        )
+    print(json.dumps({"csv": str(output / "ladder.csv"), "figures": figures}, indent=1))
+    return 0
+
+
+def run_inspect(args) -> int:
+    from keras_unimixer.scaling import inspect_model
+
+    stats = inspect_model(args.model, args.output)
+    print(json.dumps(stats, indent=1))
+    return 0
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(
         prog="keras_unimixer", description="UniMixer ranking models in Keras 3."
@@ -205,6 +279,17 @@ def main(argv=None) -> int:
     )
     add_tune_arguments(tune_parser)
     tune_parser.set_defaults(handler=run_tune)
+    scale_parser = commands.add_parser(
+        "scale", help="train a ladder of sizes per architecture; fit and plot AUC = a N^alpha"
+    )
+    add_scale_arguments(scale_parser)
+    scale_parser.set_defaults(handler=run_scale)
+    inspect_parser = commands.add_parser(
+        "inspect", help="heat maps of the learned UniMixing matrices of a .keras model"
+    )
+    inspect_parser.add_argument("--model", required=True)
+    inspect_parser.add_argument("--output", required=True)
+    inspect_parser.set_defaults(handler=run_inspect)
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv:
         argv = ["train"]

@@ -60,6 +60,7 @@ class TrainConfig:
     resume: bool = False
     verbose: int | str = "auto"
     max_examples: int | None = None
+    mixing_options: dict = dataclasses.field(default_factory=dict)
 
     def to_dict(self) -> dict:
         config = dataclasses.asdict(self)
@@ -147,6 +148,7 @@ def build(config: TrainConfig, features):
         norm=config.norm,
         tokenizer_mode=config.tokenizer_mode,
         hidden_units=tuple(config.hidden_units),
+        mixing_options=dict(config.mixing_options),
     )
     models.compile_ranking(model, list(config.tasks), config.learning_rate)
     return model

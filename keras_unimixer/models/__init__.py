@@ -16,7 +16,7 @@ MODEL_NAMES = MIXERS + BASELINES
 _MIXER_ARGS = (
     "num_layers", "num_tokens", "token_dim", "embedding_dim", "block_size", "num_heads",
     "num_basis", "rank", "ffn_multiplier", "ffn_activation", "norm", "tokenizer_mode",
-    "hidden_units", "temperature", "sinkhorn_iterations",
+    "hidden_units", "temperature", "sinkhorn_iterations", "mixing_options",
 )  # fmt: skip
 
 

@@ -52,9 +52,27 @@ def make_mixing(
     rank: int = 4,
     temperature: float | None = 1.0,
     sinkhorn_iterations: int = 10,
+    mixing_options: dict | None = None,
 ):
-    """The mixing layer of a named architecture, with valid defaults for `(T, D)`."""
+    """The mixing layer of a named architecture, with valid defaults for `(T, D)`.
+
+    `mixing_options` passes further UniMixing / UniMixing-Lite arguments (`symmetric`,
+    `block_specific`, `constrain_local`, ...; the ablations of `scale`).
+    """
     check_choice("mixer", mixer, MIXERS)
+    options = dict(mixing_options or {})
+    if options and mixer not in ("unimixer", "unimixer_lite"):
+        raise ValueError(
+            f"`mixing_options` {sorted(options)} apply to mixer 'unimixer' or 'unimixer_lite' "
+            f"only, got mixer={mixer!r}."
+        )
+    allowed = UNIMIXING_OPTIONS[mixer] if options else ()
+    unknown = sorted(set(options) - set(allowed))
+    if unknown:
+        raise ValueError(
+            f"`mixing_options` has keys {unknown} that mixer {mixer!r} does not take; valid: "
+            f"{sorted(allowed)}."
+        )
     if mixer == "rankmixer":
         if token_dim % num_tokens:
             raise ValueError(
@@ -69,7 +87,10 @@ def make_mixing(
     block_size = block_size or default_block_size(num_tokens, token_dim)
     if mixer == "unimixer":
         return UniMixing(
-            block_size=block_size, temperature=temperature, sinkhorn_iterations=sinkhorn_iterations
+            block_size=block_size,
+            temperature=temperature,
+            sinkhorn_iterations=sinkhorn_iterations,
+            **options,
         )
     num_blocks = num_tokens * token_dim // block_size if block_size else 0
     return UniMixingLite(
@@ -78,7 +99,14 @@ def make_mixing(
         rank=min(rank, max(num_blocks, 1)),
         temperature=temperature,
         sinkhorn_iterations=sinkhorn_iterations,
+        **options,
     )
+
+
+UNIMIXING_OPTIONS = {
+    "unimixer": ("symmetric", "block_specific", "constrain_local", "global_init", "local_init"),
+    "unimixer_lite": ("symmetric", "constrain_local", "local_init"),
+}
 
 
 def _default_heads(token_dim: int) -> int:
@@ -102,6 +130,7 @@ def encode_features(
     tokenizer_mode,
     temperature,
     sinkhorn_iterations,
+    mixing_options=None,
 ):
     """Typed inputs and the `(batch, token_dim)` encoding: tokenizer -> encoder -> token mean."""
     check_choice("mixer", mixer, MIXERS)
@@ -124,6 +153,7 @@ def encode_features(
         rank=rank,
         temperature=temperature,
         sinkhorn_iterations=sinkhorn_iterations,
+        mixing_options=mixing_options,
     )
     encoder = UniMixerEncoder(
         num_layers=num_layers,
@@ -165,6 +195,7 @@ class RankingModel(ConfiguredModel):
         tasks: label names; one logit output per task (a dict when there are several).
         temperature: initial UniMixing temperature (anneal it with `TemperatureAnnealing`).
         sinkhorn_iterations: UniMixing Sinkhorn rounds.
+        mixing_options: further UniMixing arguments (`symmetric`, `block_specific`, ...).
         **kwargs: `keras.Model` arguments (`name`, ...).
 
     Example:
@@ -197,6 +228,7 @@ class RankingModel(ConfiguredModel):
         tasks=("click",),
         temperature: float | None = 1.0,
         sinkhorn_iterations: int = 10,
+        mixing_options: dict | None = None,
         **kwargs,
     ):
         features = features_from_config(features)
@@ -204,7 +236,7 @@ class RankingModel(ConfiguredModel):
         inputs, pooled = encode_features(
             features, mixer, num_layers, num_tokens, token_dim, embedding_dim, block_size,
             num_heads, num_basis, rank, ffn_multiplier, ffn_activation, norm, tokenizer_mode,
-            temperature, sinkhorn_iterations,
+            temperature, sinkhorn_iterations, mixing_options,
         )  # fmt: skip
         outputs = task_heads(mlp(pooled, hidden_units, "head"), tasks)
         super().__init__(inputs=inputs, outputs=outputs, **kwargs)
@@ -227,6 +259,7 @@ class RankingModel(ConfiguredModel):
             tasks=tasks,
             temperature=temperature,
             sinkhorn_iterations=sinkhorn_iterations,
+            mixing_options=dict(mixing_options or {}),
         )
 
 

@@ -1,5 +1,32 @@
-"""Parameter and FLOP accounting (and, later, scaling-law curves)."""
+"""Parameter and FLOP accounting, scaling ladders with power-law fits, and model inspection."""
 
 from keras_unimixer.scaling.counts import flops_per_example, mixing_flops, parameter_counts
+from keras_unimixer.scaling.fit import fit_power_law, log_linear_fit
+from keras_unimixer.scaling.inspect import inspect_model, mixing_layers, permutation_closeness
+from keras_unimixer.scaling.ladder import (
+    QUICK,
+    SIZES,
+    VARIANTS,
+    LadderConfig,
+    ablation_table,
+    fit_ladder,
+    run_ladder,
+)
 
-__all__ = ["flops_per_example", "mixing_flops", "parameter_counts"]
+__all__ = [
+    "QUICK",
+    "SIZES",
+    "VARIANTS",
+    "LadderConfig",
+    "ablation_table",
+    "fit_ladder",
+    "fit_power_law",
+    "flops_per_example",
+    "inspect_model",
+    "log_linear_fit",
+    "mixing_flops",
+    "mixing_layers",
+    "parameter_counts",
+    "permutation_closeness",
+    "run_ladder",
+]

@@ -1,0 +1,68 @@
+"""Power-law fits `AUC = a * N^alpha` with confidence intervals from seeds."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+# Two-sided 95% Student-t quantiles by degrees of freedom (1..10); 1.96 beyond.
+_T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306,
+        9: 2.262, 10: 2.228}  # fmt: skip
+
+
+def t95(degrees_of_freedom: int) -> float:
+    return _T95.get(degrees_of_freedom, 1.96) if degrees_of_freedom >= 1 else math.nan
+
+
+def log_linear_fit(sizes, values) -> tuple[float, float, float]:
+    """`(alpha, a, standard error of alpha)`: least squares on `log y = log a + alpha log N`."""
+    x = np.log(np.asarray(sizes, dtype="float64"))
+    y = np.log(np.asarray(values, dtype="float64"))
+    if len(np.unique(x)) < 2:
+        raise ValueError("A power-law fit needs at least 2 distinct sizes.")
+    design = np.stack([np.ones_like(x), x], axis=1)
+    (intercept, alpha), *_ = np.linalg.lstsq(design, y, rcond=None)
+    residuals = y - design @ np.array([intercept, alpha])
+    dof = len(x) - 2
+    if dof > 0:
+        variance = residuals @ residuals / dof
+        standard_error = math.sqrt(variance / np.sum((x - x.mean()) ** 2))
+    else:
+        standard_error = math.nan
+    return float(alpha), float(math.exp(intercept)), standard_error
+
+
+def fit_power_law(rows, x_key: str = "dense_params", y_key: str = "test_auc") -> dict:
+    """Fit one architecture's runs: `rows` are dicts with `x_key`, `y_key` and `seed`.
+
+    With several seeds, alpha is fitted per seed and the interval is the 95% t-interval of the
+    per-seed exponents; with one seed, it is the regression's 95% interval.
+    """
+    sizes = [row[x_key] for row in rows]
+    values = [row[y_key] for row in rows]
+    alpha, scale, standard_error = log_linear_fit(sizes, values)
+    seeds = sorted({row["seed"] for row in rows})
+    per_seed = []
+    if len(seeds) > 1:
+        for seed in seeds:
+            chosen = [row for row in rows if row["seed"] == seed]
+            if len({row[x_key] for row in chosen}) >= 2:
+                per_seed.append(
+                    log_linear_fit([r[x_key] for r in chosen], [r[y_key] for r in chosen])[0]
+                )
+    if len(per_seed) > 1:
+        spread = float(np.std(per_seed, ddof=1)) / math.sqrt(len(per_seed))
+        half_width = t95(len(per_seed) - 1) * spread
+        method = f"t-interval over {len(per_seed)} seeds"
+    else:
+        half_width = t95(len(rows) - 2) * standard_error
+        method = "regression standard error"
+    return {
+        "alpha": alpha,
+        "a": scale,
+        "alpha_low": alpha - half_width,
+        "alpha_high": alpha + half_width,
+        "interval": method,
+        "num_runs": len(rows),
+    }

@@ -1,0 +1,61 @@
+"""Figures: scaling curves (log-scale x) and heat maps of learned mixing matrices."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_scaling(rows, fits, path, x_key: str = "dense_params", title: str = "") -> Path:
+    """One curve per model: mean test AUC over seeds (error bars: min-max) and its fitted law."""
+    import numpy as np
+
+    plt = _pyplot()
+    figure, axis = plt.subplots(figsize=(6.4, 4.4))
+    for name in dict.fromkeys(row["model"] for row in rows):
+        chosen = [row for row in rows if row["model"] == name]
+        sizes = sorted({row[x_key] for row in chosen})
+        aucs = [[r["test_auc"] for r in chosen if r[x_key] == size] for size in sizes]
+        means = np.array([np.mean(a) for a in aucs])
+        errors = np.array([[m - min(a), max(a) - m] for m, a in zip(means, aucs, strict=True)]).T
+        fit = next((f for f in fits if f["model"] == name and f["against"] == x_key), None)
+        label = name if fit is None else f"{name} (alpha={fit['alpha']:.4f})"
+        line = axis.errorbar(sizes, means, yerr=errors, marker="o", capsize=3, label=label)
+        if fit is not None:
+            grid = np.geomspace(min(sizes), max(sizes), 50)
+            axis.plot(grid, fit["a"] * grid ** fit["alpha"], "--", color=line[0].get_color())
+    axis.set_xscale("log")
+    axis.set_xlabel("dense parameters" if x_key == "dense_params" else "FLOPs per example")
+    axis.set_ylabel("test AUC")
+    axis.set_title(title)
+    axis.grid(True, which="both", alpha=0.3)
+    axis.legend(fontsize=8)
+    figure.tight_layout()
+    path = Path(path)
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+    return path
+
+
+def plot_matrices(matrices: dict, path, title: str = "") -> Path:
+    """Heat maps of named 2-D arrays side by side."""
+    plt = _pyplot()
+    figure, axes = plt.subplots(1, len(matrices), figsize=(4 * len(matrices), 3.8), squeeze=False)
+    for axis, (name, matrix) in zip(axes[0], matrices.items(), strict=True):
+        image = axis.imshow(matrix, cmap="viridis", interpolation="nearest")
+        axis.set_title(name, fontsize=9)
+        figure.colorbar(image, ax=axis, fraction=0.046)
+    figure.suptitle(title)
+    figure.tight_layout()
+    path = Path(path)
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return path
