@@ -1,0 +1,107 @@
+import json
+
+import keras
+import numpy as np
+import pytest
+
+from keras_unimixer import cli, datasets, models
+from keras_unimixer.layers import UniMixing
+from keras_unimixer.scaling import (
+    LadderConfig,
+    fit_ladder,
+    fit_power_law,
+    inspect_model,
+    log_linear_fit,
+    mixing_layers,
+    permutation_closeness,
+    run_ladder,
+)
+from keras_unimixer.scaling.ladder import read_rows
+
+
+def test_power_law_fit_recovers_the_exponent_and_covers_it_with_seed_intervals():
+    sizes = np.array([1e4, 3e4, 1e5, 3e5, 1e6])
+    alpha, scale, _ = log_linear_fit(sizes, 0.5 * sizes**0.12)
+    assert alpha == pytest.approx(0.12, abs=1e-9) and scale == pytest.approx(0.5, rel=1e-9)
+    rng = np.random.default_rng(0)
+    rows = [
+        {"dense_params": n, "test_auc": 0.5 * n**0.12 * np.exp(rng.normal(0, 0.003)), "seed": seed}
+        for seed in range(4)
+        for n in sizes
+    ]
+    fit = fit_power_law(rows)
+    assert fit["alpha_low"] < 0.12 < fit["alpha_high"]
+    assert fit["alpha_high"] - fit["alpha_low"] < 0.02
+    assert fit["interval"] == "t-interval over 4 seeds"
+    with pytest.raises(ValueError, match="at least 2 distinct sizes"):
+        log_linear_fit([10, 10], [0.7, 0.71])
+
+
+@pytest.mark.parametrize(
+    "overrides,pattern",
+    [
+        ({"sizes": ("xs", "huge")}, "`sizes` entry 'huge'"),
+        ({"models": ("mamba",)}, "mixer must be one of"),
+        ({"models": ("unimixer+dropout",)}, "ablation must be one of"),
+        ({"models": ("rankmixer+no_symmetry",)}, "applies to UniMixing only"),
+        ({"models": ("unimixer_lite+shared_local",)}, "shared_local applies to 'unimixer'"),
+        ({"sizes": ("xs",)}, "at least 2 sizes"),
+    ],
+)
+def test_bad_ladders_are_rejected(overrides, pattern):
+    with pytest.raises(ValueError, match=pattern):
+        LadderConfig(**overrides)
+
+
+def test_ladder_trains_fits_plots_and_continues(tmp_path):
+    config = LadderConfig(
+        models=("unimixer", "unimixer+shared_local"), sizes=("xs", "s"), seeds=(0,), epochs=1,
+        max_examples=1500, output=str(tmp_path),
+    )  # fmt: skip
+    rows = run_ladder(config, progress=lambda line: None)
+    assert len(rows) == 4 and all(0 <= row["test_auc"] <= 1 for row in rows)
+    params = {(r["model"], r["size"]): r["dense_params"] for r in rows}
+    assert params["unimixer", "s"] > params["unimixer", "xs"]
+    assert params["unimixer+shared_local", "s"] < params["unimixer", "s"]  # one local matrix
+    fits = fit_ladder(rows)
+    assert {(f["model"], f["against"]) for f in fits} == {
+        (m, x) for m in config.models for x in ("dense_params", "flops_per_example")
+    }
+    assert len(read_rows(tmp_path / "ladder.csv")) == 4
+    again = run_ladder(config, progress=lambda line: pytest.fail(f"retrained: {line}"))
+    assert again == read_rows(tmp_path / "ladder.csv")
+    # The command draws the figures from the same (already complete) ladder.
+    assert cli.main(["scale", "--models", "unimixer,unimixer+shared_local", "--sizes", "xs,s",
+                     "--seeds", "0", "--epochs", "1", "--max-examples", "1500",
+                     "--output", str(tmp_path)]) == 0  # fmt: skip
+    for figure in ("scaling_params.png", "scaling_flops.png"):
+        assert (tmp_path / figure).stat().st_size > 10_000
+    ablations = json.loads((tmp_path / "ablations.json").read_text())
+    assert [a["model"] for a in ablations] == ["unimixer", "unimixer+shared_local"]
+
+
+def test_inspect_reports_a_sharp_global_matrix_as_a_permutation(tmp_path):
+    data = datasets.make_synthetic(num_examples=300)
+    model = models.RankingModel(data.features, mixer="unimixer", num_layers=2, num_tokens=4,
+                                token_dim=8, block_size=4)  # fmt: skip
+    layers = mixing_layers(model)
+    assert len(layers) == 2 and all(isinstance(layer, UniMixing) for layer in layers)
+    first = layers[0]
+    permutation = np.eye(first.num_blocks)[::-1]  # symmetric, as the layer constrains W_G
+    first.global_kernel.assign(10.0 * permutation)
+    first.temperature_variable.assign(0.05)
+    path = tmp_path / "model.keras"
+    model.save(path)
+    stats = list(inspect_model(path, tmp_path / "inspect").values())  # in layer order
+    sharp = stats[0]["global"]
+    assert sharp["mean_row_max"] > 0.99 and sharp["argmax_is_permutation"]
+    assert stats[0]["temperature"] == pytest.approx(0.05)
+    assert stats[1]["global"]["mean_row_max"] < sharp["mean_row_max"]
+    assert (tmp_path / "inspect" / stats[0]["image"]).stat().st_size > 5_000
+    uniform = permutation_closeness(np.full((4, 4), 0.25))
+    assert uniform["mean_row_max"] == 0.25
+    assert uniform["mean_row_entropy"] == pytest.approx(np.log(4))
+    with pytest.raises(ValueError, match="no UniMixing"):
+        inspect_model(models.RankingModel(data.features, mixer="fm", num_tokens=4, token_dim=8),
+                      tmp_path / "none")  # fmt: skip
+    keras.utils.clear_session()
