@@ -6,6 +6,7 @@ All of it is computed in the log domain and in float32, so it stays finite for t
 
 from __future__ import annotations
 
+import keras
 from keras import ops
 
 
@@ -30,10 +31,15 @@ def log_sinkhorn(log_matrix, num_iterations: int):
         matrix = matrix - ops.logsumexp(matrix, axis=-1, keepdims=True)
         return matrix - ops.logsumexp(matrix, axis=-2, keepdims=True)
 
-    # A loop op rather than a Python loop: the graph holds one iteration, which keeps XLA/JAX
-    # compile time flat in `num_iterations`.
-    log_matrix = ops.fori_loop(0, num_iterations, normalize_rows_then_columns, log_matrix)
-    return log_matrix
+    if keras.backend.backend() == "tensorflow":
+        # Unrolled: TensorFlow's while loop has no XLA gradient without a fixed trip count, so a
+        # loop op would break `jit_compile=True`; the graph is small either way.
+        for iteration in range(num_iterations):
+            log_matrix = normalize_rows_then_columns(iteration, log_matrix)
+        return log_matrix
+    # Elsewhere a loop op: the graph holds one iteration, which keeps JAX compile time flat in
+    # `num_iterations`.
+    return ops.fori_loop(0, num_iterations, normalize_rows_then_columns, log_matrix)
 
 
 def sinkhorn(log_matrix, num_iterations: int):

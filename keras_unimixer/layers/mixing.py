@@ -199,12 +199,15 @@ class _ConstrainedMixing(keras.layers.Layer):
     def call(self, inputs):
         global_weights = ops.cast(self.global_weights(), self.compute_dtype)
         local_weights = ops.cast(self.local_weights(), self.compute_dtype)
+        # Blocks first, `(n, batch, b)`: the local step is one batched matmul over blocks and the
+        # global step one plain `(n, n) @ (n, batch * b)` matmul. (Einsums over a batch-major
+        # layout were ~15x slower on CPU: they broadcast W_G over the batch.)
         blocks = ops.reshape(inputs, (-1, self.num_blocks, self.block_size))
-        if len(local_weights.shape) == 2:
-            local_out = ops.matmul(blocks, local_weights)
-        else:
-            local_out = ops.einsum("bni,nij->bnj", blocks, local_weights)
-        mixed = ops.einsum("ij,bjk->bik", global_weights, local_out)
+        blocks = ops.transpose(blocks, (1, 0, 2))
+        local_out = ops.matmul(blocks, local_weights)
+        flat = ops.reshape(local_out, (self.num_blocks, -1))
+        mixed = ops.reshape(ops.matmul(global_weights, flat), (self.num_blocks, -1, self.block_size))
+        mixed = ops.transpose(mixed, (1, 0, 2))
         return ops.reshape(mixed, (-1, self.num_tokens, self.token_dim))
 
     def compute_output_shape(self, input_shape):
