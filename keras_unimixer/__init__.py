@@ -1,6 +1,10 @@
-"""keras_unimixer: UniMixer and the token-mixing family for recommendation, in Keras 3."""
+"""keras_unimixer: UniMixer and the token-mixing family for recommendation, in Keras 3.
 
-from keras_unimixer import callbacks, datasets, layers, models, tasks
+Subpackages imported on demand: `keras_unimixer.export` (TF Serving / ONNX), `keras_unimixer.tuning`
+(Keras Tuner), `keras_unimixer.tfrs` (TensorFlow Recommenders).
+"""
+
+from keras_unimixer import callbacks, datasets, distribution, layers, models, scaling, tasks
 from keras_unimixer.callbacks import TemperatureAnnealing
 from keras_unimixer.layers import (
     AttentionMixing,
@@ -28,8 +32,10 @@ __all__ = [
     "UniMixingLite",
     "callbacks",
     "datasets",
+    "distribution",
     "layers",
     "models",
+    "scaling",
     "tasks",
     "token_mixing_permutation",
 ]

@@ -206,8 +206,8 @@ class _ConstrainedMixing(keras.layers.Layer):
         blocks = ops.transpose(blocks, (1, 0, 2))
         local_out = ops.matmul(blocks, local_weights)
         flat = ops.reshape(local_out, (self.num_blocks, -1))
-        mixed = ops.reshape(ops.matmul(global_weights, flat), (self.num_blocks, -1, self.block_size))
-        mixed = ops.transpose(mixed, (1, 0, 2))
+        mixed = ops.matmul(global_weights, flat)
+        mixed = ops.transpose(ops.reshape(mixed, (self.num_blocks, -1, self.block_size)), (1, 0, 2))
         return ops.reshape(mixed, (-1, self.num_tokens, self.token_dim))
 
     def compute_output_shape(self, input_shape):
