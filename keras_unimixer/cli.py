@@ -259,37 +259,34 @@ def run_inspect(args) -> int:
     return 0
 
 
+def add_inspect_arguments(parser):
+    parser.add_argument("--model", required=True, help="a trained model (.keras)")
+    parser.add_argument("--output", required=True, help="folder for the PNGs and statistics")
+
+
+COMMANDS = (
+    ("train", "train a ranking model (default: UniMixer-Lite on synthetic data)",
+     add_train_arguments, run_train),
+    ("export", "export a trained model as a TF Serving SavedModel or ONNX",
+     add_export_arguments, run_export),
+    ("tune", "Keras Tuner search from a YAML config; retrain and export the best model",
+     add_tune_arguments, run_tune),
+    ("scale", "train a ladder of sizes per architecture; fit and plot AUC = a N^alpha",
+     add_scale_arguments, run_scale),
+    ("inspect", "heat maps of the learned UniMixing matrices of a .keras model",
+     add_inspect_arguments, run_inspect),
+)  # fmt: skip
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(
         prog="keras_unimixer", description="UniMixer ranking models in Keras 3."
     )
     commands = parser.add_subparsers(dest="command")
-    train_parser = commands.add_parser(
-        "train", help="train a ranking model (default: UniMixer-Lite on synthetic data)"
-    )
-    add_train_arguments(train_parser)
-    train_parser.set_defaults(handler=run_train)
-    export_parser = commands.add_parser(
-        "export", help="export a trained model as a TF Serving SavedModel or ONNX"
-    )
-    add_export_arguments(export_parser)
-    export_parser.set_defaults(handler=run_export)
-    tune_parser = commands.add_parser(
-        "tune", help="Keras Tuner search from a YAML config; retrain and export the best model"
-    )
-    add_tune_arguments(tune_parser)
-    tune_parser.set_defaults(handler=run_tune)
-    scale_parser = commands.add_parser(
-        "scale", help="train a ladder of sizes per architecture; fit and plot AUC = a N^alpha"
-    )
-    add_scale_arguments(scale_parser)
-    scale_parser.set_defaults(handler=run_scale)
-    inspect_parser = commands.add_parser(
-        "inspect", help="heat maps of the learned UniMixing matrices of a .keras model"
-    )
-    inspect_parser.add_argument("--model", required=True)
-    inspect_parser.add_argument("--output", required=True)
-    inspect_parser.set_defaults(handler=run_inspect)
+    for name, description, add_arguments, handler in COMMANDS:
+        command = commands.add_parser(name, help=description)
+        add_arguments(command)
+        command.set_defaults(handler=handler)
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv:
         argv = ["train"]
