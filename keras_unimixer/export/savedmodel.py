@@ -147,7 +147,7 @@ def export_savedmodel(
     features = features_from_config(spec["features"])
     _check_model_inputs(model, features)
     tasks = _model_tasks(model, spec.get("labels"))
-    metadata = {"kind": "ranking", "tasks": tasks, "outputs": sorted(_output_names(tasks))}
+    metadata = {"kind": "ranking", "tasks": tasks}
 
     def make_module(core):
         return RankingServingModule(core, features, spec["preprocessing"], tasks)
@@ -165,7 +165,8 @@ def save_serving(model, make_module, features, target: Path, metadata: dict, req
     with tempfile.TemporaryDirectory() as scratch:
         module = make_module(core_savedmodel(model, Path(scratch) / "core"))
         serve = tf.function(module.serve, input_signature=[raw_input_signature(features)])
-        signatures = {SIGNATURE: serve.get_concrete_function()}
+        concrete = serve.get_concrete_function()
+        signatures = {SIGNATURE: concrete}
         # Serving needs no gradients, and jax2tf's gradient functions cannot be saved again.
         options = tf.saved_model.SaveOptions(experimental_custom_gradients=False)
         partial = Path(scratch) / "serving"
@@ -176,6 +177,7 @@ def save_serving(model, make_module, features, target: Path, metadata: dict, req
             write_warmup_requests(extra / WARMUP_FILE, request, target.parent.name)
         metadata = {
             **metadata,
+            "outputs": sorted(concrete.structured_outputs),
             "features": [f.to_dict() for f in features],
             "signature": SIGNATURE,
             "trained_backend": keras.backend.backend(),
@@ -234,15 +236,8 @@ def export_retrieval(
         preprocessing = spec["preprocessing"]
         return RetrievalServingModule(core, features, preprocessing, embeddings, ids, vocabulary, k)
 
-    metadata = {"kind": "retrieval", "k": k, "outputs": ["candidate_ids", "candidates", "scores"]}
+    metadata = {"kind": "retrieval", "k": k}
     return save_serving(query_tower, make_module, features, target, metadata)
-
-
-def _output_names(tasks):
-    names = {"probability", "logit"}
-    if len(tasks) > 1:
-        names |= {f"{task}_{kind}" for task in tasks for kind in ("probability", "logit")}
-    return names
 
 
 def _check_model_inputs(model, features):

@@ -109,6 +109,7 @@ def test_layout_warmup_requests_and_metadata(trained):
     assert version.name == "1" and (version / "saved_model.pb").is_file()
     metadata = json.loads((version / "assets.extra" / "keras_unimixer.json").read_text())
     assert metadata["tasks"] == ["click"] and metadata["trained_backend"] == BACKEND
+    assert metadata["outputs"] == ["logit", "probability"]
     from tensorflow_serving.apis import prediction_log_pb2
 
     path = version / "assets.extra" / "tf_serving_warmup_requests"
