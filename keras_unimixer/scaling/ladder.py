@@ -108,6 +108,7 @@ def run_ladder(config: LadderConfig, progress=print) -> list[dict]:
 
     output = Path(config.output)
     output.mkdir(parents=True, exist_ok=True)
+    _check_same_budget(config, output / "ladder_config.json")
     table = output / "ladder.csv"
     rows = read_rows(table)
     done = {(r["model"], r["size"], int(r["seed"])) for r in rows}
@@ -140,6 +141,27 @@ def run_ladder(config: LadderConfig, progress=print) -> list[dict]:
                 )
     wanted = {(m, s, seed) for m in config.models for s in config.sizes for seed in config.seeds}
     return [r for r in rows if (r["model"], r["size"], int(r["seed"])) in wanted]
+
+
+def _check_same_budget(config: LadderConfig, path: Path) -> None:
+    """Rows of a ladder are comparable only under one data/budget rule: refuse to mix two."""
+    import json
+
+    budget = {
+        key: value
+        for key, value in dataclasses.asdict(config).items()
+        if key not in ("models", "sizes", "seeds", "output")
+    }
+    if path.is_file():
+        saved = json.loads(path.read_text())
+        differing = {k: (saved.get(k), v) for k, v in budget.items() if saved.get(k) != v}
+        if differing:
+            raise ValueError(
+                f"{path.parent} holds a ladder run with other settings {differing} (saved, "
+                "asked); use another --output to compare settings."
+            )
+    else:
+        path.write_text(json.dumps(budget, indent=1))
 
 
 def read_rows(path) -> list[dict]:

@@ -76,6 +76,8 @@ def test_ladder_trains_fits_plots_and_continues(tmp_path):
                      "--output", str(tmp_path)]) == 0  # fmt: skip
     for figure in ("scaling_params.png", "scaling_flops.png"):
         assert (tmp_path / figure).stat().st_size > 10_000
+    with pytest.raises(ValueError, match="other settings"):
+        run_ladder(LadderConfig(**{**config.__dict__, "epochs": 2}))
     ablations = json.loads((tmp_path / "ablations.json").read_text())
     assert [a["model"] for a in ablations] == ["unimixer", "unimixer+shared_local"]
 
