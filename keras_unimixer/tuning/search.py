@@ -191,7 +191,7 @@ def results_table(tuner, hypermodel=None) -> list[dict]:
         runs[record["trial_id"]] = record
     hypermodel = hypermodel or tuner.hypermodel
     rows = []
-    for trial in sorted(tuner.oracle.trials.values(), key=lambda t: t.trial_id):
+    for trial in sorted(tuner.oracle.trials.values(), key=lambda t: int(t.trial_id)):
         row = {"trial": trial.trial_id, "status": trial.status}
         row[tuner.oracle.objective.name] = None if trial.score is None else round(trial.score, 5)
         row.update(trial.hyperparameters.values)
@@ -207,10 +207,13 @@ def results_table(tuner, hypermodel=None) -> list[dict]:
     return rows
 
 
+def _columns(rows) -> list[str]:
+    """Every key of `rows`, in first-seen order (trials of different mixers have other hps)."""
+    return list(dict.fromkeys(key for row in rows for key in row))
+
+
 def write_results(rows, path) -> Path:
-    columns = []
-    for row in rows:
-        columns += [key for key in row if key not in columns]
+    columns = _columns(rows)
     with open(path, "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=columns)
         writer.writeheader()
@@ -221,9 +224,7 @@ def write_results(rows, path) -> Path:
 def format_table(rows) -> str:
     if not rows:
         return "(no trials)"
-    columns = []
-    for row in rows:
-        columns += [key for key in row if key not in columns]
+    columns = _columns(rows)
     cells = [[_cell(row.get(column)) for column in columns] for row in rows]
     widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
     lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True))]
