@@ -154,7 +154,8 @@ def build(config: TrainConfig, features):
     return model
 
 
-def _monitor(tasks) -> str:
+def monitor_name(tasks) -> str:
+    """The validation AUC that early stopping (and tuning) watches: the first task's."""
     return "val_auc" if len(tasks) == 1 else f"val_{tasks[0]}_auc"
 
 
@@ -185,7 +186,7 @@ def train(config: TrainConfig, data=None) -> dict:
     data = data or load_data(config)
     _check_config(config, data)
     tasks = list(config.tasks)
-    monitor = _monitor(tasks)
+    monitor = monitor_name(tasks)
 
     state = None
     if config.resume and (checkpoint_dir / "state.json").is_file():

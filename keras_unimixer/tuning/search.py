@@ -24,6 +24,7 @@ import keras_tuner
 
 from keras_unimixer import datasets
 from keras_unimixer.scaling import flops_per_example, parameter_counts
+from keras_unimixer.training import monitor_name
 from keras_unimixer.tuning.hypermodel import DEFAULT_SPACE, UniMixerHyperModel
 
 logger = logging.getLogger("keras_unimixer.tuning")
@@ -35,7 +36,6 @@ TUNERS = {
 }
 RUN_LOG = "trial_runs.jsonl"
 RESULTS_FILE = "results.csv"
-OBJECTIVE = "val_auc"
 
 
 @dataclasses.dataclass
@@ -117,16 +117,12 @@ def make_tuner(config: TuneConfig, hypermodel, output) -> keras_tuner.Tuner:
         options.setdefault("max_trials", 4)
     return _record_runs(TUNERS[config.tuner])(
         hypermodel,
-        objective=keras_tuner.Objective(_objective(config.tasks), "max"),
+        objective=keras_tuner.Objective(monitor_name(config.tasks), "max"),
         directory=str(output),
         project_name=config.name,
         overwrite=False,
         **options,
     )
-
-
-def _objective(tasks) -> str:
-    return OBJECTIVE if len(tasks) == 1 else f"val_{tasks[0]}_auc"
 
 
 def load_data(config: TuneConfig):
@@ -147,17 +143,14 @@ def run_search(config: TuneConfig, output, data=None, verbose=0):
     )
     tuner = make_tuner(config, hypermodel, output)
     tasks = list(config.tasks)
+    # Each epoch has its own order (as in `train`); Hyperband may ask for up to `max_epochs`.
+    epochs = max(config.epochs, int(config.tuner_options.get("max_epochs", 0)))
     train = data.tf_dataset(
-        "train",
-        config.batch_size,
-        labels=tasks,
-        shuffle=True,
-        seed=config.seed,
-        epochs=1,
-    ).repeat()
+        "train", config.batch_size, labels=tasks, shuffle=True, seed=config.seed, epochs=epochs
+    )
     validation = data.tf_dataset("validation", 4096, labels=tasks)
     stop = keras.callbacks.EarlyStopping(
-        monitor=_objective(tasks), mode="max", patience=config.patience
+        monitor=monitor_name(tasks), mode="max", patience=config.patience
     )
     search_options = dict(
         validation_data=validation,
