@@ -3,15 +3,22 @@
 Usage (from the repository root; run once per backend):
     KERAS_BACKEND=tensorflow .venv/bin/python benchmarks/mixer_speed.py
     KERAS_BACKEND=jax .venv/bin/python benchmarks/mixer_speed.py
+    KERAS_BACKEND=tensorflow .venv/bin/python benchmarks/mixer_speed.py --norm native
 
-For each mixer, T in {16, 32}, D in {64, 256}, batch 4096: a `UniMixerEncoder` (2 blocks, FFN
-multiplier 2, SwiGLU for all mixers so that parameter counts are near-equal) + mean pooling + a
-logit, trained with `train_on_batch` on one fixed batch. Reported: median step time
-(forward+backward+Adam) over the timed steps, examples/s, parameters, and achieved GFLOP/s =
-3 x analytic forward FLOPs (forward + backward ~ 3 forward) / step time, as a fraction of the dense
-float32 matmul GFLOP/s measured in the same run (2048 x 2048 matmuls). TensorFlow is timed with
-and without XLA (`jit_compile`); JAX always compiles. Appends to
-benchmarks/results/mixer_speed_<backend>.md.
+For T in {16, 32}, D in {64, 256}, batch 4096: a `UniMixerEncoder` (2 blocks, FFN multiplier 2,
+SwiGLU for all mixers so that parameter counts are near-equal) + mean pooling + a logit, trained
+with `train_on_batch` on one fixed batch. With `--norm post` (the default) every model is the same
+post-norm encoder and only the mixing layer differs, so step times compare mixers; `none` is that
+encoder with no mixing at all (the floor: each mixer's own cost is its step minus `none`'s).
+`--norm native` gives each architecture its own residual scheme (SiameseNorm for UniMixer and
+UniMixing-Lite, post-norm for the rest).
+
+Timing is interleaved: all models of one (T, D, XLA) cell are built and warmed, then each takes
+one step per round, so drift in machine speed hits every mixer alike. Reported: median step time
+(forward+backward+Adam), examples/s, parameters, ratio to RankMixer's step, and achieved GFLOP/s
+= 3 x analytic forward FLOPs / step time, as a fraction of the dense float32 matmul GFLOP/s
+measured in the same run. TensorFlow is timed with and without XLA (`jit_compile`); JAX always
+compiles. Writes benchmarks/results/mixer_speed_<backend>[_native].md.
 """
 
 from __future__ import annotations
@@ -33,8 +40,19 @@ from keras_unimixer.layers import UniMixerEncoder  # noqa: E402
 from keras_unimixer.models.ranking import make_mixing  # noqa: E402
 from keras_unimixer.scaling import flops_per_example  # noqa: E402
 
-MIXERS = ("rankmixer", "unimixer", "unimixer_lite", "attention", "fm")
+MIXERS = ("none", "rankmixer", "unimixer", "unimixer_lite", "attention", "fm")
 RESULTS = Path(__file__).resolve().parent / "results"
+
+
+@keras.saving.register_keras_serializable(package="benchmarks")
+class NoMixing(keras.layers.Layer):
+    """The identity in place of a mixing layer: the encoder's cost without any mixing."""
+
+    def call(self, inputs):
+        return inputs
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape)
 
 
 def matmul_gflops(size: int = 2048, repeats: int = 10) -> float:
@@ -60,26 +78,63 @@ def matmul_gflops(size: int = 2048, repeats: int = 10) -> float:
     return 2 * size**3 / statistics.median(times) / 1e9
 
 
-def encoder_model(mixer: str, num_tokens: int, token_dim: int, num_layers: int):
+def encoder_norm(mixer: str, norm: str) -> str:
+    if norm == "native":
+        return "siamese" if mixer.startswith("unimixer") else "post"
+    return norm
+
+
+def encoder_model(mixer: str, num_tokens: int, token_dim: int, num_layers: int, norm: str):
     inputs = keras.Input((num_tokens, token_dim))
-    mixing = make_mixing(mixer, num_tokens, token_dim)
+    mixing = NoMixing() if mixer == "none" else make_mixing(mixer, num_tokens, token_dim)
     encoder = UniMixerEncoder(
         num_layers=num_layers, mixing=mixing, ffn_multiplier=2, ffn_activation="swiglu",
-        norm="siamese" if mixer.startswith("unimixer") else "post",
+        norm=encoder_norm(mixer, norm),
     )  # fmt: skip
     pooled = keras.layers.GlobalAveragePooling1D()(encoder(inputs))
     return keras.Model(inputs, keras.layers.Dense(1)(pooled))
 
 
-def time_steps(model, inputs, targets, steps: int) -> float:
-    model.train_on_batch(inputs, targets)  # compile
-    model.train_on_batch(inputs, targets)
-    times = []
-    for _ in range(steps):
-        start = time.perf_counter()
+def interleaved_step_seconds(models: dict, inputs, targets, steps: int) -> dict:
+    """Median step time per model, one step of each model per round after two warm-up steps."""
+    for model in models.values():
+        model.train_on_batch(inputs, targets)  # compile
         model.train_on_batch(inputs, targets)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    times = {name: [] for name in models}
+    for _ in range(steps):
+        for name, model in models.items():
+            start = time.perf_counter()
+            model.train_on_batch(inputs, targets)
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(values) for name, values in times.items()}
+
+
+def time_cell(args, mixers, num_tokens, token_dim, jit, rng):
+    shape = (args.batch_size, num_tokens, token_dim)
+    inputs = rng.standard_normal(shape).astype("float32")
+    targets = rng.integers(0, 2, (args.batch_size, 1)).astype("float32")
+    keras.utils.clear_session()
+    models = {}
+    for mixer in mixers:
+        if mixer == "rankmixer" and token_dim % num_tokens:
+            continue
+        model = encoder_model(mixer, num_tokens, token_dim, args.num_layers, args.norm)
+        model.compile(optimizer="adam", loss="mse", jit_compile=jit)
+        models[mixer] = model
+    seconds = interleaved_step_seconds(models, inputs, targets, args.steps)
+    rankmixer_seconds = seconds.get("rankmixer")
+    rows = []
+    for mixer, model in models.items():
+        flops = 3 * flops_per_example(model) * args.batch_size
+        rows.append({
+            "T": num_tokens, "D": token_dim, "mixer": mixer,
+            "norm": encoder_norm(mixer, args.norm), "jit": "xla" if jit else "off",
+            "params": model.count_params(), "step_ms": 1e3 * seconds[mixer],
+            "examples_per_s": args.batch_size / seconds[mixer],
+            "gflops": flops / seconds[mixer] / 1e9,
+            "vs_rankmixer": seconds[mixer] / rankmixer_seconds if rankmixer_seconds else None,
+        })  # fmt: skip
+    return rows
 
 
 def main():
@@ -90,43 +145,32 @@ def main():
     parser.add_argument("--tokens", default="16,32")
     parser.add_argument("--dims", default="64,256")
     parser.add_argument("--mixers", default=",".join(MIXERS))
+    parser.add_argument("--norm", default="post", choices=("post", "pre", "siamese", "native"))
     parser.add_argument(
         "--jit-off-dims", default="64", help="D values also timed without XLA (TensorFlow)"
     )
     args = parser.parse_args()
+    mixers = args.mixers.split(",")
+    unknown = sorted(set(mixers) - set(MIXERS))
+    if unknown:
+        parser.error(f"--mixers: unknown {unknown}; valid: {list(MIXERS)}")
     backend = keras.backend.backend()
-    jit_modes = (True,) if backend == "jax" else (True, False)
     roofline = matmul_gflops()
     print(f"matmul roofline: {roofline:.1f} GFLOP/s")
     rng = np.random.default_rng(0)
+    jit_off_dims = [int(d) for d in args.jit_off_dims.split(",") if d]
     rows = []
     for num_tokens in [int(t) for t in args.tokens.split(",")]:
         for token_dim in [int(d) for d in args.dims.split(",")]:
-            shape = (args.batch_size, num_tokens, token_dim)
-            inputs = rng.standard_normal(shape).astype("float32")
-            targets = rng.integers(0, 2, (args.batch_size, 1)).astype("float32")
-            for mixer in args.mixers.split(","):
-                if mixer == "rankmixer" and token_dim % num_tokens:
-                    continue
-                jit_off_dims = [int(d) for d in args.jit_off_dims.split(",") if d]
-                for jit in [j for j in jit_modes if j or token_dim in jit_off_dims]:
-                    keras.utils.clear_session()
-                    model = encoder_model(mixer, num_tokens, token_dim, args.num_layers)
-                    model.compile(optimizer="adam", loss="mse", jit_compile=jit)
-                    seconds = time_steps(model, inputs, targets, args.steps)
-                    flops = 3 * flops_per_example(model) * args.batch_size
-                    row = {
-                        "T": num_tokens, "D": token_dim, "mixer": mixer,
-                        "jit": "xla" if jit else "off", "params": model.count_params(),
-                        "step_ms": 1e3 * seconds, "examples_per_s": args.batch_size / seconds,
-                        "gflops": flops / seconds / 1e9,
-                    }  # fmt: skip
-                    row["fraction_of_matmul"] = row["gflops"] / roofline
+            jit_modes = [True] + ([False] if backend != "jax" and token_dim in jit_off_dims else [])
+            for jit in jit_modes:
+                for row in time_cell(args, mixers, num_tokens, token_dim, jit, rng):
                     rows.append(row)
                     print(
-                        f"T={num_tokens:2d} D={token_dim:3d} {mixer:14s} {row['jit']:3s} "
-                        f"{row['step_ms']:8.1f} ms  {row['gflops']:6.1f} GFLOP/s "
-                        f"({row['fraction_of_matmul']:.0%})  params {row['params']}"
+                        f"T={num_tokens:2d} D={token_dim:3d} {row['mixer']:14s} {row['norm']:8s} "
+                        f"{row['jit']:3s} {row['step_ms']:8.1f} ms  {row['gflops']:6.1f} GFLOP/s"
+                        f"  params {row['params']}",
+                        flush=True,
                     )
     # Measured again at the end; the larger value is the roofline (robust to a busy moment).
     roofline = max(roofline, matmul_gflops())
@@ -136,27 +180,32 @@ def main():
 
 
 def write(rows, roofline, args, backend):
+    suffix = "" if args.norm == "post" else f"_{args.norm}"
+    norm_flag = "" if args.norm == "post" else f" --norm {args.norm}"
     lines = [
-        f"# Mixer training-step speed, {backend} backend",
+        f"# Mixer training-step speed, {backend} backend, norm: {args.norm}",
         "",
         f"- Machine: {platform.machine()}, {os.cpu_count()} cores, {platform.platform()}",
         f"- Date: {datetime.date.today()}; keras {keras.__version__}",
-        f"- Command: `KERAS_BACKEND={backend} .venv/bin/python benchmarks/mixer_speed.py`",
+        f"- Command: `KERAS_BACKEND={backend} .venv/bin/python benchmarks/mixer_speed.py"
+        f" --steps {args.steps}{norm_flag}`",
         f"- Batch {args.batch_size}, {args.num_layers} blocks, FFN SwiGLU x2, median of "
-        f"{args.steps} steps after 2 warm-up steps",
+        f"{args.steps} interleaved steps after 2 warm-up steps; `none` = no mixing layer",
         "- Measured dense matmul roofline (float32, 2048^3, same run, max of start and end): "
         f"{roofline:.1f} GFLOP/s",
         "",
-        "| T | D | mixer | XLA | params | step ms | examples/s | GFLOP/s | of matmul |",
-        "|---:|---:|---|---|---:|---:|---:|---:|---:|",
+        "| T | D | mixer | norm | XLA | params | step ms | vs RankMixer | examples/s | GFLOP/s "
+        "| of matmul |",
+        "|---:|---:|---|---|---|---:|---:|---:|---:|---:|---:|",
     ]
-    lines += [
-        f"| {r['T']} | {r['D']} | {r['mixer']} | {r['jit']} | {r['params']} | "
-        f"{r['step_ms']:.1f} | {r['examples_per_s']:.0f} | {r['gflops']:.1f} | "
-        f"{r['fraction_of_matmul']:.0%} |"
-        for r in rows
-    ]
-    path = RESULTS / f"mixer_speed_{backend}.md"
+    for r in rows:
+        ratio = "" if r["vs_rankmixer"] is None else f"{r['vs_rankmixer']:.2f}"
+        lines.append(
+            f"| {r['T']} | {r['D']} | {r['mixer']} | {r['norm']} | {r['jit']} | {r['params']} | "
+            f"{r['step_ms']:.1f} | {ratio} | {r['examples_per_s']:.0f} | {r['gflops']:.1f} | "
+            f"{r['fraction_of_matmul']:.0%} |"
+        )
+    path = RESULTS / f"mixer_speed_{backend}{suffix}.md"
     path.write_text("\n".join(lines) + "\n")
     print(path.read_text())
 
