@@ -14,6 +14,7 @@ import tensorflow as tf
 
 from keras_unimixer.datasets.schema import MULTI_CATEGORICAL, NUMERIC, features_from_config
 from keras_unimixer.export.preprocessing import ServingPreprocessor, raw_input_signature
+from keras_unimixer.layers.mixing import frozen_mixing_weights
 
 logger = logging.getLogger("keras_unimixer.export")
 
@@ -45,9 +46,11 @@ def core_savedmodel(model: keras.Model, directory) -> object:
     """Export `model` (encoded inputs) with Keras' exporter and load it back as a TF object.
 
     Under the JAX backend Keras converts the model with jax2tf, so the same wrapper serves models
-    of either backend.
+    of either backend. The UniMixing constraints are traced as constants
+    (`frozen_mixing_weights`): serving does not rerun Sinkhorn at every request.
     """
-    model.export(str(directory), format="tf_saved_model", verbose=False)
+    with frozen_mixing_weights(model):
+        model.export(str(directory), format="tf_saved_model", verbose=False)
     return tf.saved_model.load(str(directory))
 
 

@@ -14,6 +14,7 @@ from keras_unimixer.layers.mixing import (
     TokenMixing,
     UniMixing,
     UniMixingLite,
+    frozen_mixing_weights,
 )
 from keras_unimixer.layers.tokenizer import FeatureTokenizer
 
@@ -30,6 +31,7 @@ __all__ = [
     "UniMixing",
     "UniMixingLite",
     "constrain_matrix",
+    "frozen_mixing_weights",
     "log_sinkhorn",
     "sinkhorn",
     "token_mixing_permutation",

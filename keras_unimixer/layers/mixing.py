@@ -19,6 +19,7 @@ matrix for the static layers, and one per sample (`mixing_matrix(inputs)`) for a
 
 from __future__ import annotations
 
+import contextlib
 import math
 
 import keras
@@ -143,6 +144,7 @@ class _ConstrainedMixing(keras.layers.Layer):
                 "sinkhorn_iterations=0 to use the raw matrices unconstrained."
             )
         self.constrain_local = bool(constrain_local)
+        self._frozen_weights = None
 
     def build(self, input_shape):
         self.num_tokens, self.token_dim = check_token_input_shape(type(self).__name__, input_shape)
@@ -197,8 +199,12 @@ class _ConstrainedMixing(keras.layers.Layer):
         return self._constrain(self.local_logits(), apply=self.constrain_local)
 
     def call(self, inputs):
-        global_weights = ops.cast(self.global_weights(), self.compute_dtype)
-        local_weights = ops.cast(self.local_weights(), self.compute_dtype)
+        if self._frozen_weights is None:
+            global_weights, local_weights = self.global_weights(), self.local_weights()
+        else:
+            global_weights, local_weights = self._frozen_weights
+        global_weights = ops.cast(global_weights, self.compute_dtype)
+        local_weights = ops.cast(local_weights, self.compute_dtype)
         # Blocks first, `(n, batch, b)`: the local step is one batched matmul over blocks and the
         # global step one plain `(n, n) @ (n, batch * b)` matmul. (Einsums over a batch-major
         # layout were ~15x slower on CPU: they broadcast W_G over the batch.)
@@ -234,6 +240,47 @@ class _ConstrainedMixing(keras.layers.Layer):
             }
         )
         return config
+
+
+@contextlib.contextmanager
+def frozen_mixing_weights(model):
+    """Inside this block, UniMixing layers use their constrained matrices as constants.
+
+    On entry, `W_G` and `W_B` of every `UniMixing` / `UniMixingLite` layer in `model` (a model or
+    a layer, searched recursively) are computed once (symmetry, temperature, Sinkhorn) and held as
+    NumPy arrays; calls inside the block use them instead of recomputing the constraints from the
+    raw parameters at every call. The outputs are the same; what changes is that a graph traced
+    inside the block (e.g. by `model.export`) holds the two matrices as constants, so serving pays
+    nothing for the constraints, whose cost does not shrink with the batch. Not for training:
+    gradients do not reach the raw parameters inside the block. On exit the layers compute the
+    matrices from their live weights again.
+
+    Args:
+        model: a `keras.Model` or `keras.layers.Layer`.
+
+    Example:
+    >>> layer = keras_unimixer.layers.UniMixing(block_size=8)
+    >>> x = keras.random.normal((2, 4, 8))
+    >>> with keras_unimixer.layers.frozen_mixing_weights(layer):
+    ...     frozen = layer(x)
+    >>> bool(keras.ops.all(keras.ops.isclose(frozen, layer(x), atol=1e-6)))
+    True
+    """
+    mixing_layers = [
+        layer
+        for layer in model._flatten_layers(include_self=True, recursive=True)
+        if isinstance(layer, _ConstrainedMixing) and layer.built
+    ]
+    for layer in mixing_layers:
+        layer._frozen_weights = (
+            ops.convert_to_numpy(layer.global_weights()),
+            ops.convert_to_numpy(layer.local_weights()),
+        )
+    try:
+        yield model
+    finally:
+        for layer in mixing_layers:
+            layer._frozen_weights = None
 
 
 _GLOBAL_INITS = ("random", "identity", "permutation")

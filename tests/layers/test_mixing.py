@@ -240,3 +240,38 @@ def test_bad_constructor_arguments_name_the_argument(make_layer, argument):
 def test_bad_shapes_fail_at_build_with_the_valid_values(make_layer, shape, pattern):
     with pytest.raises(ValueError, match=pattern):
         make_layer().build(shape)
+
+
+@pytest.mark.parametrize(
+    "make_layer",
+    [
+        lambda: layers.UniMixing(block_size=8, temperature=0.3, init_stddev=1.0),
+        lambda: layers.UniMixing(block_size=4, block_specific=False, local_init="random"),
+        lambda: layers.UniMixingLite(block_size=4, num_basis=3, rank=2, init_stddev=1.0),
+    ],
+    ids=["unimixing", "unimixing_shared", "unimixing_lite"],
+)
+def test_frozen_mixing_weights_are_constants_with_the_same_outputs(make_layer):
+    inputs = random_tokens(SHAPE)
+    inner = make_layer()
+    model = keras.Sequential([keras.Input(SHAPE[1:]), inner, layers.UniMixerEncoder(1, inner)])
+    expected = to_numpy(model(inputs))
+    with layers.frozen_mixing_weights(model):
+        np.testing.assert_allclose(to_numpy(model(inputs)), expected, rtol=1e-6, atol=1e-6)
+        # The constants are used, not the weights: zeroing every raw parameter changes nothing.
+        saved = [variable.numpy() for variable in model.trainable_weights]
+        mixing_variables = [
+            variable
+            for layer in model._flatten_layers()
+            if isinstance(layer, (layers.UniMixing, layers.UniMixingLite))
+            for variable in layer.trainable_weights
+        ]
+        assert len(mixing_variables) >= 4  # the direct layer and the encoder's copy
+        for variable in mixing_variables:
+            variable.assign(np.zeros(variable.shape, "float32"))
+        np.testing.assert_allclose(to_numpy(model(inputs)), expected, rtol=1e-6, atol=1e-6)
+    # Outside the block the live (zeroed) weights are used again.
+    assert np.abs(to_numpy(model(inputs)) - expected).max() > 1e-3
+    for variable, value in zip(model.trainable_weights, saved, strict=True):
+        variable.assign(value)
+    np.testing.assert_allclose(to_numpy(model(inputs)), expected, rtol=1e-6, atol=1e-6)

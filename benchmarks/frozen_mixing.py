@@ -1,0 +1,132 @@
+"""Serving latency of exported UniMixing models: constraints recomputed per request vs frozen.
+
+Usage (from the repository root):
+    KERAS_BACKEND=tensorflow .venv/bin/python benchmarks/frozen_mixing.py
+
+UniMixing and UniMixing-Lite compute their matrices from raw parameters at every call (symmetry,
+temperature, 10 Sinkhorn rounds in the log domain), a cost that does not shrink with the batch.
+`keras_unimixer.layers.frozen_mixing_weights` (used by `keras_unimixer.export`) traces them as
+constants instead. For each mixer and (T, D), a 2-block encoder + mean pooling + logit (random
+weights, the default block size) is exported with `model.export` twice, plain and inside
+`frozen_mixing_weights`, and each SavedModel's `serve` is timed at batch 1 and 256 (p50 over
+timed calls after a warm-up). Outputs of the two exports are compared; RankMixer (no
+constraints: both exports are the same graph) is the reference. Writes
+benchmarks/results/frozen_mixing.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import platform
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from keras_unimixer.layers import UniMixerEncoder, frozen_mixing_weights  # noqa: E402
+from keras_unimixer.models.ranking import make_mixing  # noqa: E402
+
+RESULTS = Path(__file__).resolve().parent / "results" / "frozen_mixing.md"
+
+
+def encoder_model(mixer: str, num_tokens: int, token_dim: int) -> keras.Model:
+    inputs = keras.Input((num_tokens, token_dim))
+    encoder = UniMixerEncoder(
+        num_layers=2,
+        mixing=make_mixing(mixer, num_tokens, token_dim),
+        ffn_multiplier=2,
+        norm="post" if mixer == "rankmixer" else "siamese",
+    )
+    pooled = keras.layers.GlobalAveragePooling1D()(encoder(inputs))
+    return keras.Model(inputs, keras.layers.Dense(1)(pooled))
+
+
+def exported(model, directory: Path, frozen: bool):
+    if frozen:
+        with frozen_mixing_weights(model):
+            model.export(str(directory), format="tf_saved_model", verbose=False)
+    else:
+        model.export(str(directory), format="tf_saved_model", verbose=False)
+    return tf.saved_model.load(str(directory))
+
+
+def p50_ms(function, repeats: int) -> float:
+    for _ in range(5):
+        function()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        function()
+        times.append((time.perf_counter() - start) * 1e3)
+    return float(np.percentile(times, 50))
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--repeats", type=int, default=50)
+    parser.add_argument("--shapes", default="16x64,32x256", help="TxD pairs")
+    parser.add_argument("--mixers", default="rankmixer,unimixer,unimixer_lite")
+    args = parser.parse_args()
+    directory = Path(tempfile.mkdtemp(prefix="frozen_mixing_"))
+    rng = np.random.default_rng(0)
+    rows = []
+    for shape in args.shapes.split(","):
+        num_tokens, token_dim = (int(value) for value in shape.split("x"))
+        for mixer in args.mixers.split(","):
+            keras.utils.clear_session()
+            model = encoder_model(mixer, num_tokens, token_dim)
+            serves = {
+                frozen: exported(model, directory / f"{mixer}_{shape}_{frozen}", frozen)
+                for frozen in (False, True)
+            }
+            for batch in (1, 256):
+                inputs = tf.constant(
+                    rng.standard_normal((batch, num_tokens, token_dim)).astype("float32")
+                )
+                difference = float(
+                    np.abs(
+                        serves[True].serve(inputs).numpy() - serves[False].serve(inputs).numpy()
+                    ).max()
+                )
+                plain, frozen = (
+                    p50_ms(lambda s=serves[f], x=inputs: s.serve(x), args.repeats)
+                    for f in (False, True)
+                )
+                rows.append((mixer, num_tokens, token_dim, batch, plain, frozen, difference))
+                print(
+                    f"{mixer:14s} T={num_tokens} D={token_dim} batch {batch:3d}: recomputed "
+                    f"{plain:8.2f} ms, frozen {frozen:8.2f} ms, max |diff| {difference:.1e}",
+                    flush=True,
+                )
+    lines = [
+        "# Serving latency with UniMixing constraints recomputed per request vs frozen",
+        "",
+        f"- Machine: {platform.machine()}, {os.cpu_count()} cores, {platform.platform()}",
+        f"- Date: {datetime.date.today()}; keras {keras.__version__}, tensorflow {tf.__version__};"
+        f" backend {keras.backend.backend()}",
+        "- Command: `KERAS_BACKEND=tensorflow .venv/bin/python benchmarks/frozen_mixing.py`",
+        "- Model: 2-block encoder (SiameseNorm; RankMixer post-norm; SwiGLU x2) + mean pool + "
+        "logit, random weights, default block size; `model.export` SavedModel `serve`",
+        f"- p50 of {args.repeats} calls after 5 warm-up calls",
+        "",
+        "| mixer | T | D | batch | recomputed p50 ms | frozen p50 ms | speed-up | max abs diff |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    lines += [
+        f"| {mixer} | {t} | {d} | {batch} | {plain:.2f} | {frozen:.2f} | {plain / frozen:.1f}x "
+        f"| {difference:.1e} |"
+        for mixer, t, d, batch, plain, frozen, difference in rows
+    ]
+    RESULTS.write_text("\n".join(lines) + "\n")
+    print(RESULTS.read_text())
+
+
+if __name__ == "__main__":
+    main()
