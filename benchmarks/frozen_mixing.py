@@ -6,12 +6,12 @@ Usage (from the repository root):
 UniMixing and UniMixing-Lite compute their matrices from raw parameters at every call (symmetry,
 temperature, 10 Sinkhorn rounds in the log domain), a cost that does not shrink with the batch.
 `keras_unimixer.layers.frozen_mixing_weights` (used by `keras_unimixer.export`) traces them as
-constants instead. For each mixer and (T, D), a 2-block encoder + mean pooling + logit (random
-weights, the default block size) is exported with `model.export` twice, plain and inside
-`frozen_mixing_weights`, and each SavedModel's `serve` is timed at batch 1 and 256 (p50 over
-timed calls after a warm-up). Outputs of the two exports are compared; RankMixer (no
-constraints: both exports are the same graph) is the reference. Writes
-benchmarks/results/frozen_mixing.md.
+constants instead. For each mixer and (T, D), a 2-block encoder + mean pooling + logit
+(`mixer_speed.encoder_model`: random weights, the default block size, each architecture's own
+norm) is exported with `model.export` twice, plain and inside `frozen_mixing_weights`, and each
+SavedModel's `serve` is timed at batch 1 and 256 (p50 over timed calls after a warm-up). Outputs
+of the two exports are compared; RankMixer (no constraints: both exports are the same graph) is
+the reference. Writes benchmarks/results/frozen_mixing.md.
 """
 
 from __future__ import annotations
@@ -29,23 +29,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
+from mixer_speed import encoder_model  # noqa: E402 (benchmarks/ is on sys.path when run)
 
-from keras_unimixer.layers import UniMixerEncoder, frozen_mixing_weights  # noqa: E402
-from keras_unimixer.models.ranking import make_mixing  # noqa: E402
+from keras_unimixer.layers import frozen_mixing_weights  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "frozen_mixing.md"
-
-
-def encoder_model(mixer: str, num_tokens: int, token_dim: int) -> keras.Model:
-    inputs = keras.Input((num_tokens, token_dim))
-    encoder = UniMixerEncoder(
-        num_layers=2,
-        mixing=make_mixing(mixer, num_tokens, token_dim),
-        ffn_multiplier=2,
-        norm="post" if mixer == "rankmixer" else "siamese",
-    )
-    pooled = keras.layers.GlobalAveragePooling1D()(encoder(inputs))
-    return keras.Model(inputs, keras.layers.Dense(1)(pooled))
 
 
 def exported(model, directory: Path, frozen: bool):
@@ -81,7 +69,7 @@ def main():
         num_tokens, token_dim = (int(value) for value in shape.split("x"))
         for mixer in args.mixers.split(","):
             keras.utils.clear_session()
-            model = encoder_model(mixer, num_tokens, token_dim)
+            model = encoder_model(mixer, num_tokens, token_dim, num_layers=2, norm="native")
             serves = {
                 frozen: exported(model, directory / f"{mixer}_{shape}_{frozen}", frozen)
                 for frozen in (False, True)
