@@ -21,7 +21,6 @@ import datetime
 import os
 import platform
 import tempfile
-import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -29,7 +28,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
-from mixer_speed import encoder_model  # noqa: E402 (benchmarks/ is on sys.path when run)
+from export_latency import percentiles  # noqa: E402 (benchmarks/ is on sys.path when run)
+from mixer_speed import encoder_model  # noqa: E402
 
 from keras_unimixer.layers import frozen_mixing_weights  # noqa: E402
 
@@ -43,17 +43,6 @@ def exported(model, directory: Path, frozen: bool):
     else:
         model.export(str(directory), format="tf_saved_model", verbose=False)
     return tf.saved_model.load(str(directory))
-
-
-def p50_ms(function, repeats: int) -> float:
-    for _ in range(5):
-        function()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        function()
-        times.append((time.perf_counter() - start) * 1e3)
-    return float(np.percentile(times, 50))
 
 
 def main():
@@ -84,7 +73,7 @@ def main():
                     ).max()
                 )
                 plain, frozen = (
-                    p50_ms(lambda s=serves[f], x=inputs: s.serve(x), args.repeats)
+                    percentiles(lambda s=serves[f], x=inputs: s.serve(x), args.repeats)[0]
                     for f in (False, True)
                 )
                 rows.append((mixer, num_tokens, token_dim, batch, plain, frozen, difference))
@@ -102,7 +91,7 @@ def main():
         "- Command: `KERAS_BACKEND=tensorflow .venv/bin/python benchmarks/frozen_mixing.py`",
         "- Model: 2-block encoder (SiameseNorm; RankMixer post-norm; SwiGLU x2) + mean pool + "
         "logit, random weights, default block size; `model.export` SavedModel `serve`",
-        f"- p50 of {args.repeats} calls after 5 warm-up calls",
+        f"- p50 of {args.repeats} calls after 10 warm-up calls",
         "",
         "| mixer | T | D | batch | recomputed p50 ms | frozen p50 ms | speed-up | max abs diff |",
         "|---|---:|---:|---:|---:|---:|---:|---:|",
