@@ -17,6 +17,7 @@ the reference. Writes benchmarks/results/frozen_mixing.md.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import os
 import platform
@@ -37,10 +38,7 @@ RESULTS = Path(__file__).resolve().parent / "results" / "frozen_mixing.md"
 
 
 def exported(model, directory: Path, frozen: bool):
-    if frozen:
-        with frozen_mixing_weights(model):
-            model.export(str(directory), format="tf_saved_model", verbose=False)
-    else:
+    with frozen_mixing_weights(model) if frozen else contextlib.nullcontext():
         model.export(str(directory), format="tf_saved_model", verbose=False)
     return tf.saved_model.load(str(directory))
 

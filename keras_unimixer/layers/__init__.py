@@ -15,6 +15,7 @@ from keras_unimixer.layers.mixing import (
     UniMixing,
     UniMixingLite,
     frozen_mixing_weights,
+    mixing_layers,
 )
 from keras_unimixer.layers.tokenizer import FeatureTokenizer
 
@@ -33,6 +34,7 @@ __all__ = [
     "constrain_matrix",
     "frozen_mixing_weights",
     "log_sinkhorn",
+    "mixing_layers",
     "sinkhorn",
     "token_mixing_permutation",
 ]

@@ -242,6 +242,21 @@ class _ConstrainedMixing(keras.layers.Layer):
         return config
 
 
+def mixing_layers(model) -> list:
+    """Every `UniMixing` / `UniMixingLite` layer of `model` (a model or a layer), nested ones
+    included, in order."""
+    found = []
+
+    def visit(layer):
+        if isinstance(layer, _ConstrainedMixing):
+            found.append(layer)
+        for child in getattr(layer, "_layers", None) or []:
+            visit(child)
+
+    visit(model)
+    return list(dict.fromkeys(found))
+
+
 @contextlib.contextmanager
 def frozen_mixing_weights(model):
     """Inside this block, UniMixing layers use their constrained matrices as constants.
@@ -266,12 +281,8 @@ def frozen_mixing_weights(model):
     >>> bool(keras.ops.all(keras.ops.isclose(frozen, layer(x), atol=1e-6)))
     True
     """
-    mixing_layers = [
-        layer
-        for layer in model._flatten_layers(include_self=True, recursive=True)
-        if isinstance(layer, _ConstrainedMixing) and layer.built
-    ]
-    for layer in mixing_layers:
+    built_layers = [layer for layer in mixing_layers(model) if layer.built]
+    for layer in built_layers:
         layer._frozen_weights = (
             ops.convert_to_numpy(layer.global_weights()),
             ops.convert_to_numpy(layer.local_weights()),
@@ -279,7 +290,7 @@ def frozen_mixing_weights(model):
     try:
         yield model
     finally:
-        for layer in mixing_layers:
+        for layer in built_layers:
             layer._frozen_weights = None
 
 

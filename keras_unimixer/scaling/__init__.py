@@ -2,7 +2,7 @@
 
 from keras_unimixer.scaling.counts import flops_per_example, mixing_flops, parameter_counts
 from keras_unimixer.scaling.fit import fit_power_law, log_linear_fit
-from keras_unimixer.scaling.inspect import inspect_model, mixing_layers, permutation_closeness
+from keras_unimixer.scaling.inspect import inspect_model, permutation_closeness
 from keras_unimixer.scaling.ladder import (
     QUICK,
     SIZES,
@@ -25,7 +25,6 @@ __all__ = [
     "inspect_model",
     "log_linear_fit",
     "mixing_flops",
-    "mixing_layers",
     "parameter_counts",
     "permutation_closeness",
     "run_ladder",

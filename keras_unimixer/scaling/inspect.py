@@ -8,22 +8,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from keras_unimixer.layers import UniMixing, UniMixingLite
-
-
-def mixing_layers(model) -> list:
-    """Every `UniMixing` / `UniMixingLite` layer of `model`, nested ones included, in order."""
-    found = []
-
-    def visit(layer):
-        if isinstance(layer, (UniMixing, UniMixingLite)):
-            found.append(layer)
-        for child in getattr(layer, "_layers", []) or []:
-            visit(child)
-
-    for layer in model.layers:
-        visit(layer)
-    return list(dict.fromkeys(found))
+from keras_unimixer.layers import mixing_layers
 
 
 def permutation_closeness(matrix) -> dict:

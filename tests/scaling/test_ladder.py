@@ -5,14 +5,13 @@ import numpy as np
 import pytest
 
 from keras_unimixer import cli, datasets, models
-from keras_unimixer.layers import UniMixing
+from keras_unimixer.layers import UniMixing, mixing_layers
 from keras_unimixer.scaling import (
     LadderConfig,
     fit_ladder,
     fit_power_law,
     inspect_model,
     log_linear_fit,
-    mixing_layers,
     permutation_closeness,
     run_ladder,
 )
