@@ -1,9 +1,11 @@
-"""Training callbacks: linear temperature annealing of the UniMixing constraints."""
+"""Training callbacks: UniMixing temperature schedules and exact validation metrics."""
 
 from __future__ import annotations
 
 import keras
+import numpy as np
 
+from keras_unimixer.evaluation import binary_metrics
 from keras_unimixer.layers.validation import check_positive_float, check_positive_int
 
 
@@ -95,3 +97,45 @@ class TemperatureAnnealing(keras.callbacks.Callback):
 
     def get_config(self):
         return {"start": self.start, "end": self.end, "total_steps": self.total_steps}
+
+
+def predict_logits(model, features, tasks, batch_size: int = 8192) -> dict:
+    """Logits of every task, `{task: (N,) float64}`, from a model with one output per task."""
+    outputs = model.predict(features, batch_size=batch_size, verbose=0)
+    if not isinstance(outputs, dict):
+        outputs = {tasks[0]: outputs}
+    return {task: np.asarray(outputs[task], dtype="float64").reshape(-1) for task in tasks}
+
+
+class ExactValidationMetrics(keras.callbacks.Callback):
+    """Exact validation AUC and log loss (and UAUC / GAUC) at every epoch end, written to `logs`.
+
+    Keras' `AUC` metric is a 200-threshold approximation; this callback predicts the whole
+    validation split and computes the exact values (`keras_unimixer.evaluation`), under the names
+    `val_auc`, `val_logloss`, `val_uauc`, `val_gauc` for one task and `val_<task>_auc`, ... for
+    several. Put it first in the callback list, so that early stopping, learning-rate schedules,
+    checkpoints and TensorBoard see the exact values. Use it instead of `fit(validation_data=...)`.
+
+    Args:
+        features: dict of validation feature arrays.
+        labels: dict task -> `(N,)` 0/1 label array (the tasks the model predicts, in order).
+        users: optional `(N,)` user ids for UAUC / GAUC.
+        batch_size: prediction batch size.
+    """
+
+    def __init__(self, features, labels: dict, users=None, batch_size: int = 8192):
+        super().__init__()
+        self.features = features
+        self.labels = labels
+        self.users = users
+        self.batch_size = batch_size
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is None:
+            return
+        tasks = list(self.labels)
+        logits = predict_logits(self.model, self.features, tasks, self.batch_size)
+        for task in tasks:
+            prefix = "val_" if len(tasks) == 1 else f"val_{task}_"
+            for name, value in binary_metrics(self.labels[task], logits[task], self.users).items():
+                logs[prefix + name] = value

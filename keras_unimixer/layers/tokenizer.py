@@ -41,6 +41,8 @@ class FeatureTokenizer(keras.layers.Layer):
         mode: `"rankmixer"`, `"field"` or `"group"`.
         project: project field tokens (`"field"` mode only).
         embeddings_initializer: initializer of the embedding tables.
+        embeddings_regularizer: regularizer of the embedding tables and numeric-feature weights
+            (e.g. `keras.regularizers.L2(0.025)`, FuxiCTR's `embedding_regularizer: 0.05`).
         **kwargs: base `keras.layers.Layer` arguments.
 
     Call arguments:
@@ -64,6 +66,7 @@ class FeatureTokenizer(keras.layers.Layer):
         mode: str = "rankmixer",
         project: bool = True,
         embeddings_initializer="uniform",
+        embeddings_regularizer=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -84,6 +87,7 @@ class FeatureTokenizer(keras.layers.Layer):
                 f"(got mode={mode!r}, token_dim={token_dim}, embedding_dim={embedding_dim})."
             )
         self.embeddings_initializer = keras.initializers.get(embeddings_initializer)
+        self.embeddings_regularizer = keras.regularizers.get(embeddings_regularizer)
         # Token order: features sorted by group (stable), as the spec groups them by meaning.
         group_order = {group: i for i, group in enumerate(self.groups())}
         self.ordered_features = sorted(self.features, key=lambda f: group_order[f.group])
@@ -111,6 +115,7 @@ class FeatureTokenizer(keras.layers.Layer):
                         name=f"{spec.name}_numeric_kernel",
                         shape=(self.embedding_dim,),
                         initializer=keras.initializers.RandomNormal(stddev=0.05),
+                        regularizer=self.embeddings_regularizer,
                     ),
                 )
                 setattr(
@@ -130,6 +135,7 @@ class FeatureTokenizer(keras.layers.Layer):
                         name=f"{spec.name}_embedding",
                         shape=(spec.vocabulary_size, self.embedding_dim),
                         initializer=self.embeddings_initializer,
+                        regularizer=self.embeddings_regularizer,
                     ),
                 )
         glorot = "glorot_uniform"
@@ -237,6 +243,7 @@ class FeatureTokenizer(keras.layers.Layer):
                 "mode": self.mode,
                 "project": self.project,
                 "embeddings_initializer": keras.initializers.serialize(self.embeddings_initializer),
+                "embeddings_regularizer": keras.regularizers.serialize(self.embeddings_regularizer),
             }
         )
         return config

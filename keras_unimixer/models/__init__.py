@@ -1,7 +1,8 @@
 """Ranking models: the UniMixer family (`RankingModel`) and the baselines, one harness."""
 
-from keras_unimixer.models.baselines import DCNv2, DeepFM, LogisticRegression
+from keras_unimixer.models.baselines import DNN, DCNv2, DeepFM, LogisticRegression
 from keras_unimixer.models.common import compile_ranking, feature_inputs
+from keras_unimixer.models.finalmlp import FinalMLP, InteractionAggregation, LearnedContext
 from keras_unimixer.models.ranking import (
     MIXERS,
     RankingModel,
@@ -45,7 +46,11 @@ def build_model(name: str, features, tasks=("click",), **sizes):
 __all__ = [
     "BASELINES",
     "DCNv2",
+    "DNN",
     "DeepFM",
+    "FinalMLP",
+    "InteractionAggregation",
+    "LearnedContext",
     "LogisticRegression",
     "MIXERS",
     "MODEL_NAMES",

@@ -10,14 +10,16 @@ from keras_unimixer.layers import FeatureTokenizer
 from keras_unimixer.layers.validation import check_positive_int
 from keras_unimixer.models.common import (
     ConfiguredModel,
+    check_dropout,
     check_tasks,
+    embedding_options,
     feature_inputs,
     mlp,
     task_heads,
 )
 
 
-def _field_embeddings(features, inputs, embedding_dim: int, name: str):
+def _field_embeddings(features, inputs, embedding_dim: int, name: str, **embedding):
     """`(batch, num_fields, embedding_dim)`: one unprojected embedding per feature."""
     tokenizer = FeatureTokenizer(
         features,
@@ -26,8 +28,21 @@ def _field_embeddings(features, inputs, embedding_dim: int, name: str):
         mode="field",
         project=False,
         name=name,
+        **embedding,
     )
     return tokenizer(inputs)
+
+
+def _deep_config(embedding_dim, hidden_units, dropout, batch_norm, embedding_l2, init_stddev):
+    check_positive_int("embedding_dim", embedding_dim)
+    return {
+        "embedding_dim": embedding_dim,
+        "hidden_units": list(hidden_units),
+        "dropout": check_dropout(dropout),
+        "batch_norm": bool(batch_norm),
+        "embedding_l2": float(embedding_l2),
+        "embedding_init_stddev": init_stddev,
+    }
 
 
 @keras.saving.register_keras_serializable(package="keras_unimixer")
@@ -59,6 +74,57 @@ class LogisticRegression(ConfiguredModel):
 
 
 @keras.saving.register_keras_serializable(package="keras_unimixer")
+class DNN(ConfiguredModel):
+    """A plain deep network on concatenated field embeddings (BARS's "DNN").
+
+    Args:
+        features: the dataset's `FeatureSpec`s.
+        embedding_dim: size of the shared field embeddings (BARS: 10).
+        hidden_units: sizes of the deep MLP (BARS: 400, 400, 400).
+        dropout: dropout after every hidden layer of the MLP.
+        batch_norm: batch normalization in every hidden layer (`Dense -> BN -> ReLU -> Dropout`).
+        embedding_l2: adds `(embedding_l2 / 2) * ||E||^2` over the embedding tables to the loss.
+        embedding_init_stddev: normal embedding initialization (FuxiCTR: 1e-4); `None` for
+            Keras' uniform default.
+        tasks: label names, one logit each.
+
+    Example:
+    >>> from keras_unimixer import datasets, models
+    >>> data = datasets.make_synthetic(num_examples=500)
+    >>> model = models.DNN(data.features, hidden_units=(32, 32), dropout=0.1, batch_norm=True)
+    >>> model.predict(data.arrays("test")[0], verbose=0).shape
+    (50, 1)
+    """
+
+    def __init__(
+        self,
+        features,
+        embedding_dim=10,
+        hidden_units=(400, 400, 400),
+        dropout=0.0,
+        batch_norm=False,
+        embedding_l2=0.0,
+        embedding_init_stddev=None,
+        tasks=("click",),
+        **kwargs,
+    ):
+        features = features_from_config(features)
+        tasks = check_tasks(tasks)
+        config = _deep_config(
+            embedding_dim, hidden_units, dropout, batch_norm, embedding_l2, embedding_init_stddev
+        )
+        inputs = feature_inputs(features)
+        embeddings = _field_embeddings(
+            features, inputs, embedding_dim, "embeddings",
+            **embedding_options(embedding_l2, embedding_init_stddev),
+        )  # fmt: skip
+        flat = keras.layers.Flatten(name="flatten")(embeddings)
+        deep = mlp(flat, hidden_units, "deep", dropout, batch_norm)
+        super().__init__(inputs=inputs, outputs=task_heads(deep, tasks), **kwargs)
+        self.set_init_config(features=features, tasks=tasks, **config)
+
+
+@keras.saving.register_keras_serializable(package="keras_unimixer")
 class DeepFM(ConfiguredModel):
     """DeepFM (Guo et al., 2017): first-order + FM second-order + deep MLP on shared embeddings.
 
@@ -67,33 +133,46 @@ class DeepFM(ConfiguredModel):
 
     Args:
         features: the dataset's `FeatureSpec`s.
-        embedding_dim: size of the shared field embeddings.
-        hidden_units: sizes of the deep MLP.
+        embedding_dim: size of the shared field embeddings (BARS: 10).
+        hidden_units: sizes of the deep MLP (BARS: 400, 400, 400).
+        dropout: dropout after every hidden layer of the MLP.
+        batch_norm: batch normalization in every hidden layer (`Dense -> BN -> ReLU -> Dropout`).
+        embedding_l2: adds `(embedding_l2 / 2) * ||E||^2` over the embedding tables to the loss.
+        embedding_init_stddev: normal embedding initialization (FuxiCTR: 1e-4); `None` for
+            Keras' uniform default.
         tasks: label names, one logit each.
     """
 
     def __init__(
-        self, features, embedding_dim=16, hidden_units=(128, 64), tasks=("click",), **kwargs
+        self,
+        features,
+        embedding_dim=16,
+        hidden_units=(128, 64),
+        dropout=0.0,
+        batch_norm=False,
+        embedding_l2=0.0,
+        embedding_init_stddev=None,
+        tasks=("click",),
+        **kwargs,
     ):
         features = features_from_config(features)
         tasks = check_tasks(tasks)
-        check_positive_int("embedding_dim", embedding_dim)
+        config = _deep_config(
+            embedding_dim, hidden_units, dropout, batch_norm, embedding_l2, embedding_init_stddev
+        )
+        embedding = embedding_options(embedding_l2, embedding_init_stddev)
         inputs = feature_inputs(features)
         first_order = keras.layers.Flatten(name="first_order")(
-            _field_embeddings(features, inputs, 1, "linear_weights")
+            _field_embeddings(features, inputs, 1, "linear_weights", **embedding)
         )
-        embeddings = _field_embeddings(features, inputs, embedding_dim, "embeddings")
+        embeddings = _field_embeddings(features, inputs, embedding_dim, "embeddings", **embedding)
         summed = ops.sum(embeddings, axis=1)
         fm = 0.5 * ops.sum(summed**2 - ops.sum(embeddings**2, axis=1), axis=-1, keepdims=True)
-        deep = mlp(keras.layers.Flatten(name="flatten")(embeddings), hidden_units, "deep")
+        flat = keras.layers.Flatten(name="flatten")(embeddings)
+        deep = mlp(flat, hidden_units, "deep", dropout, batch_norm)
         combined = keras.layers.Concatenate(name="combine")([first_order, fm, deep])
         super().__init__(inputs=inputs, outputs=task_heads(combined, tasks), **kwargs)
-        self.set_init_config(
-            features=features,
-            embedding_dim=embedding_dim,
-            hidden_units=list(hidden_units),
-            tasks=tasks,
-        )
+        self.set_init_config(features=features, tasks=tasks, **config)
 
 
 @keras.saving.register_keras_serializable(package="keras_unimixer")
@@ -106,10 +185,15 @@ class DCNv2(ConfiguredModel):
 
     Args:
         features: the dataset's `FeatureSpec`s.
-        embedding_dim: size of the field embeddings.
-        num_cross_layers: number of cross layers.
+        num_cross_layers: number of cross layers (BARS on Frappe: 4).
         projection_dim: rank of the cross layers' weight (None = full rank).
-        hidden_units: sizes of the deep MLP.
+        embedding_dim: size of the shared field embeddings (BARS: 10).
+        hidden_units: sizes of the deep MLP (BARS: 400, 400, 400).
+        dropout: dropout after every hidden layer of the MLP.
+        batch_norm: batch normalization in every hidden layer (`Dense -> BN -> ReLU -> Dropout`).
+        embedding_l2: adds `(embedding_l2 / 2) * ||E||^2` over the embedding tables to the loss.
+        embedding_init_stddev: normal embedding initialization (FuxiCTR: 1e-4); `None` for
+            Keras' uniform default.
         tasks: label names, one logit each.
     """
 
@@ -120,6 +204,10 @@ class DCNv2(ConfiguredModel):
         num_cross_layers=3,
         projection_dim=None,
         hidden_units=(128, 64),
+        dropout=0.0,
+        batch_norm=False,
+        embedding_l2=0.0,
+        embedding_init_stddev=None,
         tasks=("click",),
         **kwargs,
     ):
@@ -128,23 +216,28 @@ class DCNv2(ConfiguredModel):
         features = features_from_config(features)
         tasks = check_tasks(tasks)
         check_positive_int("num_cross_layers", num_cross_layers)
+        config = _deep_config(
+            embedding_dim, hidden_units, dropout, batch_norm, embedding_l2, embedding_init_stddev
+        )
         inputs = feature_inputs(features)
         x0 = keras.layers.Flatten(name="flatten")(
-            _field_embeddings(features, inputs, embedding_dim, "embeddings")
-        )
+            _field_embeddings(
+                features, inputs, embedding_dim, "embeddings",
+                **embedding_options(embedding_l2, embedding_init_stddev),
+            )
+        )  # fmt: skip
         crossed = x0
         for index in range(num_cross_layers):
             crossed = keras_rs.layers.FeatureCross(
                 projection_dim=projection_dim, name=f"cross_{index}"
             )(x0, crossed)
-        deep = mlp(x0, hidden_units, "deep")
+        deep = mlp(x0, hidden_units, "deep", dropout, batch_norm)
         combined = keras.layers.Concatenate(name="combine")([crossed, deep])
         super().__init__(inputs=inputs, outputs=task_heads(combined, tasks), **kwargs)
         self.set_init_config(
             features=features,
-            embedding_dim=embedding_dim,
             num_cross_layers=num_cross_layers,
             projection_dim=projection_dim,
-            hidden_units=list(hidden_units),
             tasks=tasks,
+            **config,
         )

@@ -31,10 +31,51 @@ def check_tasks(tasks) -> list[str]:
     return tasks
 
 
-def mlp(hidden, hidden_units, name: str):
+def mlp(hidden, hidden_units, name: str, dropout: float = 0.0, batch_norm: bool = False):
+    """ReLU layers `Dense -> [BatchNorm] -> ReLU -> [Dropout]` (FuxiCTR's MLP block order)."""
+    check_dropout(dropout)
     for index, units in enumerate(hidden_units):
-        hidden = keras.layers.Dense(units, activation="relu", name=f"{name}_{index}")(hidden)
+        layer_name = f"{name}_{index}"
+        if batch_norm:
+            hidden = keras.layers.Dense(units, name=layer_name)(hidden)
+            hidden = keras.layers.BatchNormalization(
+                momentum=0.9, epsilon=1e-5, name=f"{layer_name}_batch_norm"
+            )(hidden)
+            hidden = keras.layers.Activation("relu", name=f"{layer_name}_relu")(hidden)
+        else:
+            hidden = keras.layers.Dense(units, activation="relu", name=layer_name)(hidden)
+        if dropout:
+            hidden = keras.layers.Dropout(dropout, name=f"{layer_name}_dropout")(hidden)
     return hidden
+
+
+def check_dropout(dropout: float) -> float:
+    if not 0.0 <= dropout < 1.0:
+        raise ValueError(f"`dropout` must be in [0, 1), got {dropout!r}.")
+    return float(dropout)
+
+
+def embedding_options(embedding_l2: float = 0.0, embedding_init_stddev: float | None = None):
+    """`FeatureTokenizer` arguments for the embedding recipe of BARS / FuxiCTR.
+
+    Args:
+        embedding_l2: `lambda`: adds `(lambda / 2) * ||E||^2` over the whole embedding tables to the
+            loss at every step (FuxiCTR's `embedding_regularizer`; BARS uses 0.05 on Frappe).
+        embedding_init_stddev: normal initialization with this standard deviation (FuxiCTR: 1e-4);
+            `None` keeps Keras' default uniform(-0.05, 0.05).
+    """
+    if embedding_l2 < 0:
+        raise ValueError(f"`embedding_l2` must be >= 0, got {embedding_l2!r}.")
+    if embedding_init_stddev is not None and not embedding_init_stddev > 0:
+        raise ValueError(f"`embedding_init_stddev` must be > 0, got {embedding_init_stddev!r}.")
+    return {
+        "embeddings_initializer": "uniform"
+        if embedding_init_stddev is None
+        else keras.initializers.RandomNormal(stddev=embedding_init_stddev),
+        "embeddings_regularizer": keras.regularizers.L2(embedding_l2 / 2.0)
+        if embedding_l2
+        else None,
+    }
 
 
 def task_heads(hidden, tasks: list[str]):

@@ -19,7 +19,9 @@ from keras_unimixer.layers import (
 from keras_unimixer.layers.validation import check_choice, check_positive_int, divisors
 from keras_unimixer.models.common import (
     ConfiguredModel,
+    check_dropout,
     check_tasks,
+    embedding_options,
     feature_inputs,
     mlp,
     task_heads,
@@ -131,6 +133,8 @@ def encode_features(
     temperature,
     sinkhorn_iterations,
     mixing_options=None,
+    embedding_l2=0.0,
+    embedding_init_stddev=None,
 ):
     """Typed inputs and the `(batch, token_dim)` encoding: tokenizer -> encoder -> token mean."""
     check_choice("mixer", mixer, MIXERS)
@@ -142,6 +146,7 @@ def encode_features(
         num_tokens=num_tokens,
         mode=tokenizer_mode,
         name="tokenizer",
+        **embedding_options(embedding_l2, embedding_init_stddev),
     )
     mixing = make_mixing(
         mixer,
@@ -196,6 +201,10 @@ class RankingModel(ConfiguredModel):
         temperature: initial UniMixing temperature (anneal it with `TemperatureAnnealing`).
         sinkhorn_iterations: UniMixing Sinkhorn rounds.
         mixing_options: further UniMixing arguments (`symmetric`, `block_specific`, ...).
+        head_dropout: dropout after every hidden layer of the head MLP.
+        head_batch_norm: batch normalization in every hidden layer of the head MLP.
+        embedding_l2: adds `(embedding_l2 / 2) * ||E||^2` over the embedding tables to the loss.
+        embedding_init_stddev: normal embedding initialization; `None` for Keras' uniform.
         **kwargs: `keras.Model` arguments (`name`, ...).
 
     Example:
@@ -229,16 +238,22 @@ class RankingModel(ConfiguredModel):
         temperature: float | None = 1.0,
         sinkhorn_iterations: int = 10,
         mixing_options: dict | None = None,
+        head_dropout: float = 0.0,
+        head_batch_norm: bool = False,
+        embedding_l2: float = 0.0,
+        embedding_init_stddev: float | None = None,
         **kwargs,
     ):
         features = features_from_config(features)
         tasks = check_tasks(tasks)
+        check_dropout(head_dropout)
         inputs, pooled = encode_features(
             features, mixer, num_layers, num_tokens, token_dim, embedding_dim, block_size,
             num_heads, num_basis, rank, ffn_multiplier, ffn_activation, norm, tokenizer_mode,
-            temperature, sinkhorn_iterations, mixing_options,
+            temperature, sinkhorn_iterations, mixing_options, embedding_l2, embedding_init_stddev,
         )  # fmt: skip
-        outputs = task_heads(mlp(pooled, hidden_units, "head"), tasks)
+        head = mlp(pooled, hidden_units, "head", head_dropout, head_batch_norm)
+        outputs = task_heads(head, tasks)
         super().__init__(inputs=inputs, outputs=outputs, **kwargs)
         self.set_init_config(
             features=features,
@@ -260,6 +275,10 @@ class RankingModel(ConfiguredModel):
             temperature=temperature,
             sinkhorn_iterations=sinkhorn_iterations,
             mixing_options=dict(mixing_options or {}),
+            head_dropout=float(head_dropout),
+            head_batch_norm=bool(head_batch_norm),
+            embedding_l2=float(embedding_l2),
+            embedding_init_stddev=embedding_init_stddev,
         )
 
 
