@@ -15,39 +15,88 @@ def symmetrize(matrix):
     return (matrix + ops.swapaxes(matrix, -1, -2)) / 2.0
 
 
-def log_sinkhorn(log_matrix, num_iterations: int):
+def _normalize_rows_then_columns(matrix):
+    matrix = matrix - ops.logsumexp(matrix, axis=-1, keepdims=True)
+    return matrix - ops.logsumexp(matrix, axis=-2, keepdims=True)
+
+
+def balance_to_tolerance(log_matrix, tolerance: float, max_iterations: int):
+    """Sinkhorn rounds until every row sum is within `tolerance` of 1 (columns are exact after
+    each round), or `max_iterations` rounds; a loop with a data-dependent trip count, so no
+    gradient flows through it (callers stop it).
+
+    Returns:
+        `(balanced_log_matrix, rounds_run)`.
+    """
+
+    def unbalanced(matrix, error, rounds):
+        return error > tolerance
+
+    def one_round(matrix, error, rounds):
+        row_log_sums = ops.logsumexp(matrix, axis=-1, keepdims=True)
+        matrix = matrix - row_log_sums
+        matrix = matrix - ops.logsumexp(matrix, axis=-2, keepdims=True)
+        # |log s| bounds |s - 1| to first order; it is the row error before this round.
+        return matrix, ops.max(ops.abs(row_log_sums)), rounds + 1
+
+    start = (log_matrix, ops.convert_to_tensor(float("inf"), "float32"), ops.convert_to_tensor(0))
+    matrix, _, rounds = ops.while_loop(
+        unbalanced, one_round, start, maximum_iterations=max_iterations
+    )
+    return matrix, rounds
+
+
+def log_sinkhorn(log_matrix, num_iterations: int, tolerance: float = 0.0, max_iterations: int = 0):
     """Sinkhorn-Knopp in the log domain: alternately normalize rows, then columns.
+
+    With `max_iterations`, the matrix is first balanced to `tolerance` without gradient (at most
+    `max_iterations` rounds), and the `num_iterations` differentiable rounds start from there:
+    the scaling found by the first phase is a constant shift of the logits, so the output is as
+    balanced as the first phase made it and the gradient is that of `num_iterations` rounds
+    through the (near) fixed point. Ten fixed rounds from the raw logits are not enough once
+    `exp(M / tau)` is sharp: at tau 0.05 and logit std 1, rows are off by 0.3.
 
     Args:
         log_matrix: `(..., n, n)` logits; the matrix being balanced is `exp(log_matrix)`.
-        num_iterations: number of (row, column) normalization rounds.
+        num_iterations: differentiable (row, column) normalization rounds.
+        tolerance: largest row-sum error the first phase accepts.
+        max_iterations: cap on the first phase's rounds; 0 skips it.
 
     Returns:
         The log of the balanced matrix. Its columns sum to exactly 1 (the last step normalizes
-        columns); its rows approach 1 as `num_iterations` grows.
+        columns); its rows to within `tolerance` when the first phase converged.
     """
-
-    def normalize_rows_then_columns(_, matrix):
-        matrix = matrix - ops.logsumexp(matrix, axis=-1, keepdims=True)
-        return matrix - ops.logsumexp(matrix, axis=-2, keepdims=True)
+    if max_iterations:
+        balanced, _ = balance_to_tolerance(ops.stop_gradient(log_matrix), tolerance, max_iterations)
+        log_matrix = log_matrix + ops.stop_gradient(balanced - log_matrix)
 
     if keras.backend.backend() == "tensorflow":
         # Unrolled: TensorFlow's while loop has no XLA gradient without a fixed trip count, so a
         # loop op would break `jit_compile=True`; the graph is small either way.
-        for iteration in range(num_iterations):
-            log_matrix = normalize_rows_then_columns(iteration, log_matrix)
+        for _ in range(num_iterations):
+            log_matrix = _normalize_rows_then_columns(log_matrix)
         return log_matrix
     # Elsewhere a loop op: the graph holds one iteration, which keeps JAX compile time flat in
     # `num_iterations`.
-    return ops.fori_loop(0, num_iterations, normalize_rows_then_columns, log_matrix)
+    return ops.fori_loop(
+        0, num_iterations, lambda _, matrix: _normalize_rows_then_columns(matrix), log_matrix
+    )
 
 
-def sinkhorn(log_matrix, num_iterations: int):
-    """`exp(log_sinkhorn(log_matrix))`: a (nearly) doubly stochastic matrix."""
-    return ops.exp(log_sinkhorn(log_matrix, num_iterations))
+def sinkhorn(log_matrix, num_iterations: int, tolerance: float = 0.0, max_iterations: int = 0):
+    """`exp(log_sinkhorn(...))`: a (nearly) doubly stochastic matrix."""
+    return ops.exp(log_sinkhorn(log_matrix, num_iterations, tolerance, max_iterations))
 
 
-def constrain_matrix(logits, *, symmetric: bool, temperature, sinkhorn_iterations: int):
+def constrain_matrix(
+    logits,
+    *,
+    symmetric: bool,
+    temperature,
+    sinkhorn_iterations: int,
+    sinkhorn_tolerance: float = 0.0,
+    sinkhorn_max_iterations: int = 0,
+):
     """Apply the UniMixing constraints to raw parameters, in the spec's order.
 
     Args:
@@ -55,8 +104,10 @@ def constrain_matrix(logits, *, symmetric: bool, temperature, sinkhorn_iteration
         symmetric: apply `M <- (M + M^T) / 2` first.
         temperature: `None` (no temperature, no exp: the raw matrix is used as is) or a scalar
             tensor/number `tau` for `M <- exp(M / tau)`.
-        sinkhorn_iterations: 0 for none, otherwise Sinkhorn rounds (done in the log domain, so
-            `exp` is applied once, after balancing).
+        sinkhorn_iterations: 0 for none, otherwise differentiable Sinkhorn rounds (done in the log
+            domain, so `exp` is applied once, after balancing).
+        sinkhorn_tolerance: row-sum tolerance of the gradient-free balancing phase.
+        sinkhorn_max_iterations: cap on that phase's rounds (0: no such phase).
 
     Returns:
         A float32 tensor of the same shape.
@@ -68,5 +119,5 @@ def constrain_matrix(logits, *, symmetric: bool, temperature, sinkhorn_iteration
         return matrix
     matrix = matrix / ops.cast(temperature, "float32")
     if sinkhorn_iterations:
-        return sinkhorn(matrix, sinkhorn_iterations)
+        return sinkhorn(matrix, sinkhorn_iterations, sinkhorn_tolerance, sinkhorn_max_iterations)
     return ops.exp(matrix)

@@ -14,6 +14,7 @@ from keras_unimixer.layers.validation import (
 
 NORM_STYLES = ("siamese", "post", "pre")
 NORM_TYPES = ("rms", "layer")
+SIAMESE_SCOPES = ("sublayer", "block")
 
 
 def _make_norm(norm_type: str, epsilon: float, name: str):
@@ -54,9 +55,11 @@ class UniMixerBlock(keras.layers.Layer):
     The residual style is selected by `norm`:
     - `"post"` (RankMixer): `S = N(X + Mix(X))`, `X' = N(S + FFN(S))`.
     - `"pre"`: `S = X + Mix(N(X))`, `X' = S + FFN(N(S))`.
-    - `"siamese"` (UniMixer's SiameseNorm): two streams `Xb` (post-norm) and `Yb` (pre-norm). For
-      each sublayer `f` (mixing, then FFN): `O = f(Xb + N(Yb))`, `Xb <- N(Xb + O)`, `Yb <- Yb + O`.
-      (Applying SiameseNorm at each of the two residuals is our choice.) The block takes and
+    - `"siamese"` (UniMixer's SiameseNorm): two streams `Xb` (post-norm) and `Yb` (pre-norm).
+      With `siamese_scope="block"` (spec section 7): `Z = Xb + N(Yb)`, the block's update
+      `O = Mix(Z) + FFN(Z + Mix(Z))` (the sublayers with their plain residuals, minus `Z`), then
+      `Xb <- N(Xb + O)`, `Yb <- Yb + O`. With `"sublayer"`, the same update is applied around each
+      sublayer `f` (mixing, then FFN) separately: `O = f(Xb + N(Yb))`. The block takes and
       returns the pair `[Xb, Yb]`; a single tensor input starts both streams at it.
       `UniMixerEncoder` combines the streams at the end as `Xb + N(Yb)`.
 
@@ -69,6 +72,8 @@ class UniMixerBlock(keras.layers.Layer):
         norm: `"siamese"`, `"post"` or `"pre"`.
         norm_type: `"rms"` (RMSNorm) or `"layer"` (LayerNorm).
         norm_epsilon: epsilon of the normalization layers.
+        siamese_scope: with `norm="siamese"`, `"sublayer"` (around the mixing and around the FFN)
+            or `"block"` (once around the whole block, as spec section 7 writes it).
         **kwargs: base `keras.layers.Layer` arguments.
 
     Call arguments:
@@ -90,6 +95,7 @@ class UniMixerBlock(keras.layers.Layer):
         norm: str = "siamese",
         norm_type: str = "rms",
         norm_epsilon: float = 1e-6,
+        siamese_scope: str = "sublayer",
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -99,23 +105,25 @@ class UniMixerBlock(keras.layers.Layer):
         self.norm = check_choice("norm", norm, NORM_STYLES)
         self.norm_type = check_choice("norm_type", norm_type, NORM_TYPES)
         self.norm_epsilon = check_positive_float("norm_epsilon", norm_epsilon)
+        self.siamese_scope = check_choice("siamese_scope", siamese_scope, SIAMESE_SCOPES)
         self.ffn = PerTokenFFN(
             multiplier=self.ffn_multiplier, activation=ffn_activation, name="ffn"
         )
-        # Attribute names are the saved names of the sublayers.
-        self.mixing_norm = _make_norm(self.norm_type, self.norm_epsilon, "mixing_norm")
-        self.ffn_norm = _make_norm(self.norm_type, self.norm_epsilon, "ffn_norm")
-        if self.norm == "siamese":
-            self.mixing_stream_norm = _make_norm(
-                self.norm_type, self.norm_epsilon, "mixing_stream_norm"
-            )
-            self.ffn_stream_norm = _make_norm(self.norm_type, self.norm_epsilon, "ffn_stream_norm")
+        # Attribute names are the saved names of the sublayers. A block-scope SiameseNorm has one
+        # pair of norms, named as the mixing sublayer's.
+        for name in self._norm_names():
+            setattr(self, name, _make_norm(self.norm_type, self.norm_epsilon, name))
 
-    def _norm_layers(self):
+    def _norm_names(self):
+        if self.norm == "siamese" and self.siamese_scope == "block":
+            return ["mixing_norm", "mixing_stream_norm"]
         names = ["mixing_norm", "ffn_norm"]
         if self.norm == "siamese":
             names += ["mixing_stream_norm", "ffn_stream_norm"]
-        return [getattr(self, name) for name in names]
+        return names
+
+    def _norm_layers(self):
+        return [getattr(self, name) for name in self._norm_names()]
 
     def build(self, input_shape):
         if _is_shape_pair(input_shape):
@@ -150,6 +158,11 @@ class UniMixerBlock(keras.layers.Layer):
                 post_stream, pre_stream = inputs
             else:
                 post_stream = pre_stream = inputs
+            if self.siamese_scope == "block":
+                block_input = post_stream + self.mixing_stream_norm(pre_stream)
+                mixed = block_input + self.mixing(block_input)
+                update = mixed + self.ffn(mixed) - block_input
+                return [self.mixing_norm(post_stream + update), pre_stream + update]
             for sublayer, name in self._residual_pairs():
                 branch = sublayer(post_stream + getattr(self, f"{name}_stream_norm")(pre_stream))
                 post_stream = getattr(self, f"{name}_norm")(post_stream + branch)
@@ -180,6 +193,7 @@ class UniMixerBlock(keras.layers.Layer):
                 "norm": self.norm,
                 "norm_type": self.norm_type,
                 "norm_epsilon": self.norm_epsilon,
+                "siamese_scope": self.siamese_scope,
             }
         )
         return config
@@ -204,6 +218,7 @@ class UniMixerEncoder(keras.layers.Layer):
         norm: `"siamese"`, `"post"` or `"pre"`.
         norm_type: `"rms"` or `"layer"`.
         norm_epsilon: epsilon of the normalization layers.
+        siamese_scope: `"sublayer"` or `"block"` (see `UniMixerBlock`).
         **kwargs: base `keras.layers.Layer` arguments.
 
     Call arguments:
@@ -226,6 +241,7 @@ class UniMixerEncoder(keras.layers.Layer):
         norm: str = "siamese",
         norm_type: str = "rms",
         norm_epsilon: float = 1e-6,
+        siamese_scope: str = "sublayer",
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -236,6 +252,7 @@ class UniMixerEncoder(keras.layers.Layer):
         self.norm = check_choice("norm", norm, NORM_STYLES)
         self.norm_type = norm_type
         self.norm_epsilon = norm_epsilon
+        self.siamese_scope = check_choice("siamese_scope", siamese_scope, SIAMESE_SCOPES)
         self.blocks = [
             UniMixerBlock(
                 _copy_layer(self.mixing_config),
@@ -244,6 +261,7 @@ class UniMixerEncoder(keras.layers.Layer):
                 norm=norm,
                 norm_type=norm_type,
                 norm_epsilon=norm_epsilon,
+                siamese_scope=siamese_scope,
                 name=f"block_{index}",
             )
             for index in range(self.num_layers)
@@ -286,6 +304,7 @@ class UniMixerEncoder(keras.layers.Layer):
                 "norm": self.norm,
                 "norm_type": self.norm_type,
                 "norm_epsilon": self.norm_epsilon,
+                "siamese_scope": self.siamese_scope,
             }
         )
         return config

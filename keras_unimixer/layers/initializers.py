@@ -41,27 +41,47 @@ def token_mixing_permutation(num_tokens: int, num_heads: int) -> np.ndarray:
 
 @keras.saving.register_keras_serializable(package="keras_unimixer")
 class StackedIdentity(keras.initializers.Initializer):
-    """Identity matrices over the last two axes, stacked over the leading ones (`(..., n, n)`)."""
+    """`scale * I` over the last two axes, stacked over the leading ones (`(..., n, n)`), plus
+    optional Gaussian noise (so that stacked copies differ, e.g. UniMixing-Lite's basis matrices,
+    whose mixing coefficients get no gradient while all of them are equal).
+
+    Args:
+        scale: value of the diagonal.
+        noise_stddev: standard deviation of the added noise (0: exact identities).
+        seed: seed of the noise.
+    """
+
+    def __init__(self, scale: float = 1.0, noise_stddev: float = 0.0, seed: int | None = None):
+        self.scale = float(scale)
+        self.noise_stddev = float(noise_stddev)
+        self.seed = seed
 
     def __call__(self, shape, dtype=None):
         if len(shape) < 2 or shape[-1] != shape[-2]:
             raise ValueError(
                 f"StackedIdentity needs a shape ending in two equal axes (..., n, n), got {shape}."
             )
-        eye = np.broadcast_to(np.eye(shape[-1], dtype="float32"), tuple(shape))
-        return keras.ops.cast(np.array(eye), dtype or "float32")
+        eye = self.scale * np.broadcast_to(np.eye(shape[-1], dtype="float32"), tuple(shape))
+        eye = keras.ops.cast(np.array(eye), dtype or "float32")
+        if not self.noise_stddev:
+            return eye
+        noise = keras.random.normal(
+            tuple(shape), stddev=self.noise_stddev, dtype=dtype or "float32", seed=self.seed
+        )
+        return eye + noise
 
     def get_config(self):
-        return {}
+        return {"scale": self.scale, "noise_stddev": self.noise_stddev, "seed": self.seed}
 
 
 @keras.saving.register_keras_serializable(package="keras_unimixer")
 class TokenMixingPermutation(keras.initializers.Initializer):
     """Initializes an `(T*H, T*H)` matrix to `token_mixing_permutation(num_tokens, num_heads)`."""
 
-    def __init__(self, num_tokens: int, num_heads: int):
+    def __init__(self, num_tokens: int, num_heads: int, scale: float = 1.0):
         self.num_tokens = check_positive_int("num_tokens", num_tokens)
         self.num_heads = check_positive_int("num_heads", num_heads)
+        self.scale = float(scale)
 
     def __call__(self, shape, dtype=None):
         size = self.num_tokens * self.num_heads
@@ -70,8 +90,77 @@ class TokenMixingPermutation(keras.initializers.Initializer):
                 f"TokenMixingPermutation(num_tokens={self.num_tokens}, num_heads={self.num_heads}) "
                 f"initializes shape ({size}, {size}), got {tuple(shape)}."
             )
-        matrix = token_mixing_permutation(self.num_tokens, self.num_heads)
+        matrix = self.scale * token_mixing_permutation(self.num_tokens, self.num_heads)
         return keras.ops.cast(matrix, dtype or "float32")
 
     def get_config(self):
-        return {"num_tokens": self.num_tokens, "num_heads": self.num_heads}
+        return {"num_tokens": self.num_tokens, "num_heads": self.num_heads, "scale": self.scale}
+
+
+def circular_factors(size: int, rank: int, scale: float, target=None) -> tuple:
+    """Rank-`rank` factors `A`, `B` (`(size, rank)`) with `A @ B.T` peaked where `target` is 1.
+
+    Row `i` of `A` is `sqrt(scale / h) * [cos(k theta_i), sin(k theta_i)]` for `k = 1..h`,
+    `h = rank // 2`, `theta_i = 2 pi i / size`; row `j` of `B` is the row of `A` of the index that
+    `target` maps to `j` (`target` = identity by default). So `(A B^T)[i, j] = (scale / h) *
+    sum_k cos(k (theta_i - theta_p(j)))`, which is `scale` exactly where `target[i, j] = 1` and
+    smaller elsewhere: a low-rank logit matrix whose `exp` leans towards the target permutation
+    (UniMixing-Lite's identity-like or TokenMixing-like start). An odd last column is zero.
+    """
+    if rank < 2:
+        raise ValueError(f"An identity-like low-rank start needs `rank` >= 2, got {rank}.")
+    harmonics = rank // 2
+    theta = 2.0 * np.pi * np.arange(size) / size
+    angles = np.outer(theta, np.arange(1, harmonics + 1))
+    left = np.zeros((size, rank), dtype="float64")
+    left[:, 0 : 2 * harmonics : 2] = np.cos(angles)
+    left[:, 1 : 2 * harmonics : 2] = np.sin(angles)
+    left *= np.sqrt(scale / harmonics)
+    target = np.eye(size) if target is None else np.asarray(target)
+    source_of = np.argmax(target, axis=0)  # target[source_of[j], j] == 1
+    return left.astype("float32"), left[source_of].astype("float32")
+
+
+@keras.saving.register_keras_serializable(package="keras_unimixer")
+class CircularFactor(keras.initializers.Initializer):
+    """One factor of `circular_factors` (`side` "left" or "right"), plus Gaussian noise.
+
+    Args:
+        side: `"left"` (`A`) or `"right"` (`B`).
+        scale: the logit value on the target's support.
+        target: `None` (identity) or `(num_tokens, num_heads)` of RankMixer's permutation.
+        noise_stddev: standard deviation of the added noise.
+        seed: seed of the noise.
+    """
+
+    def __init__(self, side: str, scale: float, target=None, noise_stddev=0.0, seed=None):
+        if side not in ("left", "right"):
+            raise ValueError(f"`side` must be 'left' or 'right', got {side!r}.")
+        self.side = side
+        self.scale = float(scale)
+        self.target = None if target is None else [int(v) for v in target]
+        self.noise_stddev = float(noise_stddev)
+        self.seed = seed
+
+    def __call__(self, shape, dtype=None):
+        size, rank = shape
+        target = None if self.target is None else token_mixing_permutation(*self.target)
+        if target is not None and target.shape[0] != size:
+            raise ValueError(f"Target permutation of size {target.shape[0]} for shape {shape}.")
+        left, right = circular_factors(size, rank, self.scale, target)
+        factor = keras.ops.cast(left if self.side == "left" else right, dtype or "float32")
+        if not self.noise_stddev:
+            return factor
+        noise = keras.random.normal(
+            tuple(shape), stddev=self.noise_stddev, dtype=dtype or "float32", seed=self.seed
+        )
+        return factor + noise
+
+    def get_config(self):
+        return {
+            "side": self.side,
+            "scale": self.scale,
+            "target": self.target,
+            "noise_stddev": self.noise_stddev,
+            "seed": self.seed,
+        }

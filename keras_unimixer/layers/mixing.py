@@ -23,10 +23,12 @@ import contextlib
 import math
 
 import keras
+import numpy as np
 from keras import ops
 
 from keras_unimixer.layers.constraints import constrain_matrix
 from keras_unimixer.layers.initializers import (
+    CircularFactor,
     StackedIdentity,
     TokenMixingPermutation,
     token_mixing_permutation,
@@ -126,6 +128,8 @@ class _ConstrainedMixing(keras.layers.Layer):
         temperature: float | None = 1.0,
         sinkhorn_iterations: int = 10,
         constrain_local: bool = True,
+        sinkhorn_tolerance: float = 1e-3,
+        sinkhorn_max_iterations: int = 300,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -144,6 +148,10 @@ class _ConstrainedMixing(keras.layers.Layer):
                 "sinkhorn_iterations=0 to use the raw matrices unconstrained."
             )
         self.constrain_local = bool(constrain_local)
+        self.sinkhorn_tolerance = check_positive_float("sinkhorn_tolerance", sinkhorn_tolerance)
+        self.sinkhorn_max_iterations = check_non_negative_int(
+            "sinkhorn_max_iterations", sinkhorn_max_iterations
+        )
         self._frozen_weights = None
 
     def build(self, input_shape):
@@ -188,7 +196,31 @@ class _ConstrainedMixing(keras.layers.Layer):
             symmetric=self.symmetric,
             temperature=temperature,
             sinkhorn_iterations=self.sinkhorn_iterations,
+            sinkhorn_tolerance=self.sinkhorn_tolerance,
+            sinkhorn_max_iterations=self.sinkhorn_max_iterations,
         )
+
+    def _target_permutation(self):
+        """RankMixer's `Pi` for this layer's blocks (`block_size` must divide `token_dim`);
+        refused with `symmetric=True` unless `Pi` is symmetric (`T == H`): a symmetrized matrix can
+        only represent `(Pi + Pi^T) / 2`, not `Pi`."""
+        if self.token_dim % self.block_size:
+            raise ValueError(
+                f"`global_init`='permutation' needs `block_size` to divide token_dim="
+                f"{self.token_dim} (so each token splits into heads); got block_size="
+                f"{self.block_size}; valid values: {divisors(self.token_dim)}."
+            )
+        num_heads = self.token_dim // self.block_size
+        permutation = token_mixing_permutation(self.num_tokens, num_heads)
+        if self.symmetric and not np.array_equal(permutation, permutation.T):
+            raise ValueError(
+                f"`global_init`='permutation' with `symmetric`=True: RankMixer's permutation for "
+                f"T={self.num_tokens} tokens and H={num_heads} heads is not symmetric (T != H), "
+                "and the symmetry constraint can only represent (Pi + Pi^T) / 2. Pass "
+                f"symmetric=False, or block_size = token_dim / T = "
+                f"{self.token_dim / self.num_tokens:g} so that H == T."
+            )
+        return self.num_tokens, num_heads
 
     def global_weights(self):
         """The effective global matrix `W_G`, `(n, n)`, float32."""
@@ -237,6 +269,8 @@ class _ConstrainedMixing(keras.layers.Layer):
                 "temperature": self.temperature,
                 "sinkhorn_iterations": self.sinkhorn_iterations,
                 "constrain_local": self.constrain_local,
+                "sinkhorn_tolerance": self.sinkhorn_tolerance,
+                "sinkhorn_max_iterations": self.sinkhorn_max_iterations,
             }
         )
         return config
@@ -318,16 +352,23 @@ class UniMixing(_ConstrainedMixing):
         temperature: initial value of the temperature `tau` (a non-trainable variable, annealed by
             `keras_unimixer.callbacks.TemperatureAnnealing`), or `None` for no temperature and no
             `exp`: the raw matrices are used (then `sinkhorn_iterations` must be 0).
-        sinkhorn_iterations: Sinkhorn-Knopp rounds; 0 turns the doubly-stochastic constraint off.
-            The default, 10, balances rows and columns to within 1e-4 for temperatures down to
-            0.05 (the annealing end point); at 0.01 the result stays finite but rows converge
-            slowly (columns are always exact: the last step normalizes them).
+        sinkhorn_iterations: differentiable Sinkhorn-Knopp rounds (the gradient flows through
+            them); 0 turns the doubly-stochastic constraint off.
         block_specific: one local matrix per block (`True`) or one shared by all blocks.
         constrain_local: apply the constraints to the local matrices as well as the global one.
         global_init: `"random"`, `"identity"` or `"permutation"` (RankMixer's `Pi`, which needs
-            `block_size` to divide `D`) for the raw global parameters.
+            `block_size` to divide `D`, and `symmetric=False` unless `T == H`) for the raw global
+            parameters: `"permutation"` starts the layer AS RankMixer's TokenMixing (sharply so
+            for a large `init_scale`).
         local_init: `"identity"` or `"random"` for the raw local parameters.
         init_stddev: standard deviation of the `"random"` initializations.
+        init_scale: logit value of the `"identity"` / `"permutation"` starts (`scale * I`): at
+            temperature 1 a block keeps `e^s / (e^s + n - 1)` of itself, so a small scale starts
+            near the uniform (averaging) matrix and a large one near the target.
+        sinkhorn_tolerance: before the differentiable rounds, the logits are balanced without
+            gradient until every row sums to 1 within this tolerance (columns are exact)...
+        sinkhorn_max_iterations: ...or for at most this many rounds (0: no such phase, only the
+            fixed rounds: then rows are off by 0.06 at temperature 0.05 and logit std 0.3).
         **kwargs: base `keras.layers.Layer` arguments.
 
     Call arguments:
@@ -350,6 +391,7 @@ class UniMixing(_ConstrainedMixing):
         global_init: str = "random",
         local_init: str = "identity",
         init_stddev: float = 0.1,
+        init_scale: float = 1.0,
         **kwargs,
     ):
         super().__init__(
@@ -364,23 +406,18 @@ class UniMixing(_ConstrainedMixing):
         self.global_init = check_choice("global_init", global_init, _GLOBAL_INITS)
         self.local_init = check_choice("local_init", local_init, _LOCAL_INITS)
         self.init_stddev = check_positive_float("init_stddev", init_stddev)
+        self.init_scale = check_positive_float("init_scale", init_scale)
 
     def _global_initializer(self):
         if self.global_init == "identity":
-            return StackedIdentity()
+            return StackedIdentity(self.init_scale)
         if self.global_init == "permutation":
-            if self.token_dim % self.block_size:
-                raise ValueError(
-                    f"`global_init`='permutation' needs `block_size` to divide token_dim="
-                    f"{self.token_dim} (so each token splits into heads); got block_size="
-                    f"{self.block_size}; valid values: {divisors(self.token_dim)}."
-                )
-            return TokenMixingPermutation(self.num_tokens, self.token_dim // self.block_size)
+            return TokenMixingPermutation(*self._target_permutation(), scale=self.init_scale)
         return keras.initializers.RandomNormal(stddev=self.init_stddev)
 
     def _local_initializer(self):
         if self.local_init == "identity":
-            return StackedIdentity()
+            return StackedIdentity(self.init_scale)
         return keras.initializers.RandomNormal(stddev=self.init_stddev)
 
     def build_mixing_weights(self):
@@ -427,6 +464,7 @@ class UniMixing(_ConstrainedMixing):
                 "global_init": self.global_init,
                 "local_init": self.local_init,
                 "init_stddev": self.init_stddev,
+                "init_scale": self.init_scale,
             }
         )
         return config
@@ -449,8 +487,16 @@ class UniMixingLite(_ConstrainedMixing):
         temperature: initial temperature (see `UniMixing`), or `None` to use raw matrices.
         sinkhorn_iterations: Sinkhorn-Knopp rounds; 0 turns the constraint off.
         constrain_local: apply the constraints to the local matrices as well as the global one.
-        local_init: `"identity"` (every basis matrix starts as `I`) or `"random"`.
+        local_init: `"identity"` (every basis matrix starts as `init_scale * I` plus its own
+            noise of `init_stddev`: identical bases would give the coefficients `omega` no
+            gradient) or `"random"`.
+        global_init: `"random"` (`A`, `B` normal), `"identity"` or `"permutation"` (RankMixer's
+            `Pi`): low-rank factors whose product peaks on the target (`circular_factors`,
+            needs `rank >= 2`), plus noise of `init_stddev`.
         init_stddev: standard deviation of the random initializations (`A`, `B`, `omega`).
+        init_scale: logit value of the identity / permutation starts, as in `UniMixing`.
+        sinkhorn_tolerance: as in `UniMixing`.
+        sinkhorn_max_iterations: as in `UniMixing`.
         **kwargs: base `keras.layers.Layer` arguments.
 
     Call arguments:
@@ -473,6 +519,8 @@ class UniMixingLite(_ConstrainedMixing):
         constrain_local: bool = True,
         local_init: str = "identity",
         init_stddev: float = 0.1,
+        global_init: str = "random",
+        init_scale: float = 1.0,
         **kwargs,
     ):
         super().__init__(
@@ -486,7 +534,14 @@ class UniMixingLite(_ConstrainedMixing):
         self.num_basis = check_positive_int("num_basis", num_basis)
         self.rank = check_positive_int("rank", rank)
         self.local_init = check_choice("local_init", local_init, _LOCAL_INITS)
+        self.global_init = check_choice("global_init", global_init, _GLOBAL_INITS)
         self.init_stddev = check_positive_float("init_stddev", init_stddev)
+        self.init_scale = check_positive_float("init_scale", init_scale)
+        if self.global_init != "random" and self.rank < 2:
+            raise ValueError(
+                f"`global_init`={global_init!r} needs `rank` >= 2 (a rank-1 logit matrix cannot "
+                f"peak on a permutation), got rank={rank}."
+            )
 
     def build_mixing_weights(self):
         if self.rank > self.num_blocks:
@@ -495,7 +550,18 @@ class UniMixingLite(_ConstrainedMixing):
                 f"n = T * D / block_size = {self.num_blocks}; valid values: 1..{self.num_blocks}."
             )
         random_init = keras.initializers.RandomNormal(stddev=self.init_stddev)
-        basis_init = StackedIdentity() if self.local_init == "identity" else random_init
+        basis_init = (
+            StackedIdentity(self.init_scale, noise_stddev=self.init_stddev)
+            if self.local_init == "identity"
+            else random_init
+        )
+        left_init = right_init = random_init
+        if self.global_init != "random":
+            target = self._target_permutation() if self.global_init == "permutation" else None
+            left_init, right_init = (
+                CircularFactor(side, self.init_scale, target, noise_stddev=self.init_stddev)
+                for side in ("left", "right")
+            )
         self.local_basis = self.add_weight(
             name="local_basis",
             shape=(self.num_basis, self.block_size, self.block_size),
@@ -511,13 +577,13 @@ class UniMixingLite(_ConstrainedMixing):
         self.global_left = self.add_weight(
             name="global_left",
             shape=(self.num_blocks, self.rank),
-            initializer=random_init,
+            initializer=left_init,
             autocast=False,
         )
         self.global_right = self.add_weight(
             name="global_right",
             shape=(self.num_blocks, self.rank),
-            initializer=random_init,
+            initializer=right_init,
             autocast=False,
         )
 
@@ -541,7 +607,9 @@ class UniMixingLite(_ConstrainedMixing):
                 "num_basis": self.num_basis,
                 "rank": self.rank,
                 "local_init": self.local_init,
+                "global_init": self.global_init,
                 "init_stddev": self.init_stddev,
+                "init_scale": self.init_scale,
             }
         )
         return config

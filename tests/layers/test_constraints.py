@@ -76,3 +76,74 @@ def test_unconstrained_matrix_is_returned_as_is():
         ),
         matrix,
     )
+
+
+@pytest.mark.parametrize(
+    "stddev, tolerance", [(0.3, 1e-3), (1.0, 1e-2)], ids=["logit_std_0.3", "logit_std_1"]
+)
+@pytest.mark.parametrize("size", [16, 32])
+def test_default_layer_constraints_balance_sharp_matrices_at_the_annealing_end(
+    size, stddev, tolerance
+):
+    # Ten fixed rounds leave rows off by 0.06 (std 0.3) and 0.56 (std 1) here; the layer's
+    # defaults first balance to a tolerance, then run the differentiable rounds.
+    layer = layers.UniMixing(block_size=1)
+    weights = keras.ops.convert_to_numpy(
+        constrain_matrix(
+            logits(size, stddev=stddev),
+            symmetric=True,
+            temperature=0.05,
+            sinkhorn_iterations=layer.sinkhorn_iterations,
+            sinkhorn_tolerance=layer.sinkhorn_tolerance,
+            sinkhorn_max_iterations=layer.sinkhorn_max_iterations,
+        )
+    )
+    assert np.all(np.isfinite(weights))
+    np.testing.assert_allclose(weights.sum(axis=0), 1.0, atol=tolerance)
+    np.testing.assert_allclose(weights.sum(axis=1), 1.0, atol=tolerance)
+
+
+def test_fixed_rounds_alone_leave_sharp_matrices_unbalanced():
+    # The defect the tolerance phase fixes: a regression guard on the comparison above.
+    weights = keras.ops.convert_to_numpy(
+        constrain_matrix(logits(16, stddev=1.0), symmetric=True, temperature=0.05,
+                         sinkhorn_iterations=10)
+    )  # fmt: skip
+    assert np.abs(weights.sum(axis=1) - 1.0).max() > 0.1
+
+
+def gradient(function, value):
+    if keras.backend.backend() == "jax":
+        import jax
+
+        return np.asarray(jax.grad(function)(value))
+    import tensorflow as tf
+
+    value = tf.constant(value)
+    with tf.GradientTape() as tape:
+        tape.watch(value)
+        result = function(value)
+    return tape.gradient(result, value).numpy()
+
+
+def test_warm_started_sinkhorn_gradient_is_close_to_the_converged_one():
+    # The gradient flows through the last 10 rounds only, starting from the balanced point; it
+    # should match the gradient of a long unrolled run (the fixed point's) far better than ten
+    # rounds from the raw logits do.
+    matrix = logits(16, stddev=0.3, seed=4)
+    weights = np.random.default_rng(5).normal(size=(16, 16)).astype("float32")
+
+    def loss(max_iterations, rounds):
+        return lambda m: keras.ops.sum(
+            constrain_matrix(m, symmetric=True, temperature=0.05, sinkhorn_iterations=rounds,
+                             sinkhorn_tolerance=1e-4, sinkhorn_max_iterations=max_iterations)
+            * weights
+        )  # fmt: skip
+
+    reference = gradient(loss(0, 400), matrix)
+    warm = gradient(loss(300, 10), matrix)
+    cold = gradient(loss(0, 10), matrix)
+    relative = lambda g: np.linalg.norm(g - reference) / np.linalg.norm(reference)  # noqa: E731
+    assert np.all(np.isfinite(warm))
+    assert relative(warm) < 0.03
+    assert relative(cold) > 2 * relative(warm)

@@ -39,6 +39,16 @@ def test_encoder_standard_checks(mixer, norm):
     )
 
 
+def test_block_scope_siamese_encoder_standard_checks():
+    check_layer(
+        lambda: layers.UniMixerEncoder(
+            num_layers=2, mixing=MIXERS["unimixer_lite"](), ffn_multiplier=2,
+            norm="siamese", siamese_scope="block",
+        ),
+        SHAPE,
+    )  # fmt: skip
+
+
 def test_encoder_blocks_have_independent_mixing_weights():
     encoder = layers.UniMixerEncoder(num_layers=3, mixing=layers.UniMixing(block_size=8))
     encoder.build(SHAPE)
@@ -155,3 +165,36 @@ def test_bad_arguments(kwargs, argument):
 def test_mixing_must_be_a_layer():
     with pytest.raises(ValueError, match="`mixing`"):
         layers.UniMixerEncoder(num_layers=1, mixing="unimixing")
+
+
+def test_block_scope_siamese_encoder_matches_spec_section_7():
+    encoder = layers.UniMixerEncoder(
+        num_layers=2,
+        mixing=layers.UniMixing(block_size=8),
+        ffn_multiplier=2,
+        norm="siamese",
+        siamese_scope="block",
+    )
+    inputs = random_tokens(SHAPE)
+    encoder.build(SHAPE)
+    rng = np.random.default_rng(3)
+    for weight in [w for w in encoder.weights if w.name == "scale"]:
+        weight.assign(rng.uniform(0.5, 1.5, weight.shape).astype("float32"))
+    outputs = keras.ops.convert_to_numpy(encoder(inputs))
+
+    def apply(layer, x):
+        return keras.ops.convert_to_numpy(layer(x.astype("float32"))).astype("float64")
+
+    def scale(norm_layer):
+        return keras.ops.convert_to_numpy(norm_layer.scale).astype("float64")
+
+    post, pre = inputs.astype("float64"), inputs.astype("float64")
+    for block in encoder.blocks:
+        assert not hasattr(block, "ffn_norm")  # one pair of norms per block
+        block_input = post + rms_norm(pre, scale(block.mixing_stream_norm))
+        mixed = block_input + apply(block.mixing, block_input)
+        update = mixed + apply(block.ffn, mixed) - block_input
+        post = rms_norm(post + update, scale(block.mixing_norm))
+        pre = pre + update
+    expected = post + rms_norm(pre, scale(encoder.output_norm))
+    np.testing.assert_allclose(outputs, expected, rtol=1e-4, atol=1e-4)

@@ -35,6 +35,12 @@ MIXERS = {
         block_size=2, temperature=None, sinkhorn_iterations=0
     ),
     "unimixing_lite": lambda: layers.UniMixingLite(block_size=4, num_basis=3, rank=2),
+    "unimixing_lite_identity": lambda: layers.UniMixingLite(
+        block_size=2, num_basis=2, rank=4, global_init="identity", init_scale=4.0
+    ),
+    "unimixing_permutation": lambda: layers.UniMixing(
+        block_size=2, global_init="permutation", init_scale=3.0
+    ),
     "attention": lambda: layers.AttentionMixing(num_heads=2),
     "fm": lambda: layers.FMMixing(),
 }
@@ -275,3 +281,80 @@ def test_frozen_mixing_weights_are_constants_with_the_same_outputs(make_layer):
     for variable, value in zip(model.trainable_weights, saved, strict=True):
         variable.assign(value)
     np.testing.assert_allclose(to_numpy(model(inputs)), expected, rtol=1e-6, atol=1e-6)
+
+
+def test_symmetric_permutation_init_is_refused_where_pi_is_not_symmetric():
+    # T = 4 tokens, block_size 4 of D = 8 gives H = 2 != T: a symmetric matrix cannot be Pi.
+    with pytest.raises(ValueError, match="symmetric=False"):
+        layers.UniMixing(block_size=4, global_init="permutation").build(SHAPE)
+    layers.UniMixing(block_size=4, global_init="permutation", symmetric=False).build(SHAPE)
+    # H == T: Pi is its own transpose, so the symmetric constraint can represent it.
+    layers.UniMixing(block_size=2, global_init="permutation").build(SHAPE)
+
+
+@pytest.mark.parametrize("scale", [1.0, 4.0])
+def test_identity_init_scale_sets_the_starting_diagonal(scale):
+    layer = layers.UniMixing(block_size=4, global_init="identity", init_scale=scale)
+    layer.build(SHAPE)
+    num_blocks = layer.num_blocks
+    expected = np.exp(scale) / (np.exp(scale) + num_blocks - 1)
+    np.testing.assert_allclose(np.diag(to_numpy(layer.global_weights())), expected, rtol=1e-5)
+
+
+@pytest.mark.parametrize("global_init", ["identity", "permutation"])
+def test_lite_low_rank_start_peaks_on_its_target(global_init):
+    # block_size 2 of D = 8: H = 4 = T, so Pi is symmetric; n = 16 blocks, rank 4.
+    layer = layers.UniMixingLite(
+        block_size=2, num_basis=2, rank=4, global_init=global_init, init_scale=8.0
+    )
+    layer.build(SHAPE)
+    target = (
+        np.eye(layer.num_blocks)
+        if global_init == "identity"
+        else layers.token_mixing_permutation(TOKENS, DIM // 2)
+    )
+    weights = to_numpy(layer.global_weights())
+    np.testing.assert_array_equal(np.argmax(weights, axis=1), np.argmax(target, axis=1))
+    assert np.min(weights[target == 1]) > 2 * np.max(weights[target == 0])
+
+
+def coefficient_gradient(layer, inputs, target):
+    """d loss / d omega of a built UniMixing-Lite layer (loss: squared error to `target`)."""
+    trainable = [v.value for v in layer.trainable_variables]
+    non_trainable = [v.value for v in layer.non_trainable_variables]
+    index = [v.path for v in layer.trainable_variables].index(layer.local_coefficients.path)
+
+    def loss(coefficients):
+        values = list(trainable)
+        values[index] = coefficients
+        outputs = layer.stateless_call(values, non_trainable, inputs)
+        outputs = outputs[0] if isinstance(outputs, tuple) else outputs
+        return keras.ops.sum((outputs - target) ** 2)
+
+    return np.abs(gradient_of(loss, to_numpy(layer.local_coefficients)))
+
+
+def test_lite_basis_coefficients_get_gradients_at_the_first_step():
+    layer = layers.UniMixingLite(block_size=4, num_basis=3, rank=2)
+    layer.build(SHAPE)
+    inputs, target = random_tokens(SHAPE), random_tokens(SHAPE, seed=9)
+    grads = coefficient_gradient(layer, inputs, target)
+    assert np.all(np.isfinite(grads))
+    assert np.all(grads.max(axis=1) > 1e-4)  # every block's coefficients move
+    # The defect: identical basis matrices (the old identity start) give no gradient at all.
+    layer.local_basis.assign(np.broadcast_to(np.eye(4, dtype="float32"), (3, 4, 4)))
+    assert coefficient_gradient(layer, inputs, target).max() < 1e-5
+
+
+def gradient_of(function, value):
+    if keras.backend.backend() == "jax":
+        import jax
+
+        return np.asarray(jax.grad(function)(value))
+    import tensorflow as tf
+
+    value = tf.constant(value)
+    with tf.GradientTape() as tape:
+        tape.watch(value)
+        result = function(value)
+    return tape.gradient(result, value).numpy()
