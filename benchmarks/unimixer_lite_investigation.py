@@ -24,7 +24,7 @@ VARIANTS = {
     "baseline (lr 1e-3, tau 1->0.05, siamese, L=2)": {},
     "learning rate 3e-3": {"learning_rate": 3e-3},
     "learning rate 3e-4": {"learning_rate": 3e-4},
-    "no temperature annealing (tau = 1)": {"anneal_temperature": False},
+    "no temperature annealing (tau = 1)": {"temperature_schedule": "constant"},
     "tau 1 -> 0.3": {"temperature_end": 0.3},
     "post-norm instead of SiameseNorm": {"norm": "post"},
     "pre-norm instead of SiameseNorm": {"norm": "pre"},

@@ -23,8 +23,9 @@ def temperature_variables(model) -> list:
 class TemperatureAnnealing(keras.callbacks.Callback):
     """Anneals the temperature of every UniMixing layer linearly over the training steps.
 
-    At optimizer step `s` of `total_steps` the temperature is
-    `start + (end - start) * min(s / total_steps, 1)`. The step is read from the optimizer at the
+    At optimizer step `s` (counted from 0) the temperature is
+    `start + (end - start) * min(s / (total_steps - 1), 1)`: the last step of the schedule runs
+    at `end`, so a run that stops right after it has been trained at the final temperature. The step is read from the optimizer at the
     start of training, so a resumed run continues the schedule where it stopped. Works under the
     TensorFlow and JAX backends.
 
@@ -49,7 +50,7 @@ class TemperatureAnnealing(keras.callbacks.Callback):
         self.current_temperature = self.start
 
     def temperature_at(self, step: int) -> float:
-        fraction = min(max(step, 0) / self._schedule_steps, 1.0)
+        fraction = min(max(step, 0) / max(self._schedule_steps - 1, 1), 1.0)
         return self.start + (self.end - self.start) * fraction
 
     def on_train_begin(self, logs=None):

@@ -9,7 +9,10 @@ import logging
 import sys
 from pathlib import Path
 
-from keras_unimixer.training import TrainConfig
+from keras_unimixer.layers.encoder import NORM_STYLES, SIAMESE_SCOPES
+from keras_unimixer.layers.tokenizer import TOKENIZER_MODES
+from keras_unimixer.models.ranking import POOLINGS
+from keras_unimixer.training import TEMPERATURE_SCHEDULES, TrainConfig
 
 
 def _positive_int(text):
@@ -23,87 +26,139 @@ def _int_list(text):
     return tuple(_positive_int(part) for part in text.split(",") if part)
 
 
+def _float_or_none(text):
+    return None if text.lower() == "none" else float(text)
+
+
+def _help(text, name):
+    """Help text with the default of `TrainConfig` field `name`."""
+    default = getattr(TrainConfig, name)
+    if isinstance(default, tuple):
+        default = ",".join(str(v) for v in default)
+    return f"{text} (default: {default}; a dataset preset may set it)"
+
+
 def add_model_arguments(parser):
     from keras_unimixer.models import MODEL_NAMES
 
-    defaults = TrainConfig()
     group = parser.add_argument_group("model")
-    group.add_argument("--model", choices=MODEL_NAMES, default=defaults.model)
-    group.add_argument("--num-layers", type=_positive_int, default=defaults.num_layers)
-    group.add_argument("--num-tokens", type=_positive_int, default=defaults.num_tokens)
-    group.add_argument("--token-dim", type=_positive_int, default=defaults.token_dim)
-    group.add_argument("--embedding-dim", type=_positive_int, default=defaults.embedding_dim)
-    group.add_argument("--block-size", type=_positive_int, default=None)
-    group.add_argument("--num-heads", type=_positive_int, default=None)
-    group.add_argument("--num-basis", type=_positive_int, default=defaults.num_basis)
-    group.add_argument("--rank", type=_positive_int, default=defaults.rank)
-    group.add_argument("--ffn-multiplier", type=_positive_int, default=defaults.ffn_multiplier)
-    group.add_argument("--norm", choices=("siamese", "post", "pre"), default=None)
-    group.add_argument(
-        "--tokenizer-mode", choices=("rankmixer", "field", "group"), default="rankmixer"
+
+    def option(flag, name, text, **kwargs):
+        group.add_argument(flag, dest=name, default=None, help=_help(text, name), **kwargs)
+
+    option("--model", "model", "architecture", choices=MODEL_NAMES)
+    option("--num-layers", "num_layers", "mixer blocks", type=_positive_int)
+    option("--num-tokens", "num_tokens", "tokens T (rankmixer tokenizer)", type=_positive_int)
+    option("--token-dim", "token_dim", "token width D", type=_positive_int)
+    option("--embedding-dim", "embedding_dim", "feature embedding size", type=_positive_int)
+    option("--block-size", "block_size", "UniMixing block size b", type=_positive_int)
+    option("--num-heads", "num_heads", "attention heads", type=_positive_int)
+    option("--num-basis", "num_basis", "UniMixing-Lite basis matrices", type=_positive_int)
+    option("--rank", "rank", "UniMixing-Lite global rank", type=_positive_int)
+    option("--ffn-multiplier", "ffn_multiplier", "per-token FFN width", type=_positive_int)
+    option("--norm", "norm", "residual norm (default per mixer)", choices=NORM_STYLES)
+    option("--siamese-scope", "siamese_scope", "SiameseNorm per", choices=SIAMESE_SCOPES)
+    option("--tokenizer-mode", "tokenizer_mode", "tokenizer", choices=TOKENIZER_MODES)
+    option("--pooling", "pooling", "token pooling before the head", choices=POOLINGS)
+    option("--hidden-units", "hidden_units", "MLP sizes, e.g. 400,400", type=_int_list)
+    option("--dropout", "dropout", "MLP dropout", type=float)
+    option(
+        "--batch-norm", "batch_norm", "batch norm in the MLP", action=argparse.BooleanOptionalAction
     )
-    group.add_argument(
-        "--hidden-units", type=_int_list, default=defaults.hidden_units, help="e.g. 128,64"
-    )
+    option("--embedding-l2", "embedding_l2", "adds (l2 / 2) ||E||^2 to the loss", type=float)
+    option(
+        "--embedding-init-stddev", "embedding_init_stddev",
+        "normal embedding init (none: uniform)", type=_float_or_none,
+    )  # fmt: skip
+    option("--num-cross-layers", "num_cross_layers", "DCNv2 cross layers", type=_positive_int)
 
 
 def add_train_arguments(parser):
     from keras_unimixer.datasets import DATASETS
 
-    defaults = TrainConfig()
     data = parser.add_argument_group("data")
-    data.add_argument("--dataset", choices=DATASETS, default=defaults.dataset)
+    data.add_argument("--dataset", choices=DATASETS, default=None, help=_help("dataset", "dataset"))
     data.add_argument(
         "--data-dir", default=None, help="dataset folder (default: $KERAS_UNIMIXER_DATA)"
     )
-    data.add_argument("--split", choices=("random", "time"), default=defaults.split)
-    data.add_argument("--tasks", default="click", help="comma-separated label names")
-    data.add_argument("--max-examples", type=_positive_int, default=None)
+    data.add_argument(
+        "--split", choices=("random", "time"), default=None, help=_help("split", "split")
+    )
+    data.add_argument("--tasks", default=None, help="comma-separated label names (default: click)")
+    data.add_argument(
+        "--max-examples", type=_positive_int, default=None, help="use at most this many rows"
+    )
     add_model_arguments(parser)
     run = parser.add_argument_group("training")
-    run.add_argument("--epochs", type=_positive_int, default=defaults.epochs)
-    run.add_argument("--batch-size", type=_positive_int, default=defaults.batch_size)
-    run.add_argument("--learning-rate", type=float, default=defaults.learning_rate)
-    run.add_argument("--patience", type=int, default=defaults.patience)
-    run.add_argument("--temperature-start", type=float, default=defaults.temperature_start)
-    run.add_argument("--temperature-end", type=float, default=defaults.temperature_end)
-    run.add_argument(
-        "--no-anneal", action="store_true", help="keep the UniMixing temperature fixed"
+
+    def option(flag, name, text, **kwargs):
+        run.add_argument(flag, dest=name, default=None, help=_help(text, name), **kwargs)
+
+    option("--epochs", "epochs", "epoch budget", type=_positive_int)
+    option("--batch-size", "batch_size", "batch size", type=_positive_int)
+    option("--learning-rate", "learning_rate", "Adam learning rate", type=float)
+    option("--patience", "patience", "early-stopping patience (validation AUC)", type=int)
+    option(
+        "--reduce-lr-on-plateau", "reduce_lr_on_plateau", "learning rate x0.1 on a plateau",
+        action=argparse.BooleanOptionalAction,
+    )  # fmt: skip
+    option(
+        "--temperature-start", "temperature_start", "UniMixing temperature at step 0", type=float
     )
-    run.add_argument("--seed", type=int, default=defaults.seed)
-    run.add_argument("--output", default=defaults.output)
+    option("--temperature-end", "temperature_end", "temperature after annealing", type=float)
+    option(
+        "--temperature-schedule", "temperature_schedule",
+        "anneal start->end, warmup (two stages: start, then end), or constant",
+        choices=TEMPERATURE_SCHEDULES,
+    )  # fmt: skip
+    option(
+        "--anneal-epochs", "anneal_epochs",
+        "annealing horizon in epochs (none: the whole budget)", type=_float_or_none,
+    )  # fmt: skip
+    run.add_argument(
+        "--no-anneal", action="store_true", help="same as --temperature-schedule constant"
+    )
+    option("--seed", "seed", "seed of initialization and shuffling", type=int)
+    option(
+        "--output",
+        "output",
+        "run directory",
+    )
     run.add_argument(
         "--resume", action="store_true", help="continue from OUTPUT/checkpoint if present"
     )
-    run.add_argument("--verbose", type=int, choices=(0, 1, 2), default=None)
+    run.add_argument(
+        "--verbose", type=int, choices=(0, 1, 2), default=None, help="Keras fit verbosity"
+    )
 
 
 def config_from_args(args) -> TrainConfig:
-    """A `TrainConfig` from parsed arguments: argparse destinations are its field names."""
+    """A `TrainConfig` from parsed arguments: the options given, then the dataset's preset for the
+    model, then `TrainConfig`'s defaults (argparse destinations are its field names)."""
     values = {
         field.name: getattr(args, field.name)
         for field in dataclasses.fields(TrainConfig)
-        if hasattr(args, field.name)
+        if getattr(args, field.name, None) is not None
     }
-    values.update(
-        tasks=tuple(t for t in args.tasks.split(",") if t),
-        hidden_units=tuple(args.hidden_units),
-        anneal_temperature=not args.no_anneal,
-        verbose="auto" if args.verbose is None else args.verbose,
-    )
-    return TrainConfig(**values)
+    if args.tasks is not None:
+        values["tasks"] = tuple(t for t in args.tasks.split(",") if t)
+    if args.no_anneal:
+        values["temperature_schedule"] = "constant"
+    values.update(resume=args.resume, verbose="auto" if args.verbose is None else args.verbose)
+    return TrainConfig.from_preset(**values)
 
 
 def run_train(args) -> int:
     from keras_unimixer.training import train
 
-    metrics = train(config_from_args(args))
+    config = config_from_args(args)
+    metrics = train(config)
     summary = {
         "test": metrics["test"],
         "parameters": metrics["parameters"],
         "flops_per_example": metrics["flops_per_example"],
         "train_examples_per_second": round(metrics["train_examples_per_second"] or 0.0, 1),
-        "output": args.output,
+        "output": config.output,
     }
     print(json.dumps(summary, indent=1))
     return 0

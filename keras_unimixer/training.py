@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import math
 import os
 import time
 from pathlib import Path
@@ -18,8 +19,15 @@ import keras
 import numpy as np
 
 from keras_unimixer import datasets, models
-from keras_unimixer.callbacks import TemperatureAnnealing, temperature_variables
+from keras_unimixer.callbacks import (
+    ExactValidationMetrics,
+    TemperatureAnnealing,
+    predict_logits,
+    temperature_variables,
+)
+from keras_unimixer.evaluation import binary_metrics
 from keras_unimixer.export.preprocessing import write_serving_spec
+from keras_unimixer.presets import train_preset
 from keras_unimixer.scaling import flops_per_example, parameter_counts
 
 logger = logging.getLogger("keras_unimixer.training")
@@ -48,13 +56,22 @@ class TrainConfig:
     norm: str | None = None
     tokenizer_mode: str = "rankmixer"
     hidden_units: tuple = (64,)
+    dropout: float = 0.0
+    batch_norm: bool = False
+    embedding_l2: float = 0.0
+    embedding_init_stddev: float | None = None
+    pooling: str = "mean"
+    siamese_scope: str = "sublayer"
+    num_cross_layers: int | None = None
     epochs: int = 5
     batch_size: int = 512
     learning_rate: float = 1e-3
     patience: int = 2
+    reduce_lr_on_plateau: bool = False
     temperature_start: float = 1.0
     temperature_end: float = 0.05
-    anneal_temperature: bool = True
+    temperature_schedule: str = "anneal"
+    anneal_epochs: float | None = None
     seed: int = 42
     output: str = "runs/default"
     resume: bool = False
@@ -67,6 +84,27 @@ class TrainConfig:
         config["tasks"] = list(self.tasks)
         config["hidden_units"] = list(self.hidden_units)
         return config
+
+    @classmethod
+    def from_preset(cls, **values) -> TrainConfig:
+        """A config with the dataset's preset for the model (`keras_unimixer.presets`) under
+        `values`: what `train --dataset frappe_x1 --model M` runs when nothing else is set."""
+        dataset = values.get("dataset", cls.dataset)
+        model = values.get("model", cls.model)
+        return cls(**{**train_preset(dataset, model), **values})
+
+    def stages(self) -> list[float | None]:
+        """The temperature each training stage holds fixed (`None`: annealed or constant).
+
+        `"warmup"` is the paper's two-stage model warm-up: train at `temperature_start` until early
+        stopping, then again at `temperature_end` from the best weights, with a fresh optimizer.
+        """
+        if self.temperature_schedule == "warmup":
+            return [self.temperature_start, self.temperature_end]
+        return [None]
+
+
+TEMPERATURE_SCHEDULES = ("anneal", "warmup", "constant")
 
 
 class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
@@ -88,14 +126,51 @@ class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
         return {"wait": int(self.wait), "best": best, "best_epoch": int(self.best_epoch)}
 
 
+class ResumableReduceLROnPlateau(keras.callbacks.ReduceLROnPlateau):
+    """`ReduceLROnPlateau` that restores its counters on resume and starts watching at
+    `start_from_epoch` (so that it does not act while the temperature is still annealed)."""
+
+    def __init__(self, initial_state: dict | None = None, start_from_epoch: int = 0, **kwargs):
+        super().__init__(**kwargs)
+        self.initial_state = initial_state
+        self.start_from_epoch = start_from_epoch
+
+    def on_train_begin(self, logs=None):
+        super().on_train_begin(logs)
+        if self.initial_state:
+            self.wait = self.initial_state["wait"]
+            self.best = self.initial_state["best"]
+            self.cooldown_counter = self.initial_state["cooldown_counter"]
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch >= self.start_from_epoch:
+            super().on_epoch_end(epoch, logs)
+
+    def state(self) -> dict:
+        return {
+            "wait": int(self.wait),
+            "best": float(self.best),
+            "cooldown_counter": int(self.cooldown_counter),
+        }
+
+
 class RunCheckpoint(keras.callbacks.Callback):
     """At each epoch end: save the model with its optimizer, the best weights and the run state."""
 
-    def __init__(self, directory: Path, early_stopping: ResumableEarlyStopping, history=None):
+    def __init__(
+        self,
+        directory: Path,
+        early_stopping: ResumableEarlyStopping,
+        history=None,
+        stage: int = 0,
+        lr_schedule: ResumableReduceLROnPlateau | None = None,
+    ):
         super().__init__()
         self.directory = Path(directory)
         self.early_stopping = early_stopping
         self.history = history or {}
+        self.stage = stage
+        self.lr_schedule = lr_schedule
         self.epoch_seconds: list[float] = []
 
     def on_epoch_begin(self, epoch, logs=None):
@@ -103,15 +178,22 @@ class RunCheckpoint(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         self.epoch_seconds.append(time.perf_counter() - self._epoch_start)
-        for key, value in (logs or {}).items():
+        logs = dict(logs or {})
+        logs["stage"] = self.stage
+        logs["learning_rate"] = float(
+            keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)
+        )
+        for key, value in logs.items():
             self.history.setdefault(key, []).append(float(value))
         self.directory.mkdir(parents=True, exist_ok=True)
         if self.early_stopping.best_epoch == epoch:
             self.model.save_weights(self.directory / "best.weights.h5")
         self.model.save(self.directory / "model.keras")
         state = {
+            "stage": self.stage,
             "completed_epochs": epoch + 1,
             "early_stopping": self.early_stopping.state(),
+            "lr_schedule": self.lr_schedule.state() if self.lr_schedule else None,
             "history": self.history,
         }
         temporary = self.directory / "state.json.tmp"
@@ -149,6 +231,13 @@ def build(config: TrainConfig, features):
         tokenizer_mode=config.tokenizer_mode,
         hidden_units=tuple(config.hidden_units),
         mixing_options=dict(config.mixing_options),
+        dropout=config.dropout,
+        batch_norm=config.batch_norm,
+        embedding_l2=config.embedding_l2,
+        embedding_init_stddev=config.embedding_init_stddev,
+        pooling=config.pooling,
+        siamese_scope=config.siamese_scope,
+        num_cross_layers=config.num_cross_layers,
     )
     models.compile_ranking(model, list(config.tasks), config.learning_rate)
     return model
@@ -172,6 +261,13 @@ def _check_config(config: TrainConfig, data) -> None:
             raise ValueError(f"`{name}` must be a positive integer, got {value!r}.")
     if not config.learning_rate > 0:
         raise ValueError(f"`learning_rate` must be > 0, got {config.learning_rate!r}.")
+    if config.temperature_schedule not in TEMPERATURE_SCHEDULES:
+        raise ValueError(
+            f"`temperature_schedule` must be one of {TEMPERATURE_SCHEDULES}, "
+            f"got {config.temperature_schedule!r}."
+        )
+    if config.anneal_epochs is not None and not config.anneal_epochs > 0:
+        raise ValueError(f"`anneal_epochs` must be > 0, got {config.anneal_epochs!r}.")
 
 
 def train(config: TrainConfig, data=None) -> dict:
@@ -179,14 +275,15 @@ def train(config: TrainConfig, data=None) -> dict:
 
     Writes `config.json`, `preprocessing.json` (what `export` needs to serve raw features),
     `checkpoint/` (resumable state), `logs/` (TensorBoard), `model.keras` (best validation epoch)
-    and `metrics.json`; returns the metrics.
+    and `metrics.json`; returns the metrics. Validation and test metrics are exact
+    (`keras_unimixer.evaluation`): AUC and log loss, plus UAUC and GAUC where the data names a user
+    feature; early stopping and the learning-rate schedule watch the exact validation AUC.
     """
     output = Path(config.output)
     checkpoint_dir = output / CHECKPOINT_DIR
     data = data or load_data(config)
     _check_config(config, data)
     tasks = list(config.tasks)
-    monitor = monitor_name(tasks)
 
     state = None
     if config.resume and (checkpoint_dir / "state.json").is_file():
@@ -202,49 +299,155 @@ def train(config: TrainConfig, data=None) -> dict:
                 f"--resume with different settings than the checkpointed run: {differing}."
             )
         model = keras.saving.load_model(checkpoint_dir / "model.keras")
-        logger.info("Resuming after epoch %d from %s", state["completed_epochs"], checkpoint_dir)
+        logger.info(
+            "Resuming stage %d after epoch %d from %s",
+            state.get("stage", 0),
+            state["completed_epochs"],
+            checkpoint_dir,
+        )
     else:
         if config.resume:
             logger.info("No checkpoint in %s: starting from scratch.", checkpoint_dir)
         model = build(config, data.features)
-    start_epoch = state["completed_epochs"] if state else 0
     output.mkdir(parents=True, exist_ok=True)
     (output / "config.json").write_text(json.dumps(config.to_dict(), indent=1))
     write_serving_spec(data, output)
 
+    validation = validation_callback(data, tasks)
+    history = state["history"] if state else {}
+    epoch_seconds: list[float] = []
+    fit_start = time.perf_counter()
+    first_stage = state.get("stage", 0) if state else 0
+    for stage, stage_temperature in enumerate(config.stages()):
+        if stage < first_stage:
+            continue
+        resumed = state if stage == first_stage else None
+        if resumed is None:
+            if stage > 0:
+                _start_next_stage(model, config, checkpoint_dir, stage_temperature)
+            elif stage_temperature is not None:
+                _set_temperature(model, stage_temperature)
+        elif _stage_finished(resumed, config):
+            continue
+        checkpoint = _fit_stage(
+            model, config, data, tasks, validation, checkpoint_dir, stage, resumed, history
+        )
+        history = checkpoint.history
+        epoch_seconds += checkpoint.epoch_seconds
+    fit_seconds = time.perf_counter() - fit_start
+    final_state = json.loads((checkpoint_dir / "state.json").read_text())
+
+    model.load_weights(checkpoint_dir / "best.weights.h5")
+    model.save(output / "model.keras")
+    metrics = {
+        "dataset": data.name,
+        "model": config.model,
+        "backend": keras.backend.backend(),
+        "seed": config.seed,
+        "test": exact_metrics(model, data, "test", tasks),
+        "validation": exact_metrics(model, data, "validation", tasks),
+        "best_epoch": int(final_state["early_stopping"]["best_epoch"]) + 1,
+        "best_validation": float(final_state["early_stopping"]["best"]),
+        "epochs_run": len(history.get("loss", [])),
+        "parameters": parameter_counts(model),
+        "flops_per_example": flops_per_example(model),
+        "train_examples_per_second": _examples_per_second(
+            epoch_seconds, data.num_examples("train")
+        ),
+        "fit_seconds": fit_seconds,
+        "history": history,
+        "data_report": {k: v for k, v in data.report.items() if v},
+    }
+    (output / "metrics.json").write_text(json.dumps(metrics, indent=1))
+    return metrics
+
+
+def validation_callback(data, tasks) -> ExactValidationMetrics:
+    features, labels = data.arrays("validation", tasks)
+    users = features[data.user_feature] if data.user_feature else None
+    return ExactValidationMetrics(features, labels, users=users)
+
+
+def exact_metrics(model, data, split: str, tasks) -> dict:
+    """Exact AUC and log loss (and UAUC, GAUC) of every task on `split`; several tasks are keyed
+    `<task>_<metric>`."""
+    features, labels = data.arrays(split, tasks)
+    users = features[data.user_feature] if data.user_feature else None
+    logits = predict_logits(model, features, tasks)
+    results = {}
+    for task in tasks:
+        for name, value in binary_metrics(labels[task], logits[task], users).items():
+            results[name if len(tasks) == 1 else f"{task}_{name}"] = value
+    return results
+
+
+def _anneal_epochs(config: TrainConfig) -> float:
+    return config.anneal_epochs if config.anneal_epochs is not None else float(config.epochs)
+
+
+def _watch_from_epoch(config: TrainConfig, model) -> int:
+    """First epoch whose end early stopping and the LR schedule look at: the end of annealing."""
+    if config.temperature_schedule != "anneal" or not temperature_variables(model):
+        return 0
+    return max(0, min(math.ceil(_anneal_epochs(config)), config.epochs) - 1)
+
+
+def _fit_stage(model, config, data, tasks, validation, checkpoint_dir, stage, state, history):
+    """One `fit` call: a whole run, or one stage of a warm-up run; returns its callbacks."""
+    start_epoch = state["completed_epochs"] if state else 0
     steps_per_epoch = data.steps_per_epoch("train", config.batch_size)
+    # Epoch e of stage s is shuffled by (seed, s * epochs + e), so stages see fresh orders.
+    offset = stage * config.epochs
     train_data = data.tf_dataset(
         "train",
         config.batch_size,
         labels=tasks,
         shuffle=True,
         seed=config.seed,
-        epochs=config.epochs,
-        start_epoch=start_epoch,
+        epochs=offset + config.epochs,
+        start_epoch=offset + start_epoch,
     )
-    validation_data = data.tf_dataset("validation", 4096, labels=tasks)
+    watch_from = _watch_from_epoch(config, model)
+    monitor = monitor_name(tasks)
     early_stopping = ResumableEarlyStopping(
         initial_state=state["early_stopping"] if state else None,
         monitor=monitor,
         mode="max",
         patience=config.patience,
+        start_from_epoch=watch_from,
     )
-    checkpoint = RunCheckpoint(checkpoint_dir, early_stopping, state["history"] if state else None)
-    callbacks = [
-        early_stopping,
-        checkpoint,
-        keras.callbacks.TensorBoard(log_dir=str(output / "logs")),
-    ]
-    if config.anneal_temperature and temperature_variables(model):
-        callbacks.insert(
-            0, TemperatureAnnealing(start=config.temperature_start, end=config.temperature_end)
+    lr_schedule = None
+    if config.reduce_lr_on_plateau:
+        lr_schedule = ResumableReduceLROnPlateau(
+            initial_state=state.get("lr_schedule") if state else None,
+            start_from_epoch=watch_from,
+            monitor=monitor,
+            mode="max",
+            factor=0.1,
+            patience=1,
+            min_lr=1e-6,
+            min_delta=1e-6,
         )
-
-    fit_start = time.perf_counter()
+    checkpoint = RunCheckpoint(checkpoint_dir, early_stopping, history, stage, lr_schedule)
+    callbacks = [validation, early_stopping]
+    if lr_schedule is not None:
+        callbacks.append(lr_schedule)
+    callbacks += [
+        checkpoint,
+        keras.callbacks.TensorBoard(log_dir=str(Path(config.output) / "logs")),
+    ]
+    if config.temperature_schedule == "anneal" and temperature_variables(model):
+        callbacks.insert(
+            0,
+            TemperatureAnnealing(
+                start=config.temperature_start,
+                end=config.temperature_end,
+                total_steps=max(1, round(_anneal_epochs(config) * steps_per_epoch)),
+            ),
+        )
     if start_epoch < config.epochs and not _stopped_early(state, config):
         model.fit(
             train_data,
-            validation_data=validation_data,
             epochs=config.epochs,
             initial_epoch=start_epoch,
             steps_per_epoch=steps_per_epoch,
@@ -252,33 +455,23 @@ def train(config: TrainConfig, data=None) -> dict:
             callbacks=callbacks,
             verbose=config.verbose,
         )
-    fit_seconds = time.perf_counter() - fit_start
+    return checkpoint
 
+
+def _stage_finished(state, config) -> bool:
+    return state["completed_epochs"] >= config.epochs or _stopped_early(state, config)
+
+
+def _set_temperature(model, value: float) -> None:
+    for variable in temperature_variables(model):
+        variable.assign(value)
+
+
+def _start_next_stage(model, config, checkpoint_dir, temperature: float) -> None:
+    """Warm-up stage 2: the best weights of stage 1, the final temperature, a fresh optimizer."""
     model.load_weights(checkpoint_dir / "best.weights.h5")
-    model.save(output / "model.keras")
-    test_metrics = model.evaluate(
-        data.tf_dataset("test", 4096, labels=tasks), verbose=0, return_dict=True
-    )
-    metrics = {
-        "dataset": data.name,
-        "model": config.model,
-        "backend": keras.backend.backend(),
-        "seed": config.seed,
-        "test": {key: float(value) for key, value in test_metrics.items()},
-        "best_epoch": int(early_stopping.best_epoch) + 1,
-        "best_validation": float(early_stopping.best),
-        "epochs_run": len(checkpoint.history.get("loss", [])),
-        "parameters": parameter_counts(model),
-        "flops_per_example": flops_per_example(model),
-        "train_examples_per_second": _examples_per_second(
-            checkpoint.epoch_seconds, data.num_examples("train")
-        ),
-        "fit_seconds": fit_seconds,
-        "history": checkpoint.history,
-        "data_report": {k: v for k, v in data.report.items() if v},
-    }
-    (output / "metrics.json").write_text(json.dumps(metrics, indent=1))
-    return metrics
+    _set_temperature(model, temperature)
+    models.compile_ranking(model, list(config.tasks), config.learning_rate)
 
 
 def _stopped_early(state, config) -> bool:

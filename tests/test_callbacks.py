@@ -49,7 +49,8 @@ def test_linear_schedule_over_all_training_steps():
     record = RecordTemperature()
     model.fit(x, y, batch_size=10, epochs=3, callbacks=[anneal, record], verbose=0)
     total = 12  # 4 steps per epoch, 3 epochs
-    expected = [1.0 + (0.05 - 1.0) * step / total for step in range(total)]
+    expected = [1.0 + (0.05 - 1.0) * step / (total - 1) for step in range(total)]
+    assert expected[-1] == pytest.approx(0.05)  # the last step runs at the end value
     np.testing.assert_allclose(record.seen, expected, rtol=1e-6)
     # After fit, the variables hold the last value the schedule set.
     for variable in callbacks.temperature_variables(model):
@@ -62,8 +63,10 @@ def test_temperature_reaches_end_and_stays_there():
     record = RecordTemperature()
     anneal = callbacks.TemperatureAnnealing(start=2.0, end=0.1, total_steps=4)
     history = model.fit(x, y, batch_size=10, epochs=2, callbacks=[anneal, record], verbose=0)
-    np.testing.assert_allclose(record.seen, [2.0, 1.525, 1.05, 0.575, 0.1, 0.1, 0.1, 0.1])
-    assert history.history["temperature"] == pytest.approx([0.575, 0.1])
+    np.testing.assert_allclose(
+        record.seen, [2.0, 2.0 - 1.9 / 3, 2.0 - 3.8 / 3, 0.1, 0.1, 0.1, 0.1, 0.1], rtol=1e-6
+    )
+    assert history.history["temperature"] == pytest.approx([0.1, 0.1])
 
 
 def test_a_second_fit_continues_from_the_optimizer_step():
@@ -73,7 +76,7 @@ def test_a_second_fit_continues_from_the_optimizer_step():
     record = RecordTemperature()
     model.fit(x, y, batch_size=10, epochs=1, callbacks=[anneal, record], verbose=0)
     model.fit(x, y, batch_size=10, epochs=1, callbacks=[anneal, record], verbose=0)
-    expected = [1.0 - 0.8 * step / 8 for step in range(8)]
+    expected = [1.0 - 0.8 * step / 7 for step in range(8)]
     np.testing.assert_allclose(record.seen, expected, rtol=1e-6)
 
 

@@ -3,8 +3,9 @@ import json
 import keras
 import numpy as np
 import pytest
+from sklearn.metrics import log_loss, roc_auc_score
 
-from keras_unimixer import cli, training
+from keras_unimixer import callbacks, cli, training
 from keras_unimixer.training import TrainConfig
 
 SMALL = dict(
@@ -30,12 +31,17 @@ def test_train_writes_every_artefact(tmp_path):
     assert metrics["flops_per_example"] > 0 and metrics["train_examples_per_second"] > 0
     assert metrics["epochs_run"] == 3
     # The saved model is the best validation epoch's and evaluates to the reported numbers.
+    # Test metrics are exact: scikit-learn's on the reloaded model's predictions.
     model = keras.saving.load_model(tmp_path / "model.keras")
     data = training.load_data(TrainConfig(**SMALL))
-    again = model.evaluate(
-        data.tf_dataset("test", 4096, labels=["click"]), return_dict=True, verbose=0
+    features, labels = data.arrays("test", ["click"])
+    logits = model.predict(features, verbose=0).reshape(-1)
+    assert metrics["test"]["auc"] == pytest.approx(roc_auc_score(labels["click"], logits), abs=1e-6)
+    assert metrics["test"]["logloss"] == pytest.approx(
+        log_loss(labels["click"], 1 / (1 + np.exp(-logits.astype("float64")))), abs=1e-5
     )
-    assert again["auc"] == pytest.approx(metrics["test"]["auc"], abs=1e-6)
+    assert set(metrics["test"]) == {"auc", "logloss"}  # no user feature: no UAUC / GAUC
+    assert metrics["validation"]["auc"] == pytest.approx(metrics["best_validation"])
     # Temperature annealing ran: the checkpointed model's temperature is the schedule's last value.
     history = metrics["history"]
     assert history["temperature"][0] > history["temperature"][-1] >= 0.05
@@ -108,8 +114,83 @@ def test_command_line_arguments_map_onto_every_config_field():
     )
     config = cli.config_from_args(args)
     assert config.tasks == ("click", "rating") and config.hidden_units == (32, 16)
-    assert config.anneal_temperature is False and config.token_dim == 64
+    assert config.temperature_schedule == "constant" and config.token_dim == 64
     assert config.verbose == "auto"
     defaults = TrainConfig()
     for name in ("dataset", "model", "epochs", "batch_size", "learning_rate", "seed", "output"):
         assert getattr(config, name) == getattr(defaults, name), name
+
+
+class ConstantValidationAUC(keras.callbacks.Callback):
+    def on_epoch_end(self, epoch, logs=None):
+        logs["val_auc"] = 0.5  # never improves: a plateau from the first epoch
+
+
+def test_reduce_lr_on_plateau_waits_for_its_start_and_changes_the_steps_taken():
+    # Loss = mean(prediction) has a constant gradient, so each SGD epoch moves the weight by
+    # lr * steps: the moves show which learning rate the trainer (TF or JAX) really used.
+    model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1, use_bias=False)])
+    model.compile(optimizer=keras.optimizers.SGD(0.1), loss=lambda y, p: keras.ops.mean(p))
+    weights = []
+    record = keras.callbacks.LambdaCallback(
+        on_epoch_end=lambda epoch, logs: weights.append(float(model.get_weights()[0][0, 0]))
+    )
+    schedule = training.ResumableReduceLROnPlateau(
+        start_from_epoch=1, monitor="val_auc", mode="max", factor=0.1, patience=1, min_lr=1e-6
+    )
+    x = np.ones((4, 1), "float32")
+    start = float(model.get_weights()[0][0, 0])
+    model.fit(x, x, batch_size=4, epochs=4, verbose=0,
+              callbacks=[ConstantValidationAUC(), schedule, record])  # fmt: skip
+    moves = -np.diff([start] + weights)
+    # Watching from epoch 1: its 0.5 is the first best, epoch 2 is the plateau, epoch 3 runs
+    # at 0.01 (without the start, epoch 1 would be the plateau and epoch 2 at 0.01).
+    np.testing.assert_allclose(moves, [0.1, 0.1, 0.1, 0.01], rtol=1e-3)
+    assert schedule.state()["best"] == 0.5
+
+
+def test_warm_up_trains_at_the_start_temperature_then_at_the_end_one(tmp_path):
+    config = TrainConfig(
+        output=str(tmp_path), temperature_schedule="warmup", temperature_end=0.1, model="unimixer",
+        **{**SMALL, "epochs": 2},
+    )  # fmt: skip
+    metrics = training.train(config)
+    assert metrics["history"]["stage"] == [0, 0, 1, 1]
+    assert metrics["epochs_run"] == 4
+    model = keras.saving.load_model(tmp_path / "model.keras")
+    temperatures = [float(keras.ops.convert_to_numpy(v)) for v in
+                    callbacks.temperature_variables(model)]  # fmt: skip
+    assert temperatures and temperatures == pytest.approx([0.1] * len(temperatures))
+
+
+def test_warm_up_resumes_inside_its_second_stage(tmp_path, monkeypatch):
+    settings = dict(temperature_schedule="warmup", model="unimixer", **{**SMALL, "epochs": 2})
+    reference = training.train(TrainConfig(output=str(tmp_path / "full"), **settings))
+    original = training.RunCheckpoint.on_epoch_end
+
+    def crash_in_second_stage(self, epoch, logs=None):
+        original(self, epoch, logs)
+        if self.stage == 1 and epoch == 0:
+            raise Interrupted
+
+    monkeypatch.setattr(training.RunCheckpoint, "on_epoch_end", crash_in_second_stage)
+    with pytest.raises(Interrupted):
+        training.train(TrainConfig(output=str(tmp_path / "resumed"), **settings))
+    monkeypatch.setattr(training.RunCheckpoint, "on_epoch_end", original)
+    resumed = training.train(TrainConfig(output=str(tmp_path / "resumed"), resume=True, **settings))
+    assert resumed["history"]["stage"] == reference["history"]["stage"]
+    np.testing.assert_allclose(
+        resumed["history"]["val_auc"], reference["history"]["val_auc"], atol=1e-5
+    )
+    assert resumed["test"]["auc"] == pytest.approx(reference["test"]["auc"], abs=1e-5)
+
+
+def test_annealing_horizon_is_set_in_epochs_and_early_stopping_waits_for_it(tmp_path):
+    config = TrainConfig(output=str(tmp_path), anneal_epochs=2, model="unimixer_lite",
+                         **{**SMALL, "epochs": 4, "patience": 0})  # fmt: skip
+    metrics = training.train(config)
+    temperatures = metrics["history"]["temperature"]
+    # The last step of epoch 2 runs at the end value; patience 0 could stop after any epoch,
+    # but not before the one where annealing ends.
+    assert temperatures[1] == pytest.approx(0.05)
+    assert metrics["epochs_run"] >= 2

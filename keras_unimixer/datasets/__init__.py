@@ -2,6 +2,7 @@
 
 from keras_unimixer.datasets.criteo import load_criteo
 from keras_unimixer.datasets.files import DataFilesNotFound
+from keras_unimixer.datasets.frappe import load_frappe
 from keras_unimixer.datasets.movielens import load_movielens
 from keras_unimixer.datasets.schema import (
     CATEGORICAL,
@@ -14,11 +15,12 @@ from keras_unimixer.datasets.schema import (
 )
 from keras_unimixer.datasets.synthetic import make_synthetic
 
-DATASETS = ("synthetic", "movielens", "criteo")
+DATASETS = ("synthetic", "movielens", "criteo", "frappe_x1")
 
 
 def load_dataset(name: str, data_dir=None, seed: int = 42, split: str = "random", **kwargs):
-    """Load a dataset by name: `"synthetic"` (embedded), `"movielens"` or `"criteo"`."""
+    """Load a dataset by name: `"synthetic"` (embedded), `"movielens"`, `"criteo"` or
+    `"frappe_x1"` (fixed BARS split: `seed` and `split` do not apply)."""
     if name == "synthetic":
         return make_synthetic(seed=seed, **kwargs)
     if name == "movielens":
@@ -27,6 +29,12 @@ def load_dataset(name: str, data_dir=None, seed: int = 42, split: str = "random"
         if split != "random":
             raise ValueError("The Criteo loader has only the random split (`split`='random').")
         return load_criteo(data_dir=data_dir, seed=seed, **kwargs)
+    if name == "frappe_x1":
+        if split != "random" or kwargs:
+            raise ValueError(
+                "Frappe_x1 has one fixed split (BARS): `split` and size options do not apply."
+            )
+        return load_frappe(data_dir=data_dir)
     raise ValueError(f"`dataset` must be one of {DATASETS}, got {name!r}.")
 
 
@@ -42,6 +50,7 @@ __all__ = [
     "RecDataset",
     "load_criteo",
     "load_dataset",
+    "load_frappe",
     "load_movielens",
     "make_synthetic",
 ]

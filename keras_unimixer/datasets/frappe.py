@@ -118,4 +118,6 @@ def load_frappe(data_dir=None) -> RecDataset:
     }
     log_report("frappe_x1", report)
     row_indices = {split: np.arange(len(values)) for split, values in raw.items()}
-    return RecDataset("frappe_x1", specs, ["click"], splits, report, preprocessing, row_indices)
+    return RecDataset(
+        "frappe_x1", specs, ["click"], splits, report, preprocessing, row_indices, "user"
+    )

@@ -173,4 +173,6 @@ def load_movielens(data_dir=None, split: str = "random", seed: int = 42) -> RecD
         for name, values in columns.items()
     ]
     labels = {"click": (ratings >= 4).astype("float32"), "rating": ratings}
-    return encode_dataset("movielens", raw, labels, indices, report)
+    dataset = encode_dataset("movielens", raw, labels, indices, report)
+    dataset.user_feature = "user_id"
+    return dataset

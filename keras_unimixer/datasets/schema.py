@@ -109,7 +109,8 @@ class RecDataset:
     imputed and out-of-vocabulary values, also logged when the dataset is built. `preprocessing`
     holds what encoding needs at serving time: each categorical feature's vocabulary (id = position
     + 2) and each numeric feature's training mean and standard deviation. `row_indices` maps each
-    split to the rows of the source data it holds.
+    split to the rows of the source data it holds. `user_feature` names the feature that
+    identifies a user (for UAUC / GAUC), where the data has one.
     """
 
     name: str
@@ -119,6 +120,7 @@ class RecDataset:
     report: dict = dataclasses.field(default_factory=dict)
     preprocessing: dict = dataclasses.field(default_factory=dict)
     row_indices: dict = dataclasses.field(default_factory=dict)
+    user_feature: str | None = None
 
     def num_examples(self, split: str) -> int:
         features, _ = self.splits[split]

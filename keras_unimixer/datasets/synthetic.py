@@ -6,6 +6,7 @@ import numpy as np
 
 from keras_unimixer.datasets.encoding import RawColumn, encode_dataset
 from keras_unimixer.datasets.schema import CATEGORICAL, NUMERIC, RecDataset, random_split
+from keras_unimixer.evaluation import roc_auc
 
 
 def make_synthetic(
@@ -67,22 +68,3 @@ def make_synthetic(
     # The AUC of the true click probability on the test split: the ceiling any model can reach.
     dataset.report["oracle_test_auc"] = roc_auc(labels[indices["test"]], logit[indices["test"]])
     return dataset
-
-
-def roc_auc(labels: np.ndarray, scores: np.ndarray) -> float:
-    """Area under the ROC curve (Mann-Whitney U, ties counted half)."""
-    order = np.argsort(scores, kind="mergesort")
-    ranks = np.empty(len(scores))
-    sorted_scores = scores[order]
-    start = 0
-    while start < len(scores):
-        end = start
-        while end + 1 < len(scores) and sorted_scores[end + 1] == sorted_scores[start]:
-            end += 1
-        ranks[order[start : end + 1]] = (start + end) / 2.0 + 1.0
-        start = end + 1
-    positives = labels > 0.5
-    num_pos, num_neg = positives.sum(), (~positives).sum()
-    if num_pos == 0 or num_neg == 0:
-        return float("nan")
-    return float((ranks[positives].sum() - num_pos * (num_pos + 1) / 2) / (num_pos * num_neg))

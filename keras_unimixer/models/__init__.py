@@ -11,36 +11,58 @@ from keras_unimixer.models.ranking import (
     make_mixing,
 )
 
-BASELINES = ("logistic_regression", "deepfm", "dcnv2")
+BASELINES = ("logistic_regression", "dnn", "deepfm", "dcnv2", "finalmlp")
 MODEL_NAMES = MIXERS + BASELINES
 
 _MIXER_ARGS = (
     "num_layers", "num_tokens", "token_dim", "embedding_dim", "block_size", "num_heads",
     "num_basis", "rank", "ffn_multiplier", "ffn_activation", "norm", "tokenizer_mode",
-    "hidden_units", "temperature", "sinkhorn_iterations", "mixing_options",
+    "hidden_units", "temperature", "sinkhorn_iterations", "mixing_options", "embedding_l2",
+    "embedding_init_stddev", "pooling", "siamese_scope",
 )  # fmt: skip
+_DEEP_ARGS = (
+    "embedding_dim", "hidden_units", "dropout", "batch_norm", "embedding_l2",
+    "embedding_init_stddev",
+)  # fmt: skip
+_BASELINE_ARGS = {
+    "logistic_regression": (),
+    "dnn": _DEEP_ARGS,
+    "deepfm": _DEEP_ARGS,
+    "dcnv2": _DEEP_ARGS + ("num_cross_layers",),
+    "finalmlp": (
+        "embedding_dim",
+        "dropout",
+        "batch_norm",
+        "embedding_l2",
+        "embedding_init_stddev",
+    ),  # fmt: skip
+}
+_BASELINE_CLASSES = {
+    "logistic_regression": LogisticRegression,
+    "dnn": DNN,
+    "deepfm": DeepFM,
+    "dcnv2": DCNv2,
+    "finalmlp": FinalMLP,
+}
 
 
 def build_model(name: str, features, tasks=("click",), **sizes):
     """A model by name (`MODEL_NAMES`); `sizes` not used by that architecture are ignored.
 
-    UniMixer-family names take the `RankingModel` arguments; `"deepfm"` and `"dcnv2"` take
-    `embedding_dim` and `hidden_units` (and `num_cross_layers` for DCNv2).
+    UniMixer-family names take the `RankingModel` arguments (`dropout` and `batch_norm` apply to
+    its head MLP); the baselines take the embedding and MLP arguments of their constructors.
     """
     sizes = {key: value for key, value in sizes.items() if value is not None}
     if name in MIXERS:
         chosen = {k: v for k, v in sizes.items() if k in _MIXER_ARGS}
+        for own, head in (("dropout", "head_dropout"), ("batch_norm", "head_batch_norm")):
+            if own in sizes:
+                chosen[head] = sizes[own]
         return RankingModel(features, mixer=name, tasks=tasks, **chosen)
-    if name == "logistic_regression":
-        return LogisticRegression(features, tasks=tasks)
-    deep_args = {k: v for k, v in sizes.items() if k in ("embedding_dim", "hidden_units")}
-    if name == "deepfm":
-        return DeepFM(features, tasks=tasks, **deep_args)
-    if name == "dcnv2":
-        if "num_cross_layers" in sizes:
-            deep_args["num_cross_layers"] = sizes["num_cross_layers"]
-        return DCNv2(features, tasks=tasks, **deep_args)
-    raise ValueError(f"`model` must be one of {MODEL_NAMES}, got {name!r}.")
+    if name not in _BASELINE_CLASSES:
+        raise ValueError(f"`model` must be one of {MODEL_NAMES}, got {name!r}.")
+    chosen = {k: v for k, v in sizes.items() if k in _BASELINE_ARGS[name]}
+    return _BASELINE_CLASSES[name](features, tasks=tasks, **chosen)
 
 
 __all__ = [

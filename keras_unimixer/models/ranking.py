@@ -36,6 +36,7 @@ DEFAULT_NORM = {
     "fm": "pre",
 }
 DEFAULT_FFN_ACTIVATION = {"rankmixer": "gelu"}
+POOLINGS = ("mean", "flatten")
 
 
 def default_block_size(num_tokens: int, token_dim: int) -> int:
@@ -106,8 +107,27 @@ def make_mixing(
 
 
 UNIMIXING_OPTIONS = {
-    "unimixer": ("symmetric", "block_specific", "constrain_local", "global_init", "local_init"),
-    "unimixer_lite": ("symmetric", "constrain_local", "local_init"),
+    "unimixer": (
+        "symmetric",
+        "block_specific",
+        "constrain_local",
+        "global_init",
+        "local_init",
+        "init_scale",
+        "init_stddev",
+        "sinkhorn_tolerance",
+        "sinkhorn_max_iterations",
+    ),
+    "unimixer_lite": (
+        "symmetric",
+        "constrain_local",
+        "local_init",
+        "global_init",
+        "init_scale",
+        "init_stddev",
+        "sinkhorn_tolerance",
+        "sinkhorn_max_iterations",
+    ),
 }
 
 
@@ -135,8 +155,10 @@ def encode_features(
     mixing_options=None,
     embedding_l2=0.0,
     embedding_init_stddev=None,
+    pooling="mean",
+    siamese_scope="sublayer",
 ):
-    """Typed inputs and the `(batch, token_dim)` encoding: tokenizer -> encoder -> token mean."""
+    """Typed inputs and the pooled encoding: tokenizer -> encoder -> token mean (or flatten)."""
     check_choice("mixer", mixer, MIXERS)
     inputs = feature_inputs(features)
     tokenizer = FeatureTokenizer(
@@ -166,10 +188,14 @@ def encode_features(
         ffn_multiplier=ffn_multiplier,
         ffn_activation=ffn_activation or DEFAULT_FFN_ACTIVATION.get(mixer, "swiglu"),
         norm=norm or DEFAULT_NORM[mixer],
+        siamese_scope=siamese_scope,
         name="encoder",
     )
-    pooled = keras.layers.GlobalAveragePooling1D(name="token_mean")(encoder(tokenizer(inputs)))
-    return inputs, pooled
+    check_choice("pooling", pooling, POOLINGS)
+    encoded = encoder(tokenizer(inputs))
+    if pooling == "flatten":
+        return inputs, keras.layers.Flatten(name="token_concat")(encoded)
+    return inputs, keras.layers.GlobalAveragePooling1D(name="token_mean")(encoded)
 
 
 @keras.saving.register_keras_serializable(package="keras_unimixer")
@@ -201,6 +227,8 @@ class RankingModel(ConfiguredModel):
         temperature: initial UniMixing temperature (anneal it with `TemperatureAnnealing`).
         sinkhorn_iterations: UniMixing Sinkhorn rounds.
         mixing_options: further UniMixing arguments (`symmetric`, `block_specific`, ...).
+        pooling: `"mean"` over tokens (RankMixer, UniMixer) or `"flatten"` (concatenate them).
+        siamese_scope: SiameseNorm around each sublayer (`"sublayer"`) or each block (`"block"`).
         head_dropout: dropout after every hidden layer of the head MLP.
         head_batch_norm: batch normalization in every hidden layer of the head MLP.
         embedding_l2: adds `(embedding_l2 / 2) * ||E||^2` over the embedding tables to the loss.
@@ -242,6 +270,8 @@ class RankingModel(ConfiguredModel):
         head_batch_norm: bool = False,
         embedding_l2: float = 0.0,
         embedding_init_stddev: float | None = None,
+        pooling: str = "mean",
+        siamese_scope: str = "sublayer",
         **kwargs,
     ):
         features = features_from_config(features)
@@ -251,6 +281,7 @@ class RankingModel(ConfiguredModel):
             features, mixer, num_layers, num_tokens, token_dim, embedding_dim, block_size,
             num_heads, num_basis, rank, ffn_multiplier, ffn_activation, norm, tokenizer_mode,
             temperature, sinkhorn_iterations, mixing_options, embedding_l2, embedding_init_stddev,
+            pooling, siamese_scope,
         )  # fmt: skip
         head = mlp(pooled, hidden_units, "head", head_dropout, head_batch_norm)
         outputs = task_heads(head, tasks)
@@ -279,6 +310,8 @@ class RankingModel(ConfiguredModel):
             head_batch_norm=bool(head_batch_norm),
             embedding_l2=float(embedding_l2),
             embedding_init_stddev=embedding_init_stddev,
+            pooling=pooling,
+            siamese_scope=siamese_scope,
         )
 
 

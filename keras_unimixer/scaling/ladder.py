@@ -22,7 +22,7 @@ SIZES = {
 }
 # Ablations, written `<mixer>+<variant>` in the model list (e.g. `unimixer+post_norm`).
 VARIANTS = {
-    "no_anneal": {"anneal_temperature": False},
+    "no_anneal": {"temperature_schedule": "constant"},
     "no_symmetry": {"mixing_options": {"symmetric": False}},
     "shared_local": {"mixing_options": {"block_specific": False}},
     "post_norm": {"norm": "post"},

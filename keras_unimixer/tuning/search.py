@@ -260,7 +260,7 @@ def best_train_config(config: TuneConfig, best_hp, output) -> object:
         learning_rate=values["learning_rate"],
         patience=config.patience,
         temperature_end=values.get("temperature_end", TrainConfig.temperature_end),
-        anneal_temperature=values.get("temperature_end") is not None,
+        temperature_schedule="anneal" if values.get("temperature_end") is not None else "constant",
         seed=config.seed,
         output=str(output),
         verbose=0,

@@ -1,0 +1,56 @@
+"""Per-dataset training presets: the settings a benchmark uses, applied where a run sets nothing.
+
+`frappe_x1` follows the BARS protocol (embedding 10, batch 4096, Adam 1e-3, early stopping on
+validation AUC with patience 2, learning rate x0.1 on a plateau, embedding L2 0.05 with
+normal(1e-4) initialization), with each baseline at the size and dropout of BARS's best
+configuration for it; the UniMixer-family entries are this package's choices, made on Frappe_x1's
+validation split only (`benchmarks/frappe_x1.py` and its results file say how).
+"""
+
+from __future__ import annotations
+
+_FRAPPE_COMMON = {
+    "embedding_dim": 10,
+    "batch_size": 4096,
+    "learning_rate": 1e-3,
+    "epochs": 100,
+    "patience": 2,
+    "reduce_lr_on_plateau": True,
+    "embedding_l2": 0.05,
+    "embedding_init_stddev": 1e-4,
+}
+_BARS_MLP = {"hidden_units": (400, 400, 400), "batch_norm": True}
+_FRAPPE_MIXER = {
+    "tokenizer_mode": "field",
+    "embedding_dim": 16,
+    "token_dim": 32,
+    "num_layers": 2,
+    "ffn_multiplier": 2,
+    "hidden_units": (400, 400, 400),
+    "dropout": 0.2,
+    "batch_norm": True,
+    "pooling": "flatten",
+    "norm": "post",
+    "temperature_schedule": "anneal",
+    "anneal_epochs": 4.0,
+}
+_FRAPPE_MODELS = {
+    "logistic_regression": {},
+    "dnn": {**_BARS_MLP, "dropout": 0.2},
+    "deepfm": {**_BARS_MLP, "dropout": 0.2},
+    "dcnv2": {**_BARS_MLP, "dropout": 0.4, "num_cross_layers": 4},
+    "finalmlp": {"dropout": 0.4, "batch_norm": True},
+    "unimixer": _FRAPPE_MIXER,
+    "unimixer_lite": _FRAPPE_MIXER,
+    "rankmixer": {**_FRAPPE_MIXER, "token_dim": 40},
+    "attention": _FRAPPE_MIXER,
+    "fm": _FRAPPE_MIXER,
+}
+PRESETS = {
+    "frappe_x1": {model: {**_FRAPPE_COMMON, **values} for model, values in _FRAPPE_MODELS.items()}
+}
+
+
+def train_preset(dataset: str, model: str) -> dict:
+    """`TrainConfig` values of the preset for `(dataset, model)` (empty if there is none)."""
+    return dict(PRESETS.get(dataset, {}).get(model, {}))
