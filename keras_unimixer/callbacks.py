@@ -25,9 +25,9 @@ class TemperatureAnnealing(keras.callbacks.Callback):
 
     At optimizer step `s` (counted from 0) the temperature is
     `start + (end - start) * min(s / (total_steps - 1), 1)`: the last step of the schedule runs
-    at `end`, so a run that stops right after it has been trained at the final temperature. The step is read from the optimizer at the
-    start of training, so a resumed run continues the schedule where it stopped. Works under the
-    TensorFlow and JAX backends.
+    at `end`, so a run that stops right after it has been trained at the final temperature. The
+    step is read from the optimizer at the start of training, so a resumed run continues the
+    schedule where it stopped. Works under the TensorFlow and JAX backends.
 
     Args:
         start: temperature at step 0 (spec: 1.0).
