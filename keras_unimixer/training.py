@@ -25,8 +25,8 @@ from keras_unimixer.callbacks import (
     predict_logits,
     temperature_variables,
 )
+from keras_unimixer.datasets.serving_spec import write_serving_spec
 from keras_unimixer.evaluation import binary_metrics
-from keras_unimixer.export.preprocessing import write_serving_spec
 from keras_unimixer.presets import train_preset
 from keras_unimixer.scaling import flops_per_example, parameter_counts
 
@@ -398,13 +398,12 @@ def _fit_stage(model, config, data, tasks, validation, checkpoint_dir, stage, st
     steps_per_epoch = data.steps_per_epoch("train", config.batch_size)
     # Epoch e of stage s is shuffled by (seed, s * epochs + e), so stages see fresh orders.
     offset = stage * config.epochs
-    train_data = data.tf_dataset(
+    train_data = data.batches(
         "train",
         config.batch_size,
         labels=tasks,
         shuffle=True,
         seed=config.seed,
-        epochs=offset + config.epochs,
         start_epoch=offset + start_epoch,
     )
     watch_from = _watch_from_epoch(config, model)
@@ -432,10 +431,7 @@ def _fit_stage(model, config, data, tasks, validation, checkpoint_dir, stage, st
     callbacks = [validation, early_stopping]
     if lr_schedule is not None:
         callbacks.append(lr_schedule)
-    callbacks += [
-        checkpoint,
-        keras.callbacks.TensorBoard(log_dir=str(Path(config.output) / "logs")),
-    ]
+    callbacks += [checkpoint, *tensorboard_callbacks(Path(config.output) / "logs")]
     if config.temperature_schedule == "anneal" and temperature_variables(model):
         callbacks.insert(
             0,
@@ -450,12 +446,22 @@ def _fit_stage(model, config, data, tasks, validation, checkpoint_dir, stage, st
             train_data,
             epochs=config.epochs,
             initial_epoch=start_epoch,
-            steps_per_epoch=steps_per_epoch,
-            shuffle=False,  # the dataset orders each epoch itself, by (seed, epoch)
+            shuffle=False,  # the batches order each epoch themselves, by (seed, epoch)
             callbacks=callbacks,
             verbose=config.verbose,
         )
     return checkpoint
+
+
+def tensorboard_callbacks(log_dir: Path) -> list:
+    """Keras' TensorBoard callback where TensorFlow can be imported (it writes through
+    `tf.summary`); none elsewhere, e.g. on a JAX machine without TensorFlow."""
+    try:
+        import tensorflow  # noqa: F401
+    except ImportError:
+        logger.info("TensorFlow is not installed: no TensorBoard logs (metrics.json has them).")
+        return []
+    return [keras.callbacks.TensorBoard(log_dir=str(log_dir))]
 
 
 def _stage_finished(state, config) -> bool:

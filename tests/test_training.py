@@ -1,4 +1,8 @@
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -194,3 +198,20 @@ def test_annealing_horizon_is_set_in_epochs_and_early_stopping_waits_for_it(tmp_
     # but not before the one where annealing ends.
     assert temperatures[1] == pytest.approx(0.05)
     assert metrics["epochs_run"] >= 2
+
+
+@pytest.mark.skipif(
+    keras.backend.backend() != "jax", reason="runs its own JAX process: once, in the JAX pass"
+)
+def test_train_under_jax_needs_no_tensorflow(tmp_path):
+    root = Path(__file__).resolve().parents[1]
+    result = subprocess.run(
+        [sys.executable, str(root / "tests" / "no_tensorflow_check.py"), str(tmp_path)],
+        capture_output=True, text=True, env={**os.environ, "KERAS_BACKEND": "jax"}, cwd=root,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["tensorflow_modules"] == []
+    assert 0.0 <= report["test"]["auc"] <= 1.0
+    for name in ("model.keras", "metrics.json", "preprocessing.json", "checkpoint/state.json"):
+        assert (tmp_path / name).is_file(), name

@@ -6,6 +6,7 @@ import dataclasses
 import logging
 import math
 
+import keras
 import numpy as np
 
 logger = logging.getLogger("keras_unimixer.datasets")
@@ -143,6 +144,28 @@ class RecDataset:
     def steps_per_epoch(self, split: str, batch_size: int) -> int:
         return math.ceil(self.num_examples(split) / batch_size)
 
+    def batches(
+        self,
+        split: str,
+        batch_size: int,
+        labels=None,
+        shuffle: bool = False,
+        seed: int = 0,
+        start_epoch: int = 0,
+    ):
+        """A `keras.utils.PyDataset` of `(features, labels)` batches, for `fit` under any backend
+        without TensorFlow.
+
+        With `shuffle`, epoch `e` is ordered by `numpy.random.default_rng([seed, e])`: the order
+        depends only on `(seed, e)`, so a run resumed at epoch `start_epoch` sees exactly the
+        batches of an uninterrupted run. Labels are `(batch, 1)`: a tensor for one label, a dict
+        for several.
+        """
+        features, label_arrays = self.arrays(split, labels)
+        return ArrayBatches(
+            features, label_arrays, batch_size, shuffle=shuffle, seed=seed, epoch=start_epoch
+        )
+
     def tf_dataset(
         self,
         split: str,
@@ -185,6 +208,52 @@ class RecDataset:
             lambda tensor: tf.gather(tensor, index), tensors
         )
         return batches.map(gather, num_parallel_calls=tf.data.AUTOTUNE).prefetch(2)
+
+
+class ArrayBatches(keras.utils.PyDataset):
+    """Batches of in-memory feature and label arrays, reshuffled every epoch by `(seed, epoch)`.
+
+    Args:
+        features: dict name -> array (first axis: examples).
+        labels: dict name -> `(N,)` array; yielded as `(batch, 1)`, a tensor for one label.
+        batch_size: examples per batch (the last one may be smaller).
+        shuffle: order each epoch by `numpy.random.default_rng([seed, epoch])`.
+        seed: shuffling seed.
+        epoch: the epoch the first batches belong to (Keras calls `on_epoch_end` after each).
+    """
+
+    def __init__(self, features, labels, batch_size, shuffle=False, seed=0, epoch=0):
+        super().__init__()
+        self.features = features
+        self.targets = {name: values[:, None] for name, values in labels.items()}
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.seed = seed
+        self.epoch = epoch
+        self.size = len(next(iter(features.values())))
+        self._order = self._epoch_order()
+
+    def _epoch_order(self):
+        if not self.shuffle:
+            return None
+        return np.random.default_rng([self.seed, self.epoch]).permutation(self.size)
+
+    def __len__(self):
+        return math.ceil(self.size / self.batch_size)
+
+    def __getitem__(self, index):
+        rows = slice(index * self.batch_size, (index + 1) * self.batch_size)
+        if self._order is not None:
+            rows = self._order[rows]
+        features = {name: values[rows] for name, values in self.features.items()}
+        targets = {name: values[rows] for name, values in self.targets.items()}
+        if len(targets) == 1:
+            targets = next(iter(targets.values()))
+        return features, targets
+
+    def on_epoch_end(self):
+        self.epoch += 1
+        self._order = self._epoch_order()
 
 
 def log_report(name: str, report: dict) -> None:

@@ -9,9 +9,6 @@ ones, floats for numeric ones.
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import numpy as np
 import tensorflow as tf
 
@@ -23,37 +20,14 @@ from keras_unimixer.datasets.schema import (
     OOV_ID,
     features_from_config,
 )
+from keras_unimixer.datasets.serving_spec import (  # noqa: F401 (re-exported by export)
+    PREPROCESSING_FILE,
+    read_serving_spec,
+    serving_spec,
+    write_serving_spec,
+)
 
-PREPROCESSING_FILE = "preprocessing.json"
 NUMERIC_TRANSFORMS = ("signed_log1p",)
-
-
-def serving_spec(dataset) -> dict:
-    """What serving needs to know about a dataset's encoding, as a JSON-ready dict."""
-    return {
-        "dataset": dataset.name,
-        "features": [spec.to_dict() for spec in dataset.features],
-        "labels": list(dataset.label_names),
-        "preprocessing": dataset.preprocessing,
-    }
-
-
-def write_serving_spec(dataset, directory) -> Path:
-    path = Path(directory) / PREPROCESSING_FILE
-    path.write_text(json.dumps(serving_spec(dataset)))
-    return path
-
-
-def read_serving_spec(path) -> dict:
-    path = Path(path)
-    if path.is_dir():
-        path = path / PREPROCESSING_FILE
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"No serving preprocessing spec at {path}: `train` writes {PREPROCESSING_FILE} next to "
-            "model.keras; pass its path (or the run directory) as `preprocessing`."
-        )
-    return json.loads(path.read_text())
 
 
 def raw_input_signature(features) -> dict:
