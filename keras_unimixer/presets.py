@@ -23,7 +23,7 @@ _BARS_MLP = {"hidden_units": (400, 400, 400), "batch_norm": True}
 _FRAPPE_MIXER = {
     "tokenizer_mode": "field",
     "embedding_dim": 16,
-    "token_dim": 32,
+    "token_dim": 40,
     "num_layers": 2,
     "ffn_multiplier": 2,
     "hidden_units": (400, 400, 400),
@@ -42,7 +42,7 @@ _FRAPPE_MODELS = {
     "finalmlp": {"dropout": 0.4, "batch_norm": True},
     "unimixer": _FRAPPE_MIXER,
     "unimixer_lite": _FRAPPE_MIXER,
-    "rankmixer": {**_FRAPPE_MIXER, "token_dim": 40},
+    "rankmixer": _FRAPPE_MIXER,
     "attention": _FRAPPE_MIXER,
     "fm": _FRAPPE_MIXER,
 }
