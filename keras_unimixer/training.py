@@ -149,7 +149,7 @@ class ResumableReduceLROnPlateau(keras.callbacks.ReduceLROnPlateau):
     def state(self) -> dict:
         return {
             "wait": int(self.wait),
-            "best": float(self.best),
+            "best": None if self.best is None else float(self.best),
             "cooldown_counter": int(self.cooldown_counter),
         }
 
