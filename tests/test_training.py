@@ -203,6 +203,22 @@ def test_annealing_horizon_is_set_in_epochs_and_early_stopping_waits_for_it(tmp_
 @pytest.mark.skipif(
     keras.backend.backend() != "jax", reason="runs its own JAX process: once, in the JAX pass"
 )
+def test_importing_training_and_tuning_under_jax_loads_no_tensorflow():
+    code = (
+        "import sys, keras_unimixer.training, keras_unimixer.tuning; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'tensorflow'))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True,
+        env={**os.environ, "KERAS_BACKEND": "jax"},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip().splitlines()[-1] == "[]"
+
+
+@pytest.mark.skipif(
+    keras.backend.backend() != "jax", reason="runs its own JAX process: once, in the JAX pass"
+)
 def test_train_under_jax_needs_no_tensorflow(tmp_path):
     root = Path(__file__).resolve().parents[1]
     result = subprocess.run(

@@ -17,16 +17,19 @@ NORM_TYPES = ("rms", "layer")
 SIAMESE_SCOPES = ("sublayer", "block")
 
 
-def _make_norm(norm_type: str, epsilon: float, name: str):
+def _make_norm(norm_type: str, epsilon: float, name: str, dtype=None):
     if norm_type == "rms":
-        return keras.layers.RMSNormalization(epsilon=epsilon, name=name)
-    return keras.layers.LayerNormalization(epsilon=epsilon, name=name)
+        return keras.layers.RMSNormalization(epsilon=epsilon, name=name, dtype=dtype)
+    return keras.layers.LayerNormalization(epsilon=epsilon, name=name, dtype=dtype)
 
 
-def _copy_layer(config: dict):
-    """A fresh, unbuilt layer from a serialized one; the name is dropped so copies get new ones."""
+def _copy_layer(config: dict, dtype=None):
+    """A fresh, unbuilt layer from a serialized one; the name is dropped so copies get new ones,
+    and `dtype` (a policy), when given, replaces the serialized one."""
     config = {key: value for key, value in config.items() if key != "build_config"}
     config["config"] = {k: v for k, v in config["config"].items() if k != "name"}
+    if dtype is not None:
+        config["config"]["dtype"] = keras.dtype_policies.serialize(dtype)
     return keras.saving.deserialize_keras_object(config)
 
 
@@ -107,12 +110,17 @@ class UniMixerBlock(keras.layers.Layer):
         self.norm_epsilon = check_positive_float("norm_epsilon", norm_epsilon)
         self.siamese_scope = check_choice("siamese_scope", siamese_scope, SIAMESE_SCOPES)
         self.ffn = PerTokenFFN(
-            multiplier=self.ffn_multiplier, activation=ffn_activation, name="ffn"
+            multiplier=self.ffn_multiplier,
+            activation=ffn_activation,
+            name="ffn",
+            dtype=self.dtype_policy,
         )
         # Attribute names are the saved names of the sublayers. A block-scope SiameseNorm has one
         # pair of norms, named as the mixing sublayer's.
         for name in self._norm_names():
-            setattr(self, name, _make_norm(self.norm_type, self.norm_epsilon, name))
+            setattr(
+                self, name, _make_norm(self.norm_type, self.norm_epsilon, name, self.dtype_policy)
+            )
 
     def _norm_names(self):
         if self.norm == "siamese" and self.siamese_scope == "block":
@@ -255,7 +263,7 @@ class UniMixerEncoder(keras.layers.Layer):
         self.siamese_scope = check_choice("siamese_scope", siamese_scope, SIAMESE_SCOPES)
         self.blocks = [
             UniMixerBlock(
-                _copy_layer(self.mixing_config),
+                _copy_layer(self.mixing_config, self.dtype_policy),
                 ffn_multiplier=ffn_multiplier,
                 ffn_activation=ffn_activation,
                 norm=norm,
@@ -263,11 +271,14 @@ class UniMixerEncoder(keras.layers.Layer):
                 norm_epsilon=norm_epsilon,
                 siamese_scope=siamese_scope,
                 name=f"block_{index}",
+                dtype=self.dtype_policy,
             )
             for index in range(self.num_layers)
         ]
         self.output_norm = (
-            None if self.norm == "post" else _make_norm(norm_type, norm_epsilon, "output_norm")
+            None
+            if self.norm == "post"
+            else _make_norm(norm_type, norm_epsilon, "output_norm", self.dtype_policy)
         )
 
     def build(self, input_shape):

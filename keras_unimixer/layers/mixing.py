@@ -302,7 +302,9 @@ def frozen_mixing_weights(model):
     inside the block (e.g. by `model.export`) holds the two matrices as constants, so serving pays
     nothing for the constraints, whose cost does not shrink with the batch. Not for training:
     gradients do not reach the raw parameters inside the block. On exit the layers compute the
-    matrices from their live weights again.
+    matrices from their live weights again. When `model` is a `keras.Model`, its compiled
+    `predict` / `evaluate` / `fit` functions are dropped on entry and on exit, so none traced
+    inside the block (with the frozen matrices baked in) outlives it; pass the outermost model.
 
     Args:
         model: a `keras.Model` or `keras.layers.Layer`.
@@ -321,11 +323,21 @@ def frozen_mixing_weights(model):
             ops.convert_to_numpy(layer.global_weights()),
             ops.convert_to_numpy(layer.local_weights()),
         )
+    _drop_compiled_functions(model)
     try:
         yield model
     finally:
         for layer in built_layers:
             layer._frozen_weights = None
+        _drop_compiled_functions(model)
+
+
+def _drop_compiled_functions(model):
+    """Make Keras trace `predict`, `evaluate` and `fit` again at their next call."""
+    if isinstance(model, keras.Model):
+        for name in ("predict_function", "test_function", "train_function"):
+            if getattr(model, name, None) is not None:
+                setattr(model, name, None)
 
 
 _GLOBAL_INITS = ("random", "identity", "permutation")

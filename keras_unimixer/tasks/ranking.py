@@ -65,3 +65,39 @@ class Ranking(keras.layers.Layer):
             for metric in self.loss_metrics:
                 metric.update_state(loss)
         return loss
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "loss": keras.saving.serialize_keras_object(self.loss_fn),
+                **{
+                    name: [keras.saving.serialize_keras_object(m) for m in metrics]
+                    for name, metrics in self._metric_lists().items()
+                },
+            }
+        )
+        return config
+
+    def _metric_lists(self) -> dict:
+        return {
+            "metrics": self.ranking_metrics,
+            "prediction_metrics": self.prediction_metrics,
+            "label_metrics": self.label_metrics,
+            "loss_metrics": self.loss_metrics,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**deserialize_task_objects(config))
+
+
+def deserialize_task_objects(config: dict) -> dict:
+    """A task config with its serialized loss and metric lists turned back into objects."""
+    config = dict(config)
+    if isinstance(config.get("loss"), dict):
+        config["loss"] = keras.saving.deserialize_keras_object(config["loss"])
+    for name, value in config.items():
+        if name.endswith("metrics") and isinstance(value, list):
+            config[name] = [keras.saving.deserialize_keras_object(m) for m in value]
+    return config

@@ -7,6 +7,7 @@ import numpy as np
 from keras import ops
 
 from keras_unimixer.layers.validation import check_positive_int
+from keras_unimixer.tasks.ranking import deserialize_task_objects
 
 MIN_FLOAT = float(np.finfo(np.float32).min) / 100.0
 
@@ -74,7 +75,13 @@ class FactorizedTopK(keras.metrics.Metric):
         self.count.assign(0.0)
 
     def get_config(self):
-        return {"name": self.name, "ks": list(self.ks)}
+        """`candidates` is stored when it is an array; a callable corpus is not serializable and
+        comes back as `None` (pass it again: `FactorizedTopK.from_config({..., "candidates":
+        fn})`)."""
+        candidates = None
+        if not callable(self.candidates):
+            candidates = keras.ops.convert_to_numpy(self.candidates).tolist()
+        return {"name": self.name, "ks": list(self.ks), "candidates": candidates}
 
 
 @keras.saving.register_keras_serializable(package="keras_unimixer")
@@ -128,6 +135,28 @@ class Retrieval(keras.layers.Layer):
             raise ValueError(f"`temperature` must be > 0 or None, got {temperature!r}.")
         self.temperature = temperature
         self.remove_accidental_hits = bool(remove_accidental_hits)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "loss": keras.saving.serialize_keras_object(self.loss_fn),
+                "metrics": [
+                    keras.saving.serialize_keras_object(m) for m in self.factorized_metrics
+                ],
+                "batch_metrics": [
+                    keras.saving.serialize_keras_object(m) for m in self.batch_metrics
+                ],
+                "loss_metrics": [keras.saving.serialize_keras_object(m) for m in self.loss_metrics],
+                "temperature": self.temperature,
+                "remove_accidental_hits": self.remove_accidental_hits,
+            }
+        )
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**deserialize_task_objects(config))
 
     def call(
         self,

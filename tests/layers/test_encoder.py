@@ -198,3 +198,20 @@ def test_block_scope_siamese_encoder_matches_spec_section_7():
         pre = pre + update
     expected = post + rms_norm(pre, scale(encoder.output_norm))
     np.testing.assert_allclose(outputs, expected, rtol=1e-4, atol=1e-4)
+
+
+def test_encoder_dtype_policy_reaches_every_block():
+    encoder = layers.UniMixerEncoder(
+        num_layers=2, mixing=MIXERS["unimixer_lite"](), ffn_multiplier=2, dtype="mixed_bfloat16"
+    )
+    outputs = encoder(random_tokens(SHAPE))
+    assert keras.backend.standardize_dtype(outputs.dtype) == "bfloat16"
+    for block in encoder.blocks:
+        for layer in (block, block.mixing, block.ffn, block.mixing_norm):
+            assert layer.dtype_policy.name == "mixed_bfloat16", layer.name
+        assert keras.backend.standardize_dtype(block.ffn.hidden_kernel.dtype) == "float32"
+    # The constraints still run in float32 inside the bfloat16 blocks.
+    weights = keras.ops.convert_to_numpy(encoder.blocks[0].mixing.global_weights())
+    assert weights.dtype == np.float32
+    again = layers.UniMixerEncoder.from_config(encoder.get_config())
+    assert again.blocks[0].ffn.dtype_policy.name == "mixed_bfloat16"

@@ -358,3 +358,21 @@ def gradient_of(function, value):
         tape.watch(value)
         result = function(value)
     return tape.gradient(result, value).numpy()
+
+
+def test_frozen_weights_leave_no_stale_compiled_predict_behind():
+    # A predict compiled inside the block holds the frozen matrices; after the block, predict and
+    # evaluate must follow the live weights again.
+    inputs = keras.Input(SHAPE[1:])
+    model = keras.Model(inputs, layers.UniMixing(block_size=8)(inputs))
+    model.compile(loss="mse")
+    x = random_tokens(SHAPE)
+    with layers.frozen_mixing_weights(model):
+        model.predict(x, verbose=0)
+        model.evaluate(x, x, verbose=0)
+    mixing = model.layers[-1]
+    mixing.global_kernel.assign(to_numpy(mixing.global_kernel) + 3.0 * np.eye(mixing.num_blocks))
+    eager = to_numpy(model(x))
+    np.testing.assert_allclose(model.predict(x, verbose=0), eager, atol=1e-5)
+    expected_loss = float(np.mean((eager - x) ** 2))
+    assert model.evaluate(x, x, verbose=0) == pytest.approx(expected_loss, rel=1e-4)

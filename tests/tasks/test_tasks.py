@@ -315,3 +315,38 @@ def test_task_model_feeds_a_tower_its_own_features_by_name(data):
     np.testing.assert_allclose(model.predict(features, verbose=0), exact, atol=1e-6)
     with pytest.raises(ValueError, match=r"needs features \['cat_5'\]"):
         model({"cat_3": features["cat_3"]})
+
+
+def test_ranking_task_round_trips_through_its_config():
+    task = tasks.Ranking(
+        loss=keras.losses.MeanSquaredError(),
+        metrics=[keras.metrics.RootMeanSquaredError(name="rmse")],
+        loss_metrics=[keras.metrics.Mean(name="loss_mean")],
+    )
+    again = tasks.Ranking.from_config(task.get_config())
+    assert isinstance(again.loss_fn, keras.losses.MeanSquaredError)
+    assert [m.name for m in again.ranking_metrics] == ["rmse"]
+    assert [m.name for m in again.loss_metrics] == ["loss_mean"]
+    labels, predictions = np.array([[4.0], [2.0]]), np.array([[3.0], [2.5]])
+    assert float(again(labels, predictions)) == pytest.approx(float(task(labels, predictions)))
+
+
+def test_retrieval_task_and_factorized_top_k_round_trip_through_their_configs():
+    corpus = np.random.default_rng(0).normal(size=(6, 4)).astype("float32")
+    task = tasks.Retrieval(
+        metrics=tasks.FactorizedTopK(corpus, ks=(1, 3)), temperature=0.5,
+        remove_accidental_hits=True,
+    )  # fmt: skip
+    again = tasks.Retrieval.from_config(task.get_config())
+    assert again.temperature == 0.5 and again.remove_accidental_hits
+    (metric,) = again.factorized_metrics
+    assert metric.ks == (1, 3) or list(metric.ks) == [1, 3]
+    np.testing.assert_allclose(np.asarray(metric.candidates), corpus)
+    queries, candidates = corpus[:3] + 0.1, corpus[:3]
+    ids = np.arange(3)
+    expected = float(task(queries, candidates, candidate_ids=ids))
+    assert float(again(queries, candidates, candidate_ids=ids)) == pytest.approx(expected)
+    for original, restored in ((task, again),):
+        assert {k: float(v) for k, v in restored.factorized_metrics[0].result().items()} == {
+            k: pytest.approx(float(v)) for k, v in original.factorized_metrics[0].result().items()
+        }
