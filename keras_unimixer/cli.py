@@ -127,6 +127,7 @@ def add_train_arguments(parser):
     run.add_argument(
         "--resume", action="store_true", help="continue from OUTPUT/checkpoint if present"
     )
+    run.add_argument("--overwrite", action="store_true", help="replace a run already in OUTPUT")
     run.add_argument(
         "--verbose", type=int, choices=(0, 1, 2), default=None, help="Keras fit verbosity"
     )
@@ -144,7 +145,11 @@ def config_from_args(args) -> TrainConfig:
         values["tasks"] = tuple(t for t in args.tasks.split(",") if t)
     if args.no_anneal:
         values["temperature_schedule"] = "constant"
-    values.update(resume=args.resume, verbose="auto" if args.verbose is None else args.verbose)
+    values.update(
+        resume=args.resume,
+        overwrite=args.overwrite,
+        verbose="auto" if args.verbose is None else args.verbose,
+    )
     return TrainConfig.from_preset(**values)
 
 

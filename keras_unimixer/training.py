@@ -11,14 +11,14 @@ import dataclasses
 import json
 import logging
 import math
-import os
+import shutil
 import time
 from pathlib import Path
 
 import keras
 import numpy as np
 
-from keras_unimixer import datasets, models
+from keras_unimixer import artifacts, datasets, models
 from keras_unimixer.callbacks import (
     ExactValidationMetrics,
     TemperatureAnnealing,
@@ -73,6 +73,7 @@ class TrainConfig:
     temperature_schedule: str = "anneal"
     anneal_epochs: float | None = None
     seed: int = 42
+    overwrite: bool = False
     output: str = "runs/default"
     resume: bool = False
     verbose: int | str = "auto"
@@ -155,7 +156,9 @@ class ResumableReduceLROnPlateau(keras.callbacks.ReduceLROnPlateau):
 
 
 class RunCheckpoint(keras.callbacks.Callback):
-    """At each epoch end: save the model with its optimizer, the best weights and the run state."""
+    """At each epoch end: one whole checkpoint folder (`keras_unimixer.artifacts`) with the model
+    and its optimizer, the run state and, when the epoch is the best so far, the best weights;
+    older folders are pruned to the latest one and the best one."""
 
     def __init__(
         self,
@@ -164,6 +167,8 @@ class RunCheckpoint(keras.callbacks.Callback):
         history=None,
         stage: int = 0,
         lr_schedule: ResumableReduceLROnPlateau | None = None,
+        best_checkpoint: str | None = None,
+        run_id: str = "",
     ):
         super().__init__()
         self.directory = Path(directory)
@@ -171,6 +176,8 @@ class RunCheckpoint(keras.callbacks.Callback):
         self.history = history or {}
         self.stage = stage
         self.lr_schedule = lr_schedule
+        self.best_checkpoint = best_checkpoint
+        self.run_id = run_id
         self.epoch_seconds: list[float] = []
 
     def on_epoch_begin(self, epoch, logs=None):
@@ -185,20 +192,21 @@ class RunCheckpoint(keras.callbacks.Callback):
         )
         for key, value in logs.items():
             self.history.setdefault(key, []).append(float(value))
-        self.directory.mkdir(parents=True, exist_ok=True)
-        if self.early_stopping.best_epoch == epoch:
-            self.model.save_weights(self.directory / "best.weights.h5")
-        self.model.save(self.directory / "model.keras")
+        sequence = len(self.history["stage"])
+        is_best = self.early_stopping.best_epoch == epoch
+        if is_best:
+            self.best_checkpoint = artifacts.checkpoint_name(sequence)
         state = {
+            "run_id": self.run_id,
             "stage": self.stage,
             "completed_epochs": epoch + 1,
             "early_stopping": self.early_stopping.state(),
             "lr_schedule": self.lr_schedule.state() if self.lr_schedule else None,
+            "best_checkpoint": self.best_checkpoint,
             "history": self.history,
         }
-        temporary = self.directory / "state.json.tmp"
-        temporary.write_text(json.dumps(state, indent=1))
-        os.replace(temporary, self.directory / "state.json")
+        written = artifacts.write_checkpoint(self.directory, sequence, self.model, state, is_best)
+        artifacts.prune_checkpoints(self.directory, keep={written.name, self.best_checkpoint})
 
 
 def load_data(config: TrainConfig):
@@ -285,32 +293,27 @@ def train(config: TrainConfig, data=None) -> dict:
     _check_config(config, data)
     tasks = list(config.tasks)
 
+    found = artifacts.latest_checkpoint(checkpoint_dir) if config.resume else None
+    if found is None:
+        _make_room_for_a_new_run(output, config)
     state = None
-    if config.resume and (checkpoint_dir / "state.json").is_file():
-        state = json.loads((checkpoint_dir / "state.json").read_text())
-        saved = json.loads((output / "config.json").read_text())
-        differing = {
-            k: (saved.get(k), v)
-            for k, v in config.to_dict().items()
-            if k not in ("resume", "verbose") and saved.get(k) != v
-        }
-        if differing:
-            raise ValueError(
-                f"--resume with different settings than the checkpointed run: {differing}."
-            )
-        model = keras.saving.load_model(checkpoint_dir / "model.keras")
+    if found is not None:
+        checkpoint_path, state = found
+        _check_same_settings(config, json.loads((output / "config.json").read_text()))
+        model = keras.saving.load_model(checkpoint_path / "model.keras")
         logger.info(
-            "Resuming stage %d after epoch %d from %s",
+            "Resuming from %s (stage %d, %d epochs done).",
+            checkpoint_path,
             state.get("stage", 0),
             state["completed_epochs"],
-            checkpoint_dir,
         )
     else:
         if config.resume:
-            logger.info("No checkpoint in %s: starting from scratch.", checkpoint_dir)
+            logger.info("No complete checkpoint in %s: starting from scratch.", checkpoint_dir)
         model = build(config, data.features)
+    run_id = state["run_id"] if state else artifacts.new_run_id()
     output.mkdir(parents=True, exist_ok=True)
-    (output / "config.json").write_text(json.dumps(config.to_dict(), indent=1))
+    artifacts.atomic_write_json(output / "config.json", config.to_dict())
     write_serving_spec(data, output)
 
     validation = validation_callback(data, tasks)
@@ -330,15 +333,15 @@ def train(config: TrainConfig, data=None) -> dict:
         elif _stage_finished(resumed, config):
             continue
         checkpoint = _fit_stage(
-            model, config, data, tasks, validation, checkpoint_dir, stage, resumed, history
+            model, config, data, tasks, validation, checkpoint_dir, stage, resumed, history, run_id
         )
         history = checkpoint.history
         epoch_seconds += checkpoint.epoch_seconds
     fit_seconds = time.perf_counter() - fit_start
-    final_state = json.loads((checkpoint_dir / "state.json").read_text())
+    _, final_state = artifacts.latest_checkpoint(checkpoint_dir)
 
-    model.load_weights(checkpoint_dir / "best.weights.h5")
-    model.save(output / "model.keras")
+    model.load_weights(_best_weights(checkpoint_dir, final_state))
+    artifacts.atomic_save(output / "model.keras", model.save)
     metrics = {
         "dataset": data.name,
         "model": config.model,
@@ -357,9 +360,58 @@ def train(config: TrainConfig, data=None) -> dict:
         "fit_seconds": fit_seconds,
         "history": history,
         "data_report": {k: v for k, v in data.report.items() if v},
+        "run_id": run_id,
     }
-    (output / "metrics.json").write_text(json.dumps(metrics, indent=1))
+    artifacts.atomic_write_json(output / "metrics.json", metrics)
+    artifacts.write_manifest(output, run_id)
     return metrics
+
+
+FINISHED_RUN_FILES = ("model.keras", "metrics.json", artifacts.MANIFEST_FILE, CHECKPOINT_DIR)
+RUN_FILES = FINISHED_RUN_FILES + ("config.json", "preprocessing.json", "logs")
+
+
+def _make_room_for_a_new_run(output: Path, config: TrainConfig) -> None:
+    """Refuse an output folder that holds a run, unless `overwrite` (then clear its files)."""
+    present = [name for name in FINISHED_RUN_FILES if (output / name).exists()]
+    if not present:
+        return
+    if not config.overwrite:
+        raise RunExists(
+            f"--output {output} already holds a run ({', '.join(present)}). Pass --resume to "
+            "continue it, --overwrite to replace it, or choose another --output."
+        )
+    for name in RUN_FILES:
+        path = output / name
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
+
+
+class RunExists(ValueError):
+    """`train` was pointed at an output folder that holds a run."""
+
+
+def _comparable(values: dict) -> dict:
+    ignored = ("resume", "verbose", "overwrite")
+    values = {k: v for k, v in values.items() if k not in ignored}
+    if values.get("output") is not None:
+        values["output"] = str(Path(values["output"]).resolve())
+    return values
+
+
+def _check_same_settings(config: TrainConfig, saved: dict) -> None:
+    current, saved = _comparable(config.to_dict()), _comparable(saved)
+    differing = {k: (saved.get(k), v) for k, v in current.items() if saved.get(k) != v}
+    if differing:
+        raise ValueError(
+            f"--resume with different settings than the checkpointed run (saved, now): {differing}."
+        )
+
+
+def _best_weights(checkpoint_dir: Path, state: dict) -> Path:
+    return checkpoint_dir / state["best_checkpoint"] / "best.weights.h5"
 
 
 def validation_callback(data, tasks) -> ExactValidationMetrics:
@@ -392,7 +444,9 @@ def _watch_from_epoch(config: TrainConfig, model) -> int:
     return max(0, min(math.ceil(_anneal_epochs(config)), config.epochs) - 1)
 
 
-def _fit_stage(model, config, data, tasks, validation, checkpoint_dir, stage, state, history):
+def _fit_stage(
+    model, config, data, tasks, validation, checkpoint_dir, stage, state, history, run_id
+):
     """One `fit` call: a whole run, or one stage of a warm-up run; returns its callbacks."""
     start_epoch = state["completed_epochs"] if state else 0
     steps_per_epoch = data.steps_per_epoch("train", config.batch_size)
@@ -427,7 +481,10 @@ def _fit_stage(model, config, data, tasks, validation, checkpoint_dir, stage, st
             min_lr=1e-6,
             min_delta=1e-6,
         )
-    checkpoint = RunCheckpoint(checkpoint_dir, early_stopping, history, stage, lr_schedule)
+    checkpoint = RunCheckpoint(
+        checkpoint_dir, early_stopping, history, stage, lr_schedule,
+        best_checkpoint=state.get("best_checkpoint") if state else None, run_id=run_id,
+    )  # fmt: skip
     callbacks = [validation, early_stopping]
     if lr_schedule is not None:
         callbacks.append(lr_schedule)
@@ -475,7 +532,8 @@ def _set_temperature(model, value: float) -> None:
 
 def _start_next_stage(model, config, checkpoint_dir, temperature: float) -> None:
     """Warm-up stage 2: the best weights of stage 1, the final temperature, a fresh optimizer."""
-    model.load_weights(checkpoint_dir / "best.weights.h5")
+    _, state = artifacts.latest_checkpoint(checkpoint_dir)
+    model.load_weights(_best_weights(checkpoint_dir, state))
     _set_temperature(model, temperature)
     models.compile_ranking(model, list(config.tasks), config.learning_rate)
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import log_loss, roc_auc_score
 
-from keras_unimixer import callbacks, cli, training
+from keras_unimixer import artifacts, callbacks, cli, training
 from keras_unimixer.training import TrainConfig
 
 SMALL = dict(
@@ -25,8 +25,12 @@ class Interrupted(Exception):
 
 def test_train_writes_every_artefact(tmp_path):
     metrics = training.train(TrainConfig(output=str(tmp_path), **SMALL))
-    for name in ("config.json", "metrics.json", "model.keras", "checkpoint/state.json"):
+    for name in ("config.json", "metrics.json", "model.keras", "preprocessing.json", "run.json"):
         assert (tmp_path / name).is_file(), name
+    # Whole checkpoints only: the latest and the best one are kept.
+    kept = artifacts.complete_checkpoints(tmp_path / "checkpoint")
+    assert 1 <= len(kept) <= 2 and kept[-1].name == "epoch-0003"
+    assert artifacts.verify_run(tmp_path) == metrics["run_id"]
     assert any((tmp_path / "logs").rglob("events.out.tfevents.*"))
     written = json.loads((tmp_path / "metrics.json").read_text())
     assert written["test"] == metrics["test"]
@@ -66,7 +70,7 @@ def test_resume_after_interruption_matches_an_uninterrupted_run(tmp_path, monkey
     with pytest.raises(Interrupted):
         training.train(interrupted)
     monkeypatch.setattr(training.RunCheckpoint, "on_epoch_end", original)
-    state = json.loads((tmp_path / "resumed" / "checkpoint" / "state.json").read_text())
+    _, state = artifacts.latest_checkpoint(tmp_path / "resumed" / "checkpoint")
     assert state["completed_epochs"] == 1
 
     resumed = training.train(TrainConfig(output=str(tmp_path / "resumed"), resume=True, **SMALL))
@@ -229,5 +233,5 @@ def test_train_under_jax_needs_no_tensorflow(tmp_path):
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert report["tensorflow_modules"] == []
     assert 0.0 <= report["test"]["auc"] <= 1.0
-    for name in ("model.keras", "metrics.json", "preprocessing.json", "checkpoint/state.json"):
+    for name in ("model.keras", "metrics.json", "preprocessing.json", "run.json"):
         assert (tmp_path / name).is_file(), name
