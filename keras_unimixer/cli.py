@@ -190,11 +190,14 @@ def add_export_arguments(parser):
 
 def export_from_args(args) -> dict:
     """Export `args.model` as `args.export_format`; returns what was written."""
-    from keras_unimixer import export
+    from keras_unimixer import artifacts, export
 
     model_path = Path(args.model)
     if not model_path.is_file():
         raise FileNotFoundError(f"--model {model_path} does not exist.")
+    if model_path.name == "model.keras":  # a run folder: its files must belong together
+        overrides = {"preprocessing.json": args.preprocessing} if args.preprocessing else None
+        artifacts.verify_run(model_path.parent, overrides)
     spec = export.read_serving_spec(args.preprocessing or model_path.parent)
     if args.export_format == "onnx":
         output = Path(args.output)

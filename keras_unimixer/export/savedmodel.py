@@ -12,7 +12,12 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_unimixer.datasets.schema import MULTI_CATEGORICAL, NUMERIC, features_from_config
+from keras_unimixer.datasets.schema import (
+    MULTI_CATEGORICAL,
+    NUM_RESERVED_IDS,
+    NUMERIC,
+    features_from_config,
+)
 from keras_unimixer.export.preprocessing import ServingPreprocessor, raw_input_signature
 from keras_unimixer.layers.mixing import frozen_mixing_weights
 
@@ -148,7 +153,7 @@ def export_savedmodel(
         model = keras.saving.load_model(model)
     target = version_directory(output, version)
     features = features_from_config(spec["features"])
-    _check_model_inputs(model, features)
+    _check_model_inputs(model, features, spec["preprocessing"])
     tasks = _model_tasks(model, spec.get("labels"))
     metadata = {"kind": "ranking", "tasks": tasks}
 
@@ -243,7 +248,7 @@ def export_retrieval(
     return save_serving(query_tower, make_module, features, target, metadata)
 
 
-def _check_model_inputs(model, features):
+def _check_model_inputs(model, features, preprocessing: dict):
     expected = {f.name for f in features}
     if isinstance(model.input, dict):
         names = set(model.input)
@@ -253,6 +258,41 @@ def _check_model_inputs(model, features):
         raise ValueError(
             f"The model's inputs {sorted(names)} differ from the spec's features "
             f"{sorted(expected)}; export the model with the preprocessing.json of its own run."
+        )
+    check_vocabularies(model, features, preprocessing)
+
+
+def check_vocabularies(model, features, preprocessing: dict) -> None:
+    """Every embedding table of `model` must have one row per id of its vocabulary (2 + size).
+
+    A vocabulary of another run would look up the wrong rows (or past the end of the table).
+    """
+    from keras_unimixer.layers import FeatureTokenizer
+
+    vocabularies = {
+        f.name: len(preprocessing[f.name]["vocabulary"]) + NUM_RESERVED_IDS
+        for f in features
+        if f.kind != NUMERIC and f.name in preprocessing
+    }
+    problems = []
+    for layer in model._flatten_layers(include_self=False, recursive=True):
+        if not isinstance(layer, FeatureTokenizer):
+            continue
+        for feature in layer.features:
+            table = getattr(layer, f"{feature.name}_embedding", None)
+            if table is None or feature.name not in vocabularies:
+                continue
+            rows = int(table.shape[0])
+            if rows != vocabularies[feature.name]:
+                problems.append(
+                    f"{feature.name}: {vocabularies[feature.name]} ids in preprocessing.json, "
+                    f"{rows} rows in the model's table {table.path}"
+                )
+    if problems:
+        raise ValueError(
+            "The vocabularies do not match the model's embedding tables ("
+            + "; ".join(sorted(set(problems)))
+            + "): export the model with the preprocessing.json of the run that trained it."
         )
 
 

@@ -216,3 +216,27 @@ def test_bad_export_arguments_are_rejected(trained, tmp_path):
     else:
         with pytest.raises(ValueError, match="ending in .onnx"):
             export.export_onnx(trained["model"], trained["spec"], tmp_path / "m.pb")
+
+
+def test_export_refuses_vocabularies_that_do_not_fit_the_tables(trained, tmp_path):
+    spec = json.loads(json.dumps(trained["spec"]))
+    spec["preprocessing"]["item_id"]["vocabulary"] = spec["preprocessing"]["item_id"]["vocabulary"][
+        :-5
+    ]
+    with pytest.raises(ValueError, match="item_id: .* ids in preprocessing.json"):
+        export.export_savedmodel(trained["model"], spec, tmp_path)
+
+
+def test_export_command_refuses_files_of_different_runs(trained, tmp_path):
+    from keras_unimixer import cli
+
+    run = trained["directory"] / "run"
+    foreign = json.loads((run / "preprocessing.json").read_text())
+    foreign["preprocessing"]["user_id"]["vocabulary"].reverse()  # same sizes, other ids
+    (tmp_path / "preprocessing.json").write_text(json.dumps(foreign))
+    with pytest.raises(ValueError, match="preprocessing.json"):
+        cli.main(
+            ["export", "--model", str(run / "model.keras"), "--preprocessing",
+             str(tmp_path / "preprocessing.json"), "--output", str(tmp_path / "saved")]
+        )  # fmt: skip
+    assert not (tmp_path / "saved").exists()
