@@ -5,7 +5,7 @@ from __future__ import annotations
 import keras
 import numpy as np
 
-from keras_unimixer.evaluation import binary_metrics
+from keras_unimixer.evaluation import task_metrics
 from keras_unimixer.layers.validation import check_positive_float, check_positive_int
 
 
@@ -117,19 +117,23 @@ class ExactValidationMetrics(keras.callbacks.Callback):
     several. Put it first in the callback list, so that early stopping, learning-rate schedules,
     checkpoints and TensorBoard see the exact values. Use it instead of `fit(validation_data=...)`.
 
+    A rating task (`kinds[task] == "rating"`) gets `val_rmse` and `val_mae` instead.
+
     Args:
         features: dict of validation feature arrays.
-        labels: dict task -> `(N,)` 0/1 label array (the tasks the model predicts, in order).
+        labels: dict task -> `(N,)` label array (the tasks the model predicts, in order).
         users: optional `(N,)` user ids for UAUC / GAUC.
         batch_size: prediction batch size.
+        kinds: optional dict task -> `"binary"` (default) or `"rating"`.
     """
 
-    def __init__(self, features, labels: dict, users=None, batch_size: int = 8192):
+    def __init__(self, features, labels: dict, users=None, batch_size: int = 8192, kinds=None):
         super().__init__()
         self.features = features
         self.labels = labels
         self.users = users
         self.batch_size = batch_size
+        self.kinds = dict(kinds or {})
 
     def on_epoch_end(self, epoch, logs=None):
         if logs is None:
@@ -138,5 +142,7 @@ class ExactValidationMetrics(keras.callbacks.Callback):
         logits = predict_logits(self.model, self.features, tasks, self.batch_size)
         for task in tasks:
             prefix = "val_" if len(tasks) == 1 else f"val_{task}_"
-            for name, value in binary_metrics(self.labels[task], logits[task], self.users).items():
+            kind = self.kinds.get(task, "binary")
+            results = task_metrics(kind, self.labels[task], logits[task], self.users)
+            for name, value in results.items():
                 logs[prefix + name] = value

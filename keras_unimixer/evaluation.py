@@ -136,4 +136,24 @@ def binary_metrics(labels, logits, users=None) -> dict:
     return metrics
 
 
-__all__ = ["binary_metrics", "log_loss", "roc_auc", "user_auc"]
+def rating_metrics(labels, predictions) -> dict:
+    """`rmse` and `mae` of predicted ratings.
+
+    Example:
+    >>> rating_metrics([4, 2], [3.0, 2.0])
+    {'rmse': 0.7071067811865476, 'mae': 0.5}
+    """
+    labels = np.asarray(labels, dtype="float64").reshape(-1)
+    predictions = _as_scores(predictions, len(labels), "predictions")
+    errors = predictions - labels
+    return {"rmse": float(np.sqrt(np.mean(errors**2))), "mae": float(np.mean(np.abs(errors)))}
+
+
+def task_metrics(kind: str, labels, outputs, users=None) -> dict:
+    """`binary_metrics` of logits for a binary label, `rating_metrics` for a rating."""
+    if kind == "rating":
+        return rating_metrics(labels, outputs)
+    return binary_metrics(labels, outputs, users)
+
+
+__all__ = ["binary_metrics", "log_loss", "rating_metrics", "roc_auc", "task_metrics", "user_auc"]

@@ -26,7 +26,7 @@ from keras_unimixer.callbacks import (
     temperature_variables,
 )
 from keras_unimixer.datasets.serving_spec import write_serving_spec
-from keras_unimixer.evaluation import binary_metrics
+from keras_unimixer.evaluation import task_metrics
 from keras_unimixer.presets import train_preset
 from keras_unimixer.scaling import flops_per_example, parameter_counts
 
@@ -220,7 +220,7 @@ def load_data(config: TrainConfig):
     )
 
 
-def build(config: TrainConfig, features):
+def build(config: TrainConfig, features, kinds=None):
     keras.utils.set_random_seed(config.seed)
     model = models.build_model(
         config.model,
@@ -247,13 +247,23 @@ def build(config: TrainConfig, features):
         siamese_scope=config.siamese_scope,
         num_cross_layers=config.num_cross_layers,
     )
-    models.compile_ranking(model, list(config.tasks), config.learning_rate)
+    models.compile_ranking(model, list(config.tasks), config.learning_rate, kinds=kinds)
     return model
 
 
-def monitor_name(tasks) -> str:
-    """The validation AUC that early stopping (and tuning) watches: the first task's."""
-    return "val_auc" if len(tasks) == 1 else f"val_{tasks[0]}_auc"
+def monitor_name(tasks, kinds=None) -> str:
+    """What early stopping (and tuning) watches: the first task's validation AUC (its RMSE for
+    a rating)."""
+    metric = "rmse" if (kinds or {}).get(tasks[0]) == "rating" else "auc"
+    return f"val_{metric}" if len(tasks) == 1 else f"val_{tasks[0]}_{metric}"
+
+
+def monitor_mode(tasks, kinds=None) -> str:
+    return "min" if (kinds or {}).get(tasks[0]) == "rating" else "max"
+
+
+def _task_kinds(data, tasks) -> dict:
+    return {task: data.label_kind(task) for task in tasks}
 
 
 def _check_config(config: TrainConfig, data) -> None:
@@ -263,6 +273,7 @@ def _check_config(config: TrainConfig, data) -> None:
                 f"`tasks` names label {task!r}, which {data.name} does not have; "
                 f"labels: {data.label_names}."
             )
+    data.check_labels(config.tasks)
     for name in ("epochs", "batch_size", "patience"):
         value = getattr(config, name)
         if not isinstance(value, int) or value < (0 if name == "patience" else 1):
@@ -310,7 +321,7 @@ def train(config: TrainConfig, data=None) -> dict:
     else:
         if config.resume:
             logger.info("No complete checkpoint in %s: starting from scratch.", checkpoint_dir)
-        model = build(config, data.features)
+        model = build(config, data.features, _task_kinds(data, tasks))
     run_id = state["run_id"] if state else artifacts.new_run_id()
     output.mkdir(parents=True, exist_ok=True)
     artifacts.atomic_write_json(output / "config.json", config.to_dict())
@@ -327,7 +338,9 @@ def train(config: TrainConfig, data=None) -> dict:
         resumed = state if stage == first_stage else None
         if resumed is None:
             if stage > 0:
-                _start_next_stage(model, config, checkpoint_dir, stage_temperature)
+                _start_next_stage(
+                    model, config, checkpoint_dir, stage_temperature, _task_kinds(data, tasks)
+                )
             elif stage_temperature is not None:
                 _set_temperature(model, stage_temperature)
         elif _stage_finished(resumed, config):
@@ -351,6 +364,7 @@ def train(config: TrainConfig, data=None) -> dict:
         "validation": exact_metrics(model, data, "validation", tasks),
         "best_epoch": int(final_state["early_stopping"]["best_epoch"]) + 1,
         "best_validation": float(final_state["early_stopping"]["best"]),
+        "monitor": monitor_name(tasks, _task_kinds(data, tasks)),
         "epochs_run": len(history.get("loss", [])),
         "parameters": parameter_counts(model),
         "flops_per_example": flops_per_example(model),
@@ -417,7 +431,7 @@ def _best_weights(checkpoint_dir: Path, state: dict) -> Path:
 def validation_callback(data, tasks) -> ExactValidationMetrics:
     features, labels = data.arrays("validation", tasks)
     users = features[data.user_feature] if data.user_feature else None
-    return ExactValidationMetrics(features, labels, users=users)
+    return ExactValidationMetrics(features, labels, users=users, kinds=_task_kinds(data, tasks))
 
 
 def exact_metrics(model, data, split: str, tasks) -> dict:
@@ -428,7 +442,8 @@ def exact_metrics(model, data, split: str, tasks) -> dict:
     logits = predict_logits(model, features, tasks)
     results = {}
     for task in tasks:
-        for name, value in binary_metrics(labels[task], logits[task], users).items():
+        kind = data.label_kind(task)
+        for name, value in task_metrics(kind, labels[task], logits[task], users).items():
             results[name if len(tasks) == 1 else f"{task}_{name}"] = value
     return results
 
@@ -461,11 +476,12 @@ def _fit_stage(
         start_epoch=offset + start_epoch,
     )
     watch_from = _watch_from_epoch(config, model)
-    monitor = monitor_name(tasks)
+    kinds = _task_kinds(data, tasks)
+    monitor, mode = monitor_name(tasks, kinds), monitor_mode(tasks, kinds)
     early_stopping = ResumableEarlyStopping(
         initial_state=state["early_stopping"] if state else None,
         monitor=monitor,
-        mode="max",
+        mode=mode,
         patience=config.patience,
         start_from_epoch=watch_from,
     )
@@ -475,7 +491,7 @@ def _fit_stage(
             initial_state=state.get("lr_schedule") if state else None,
             start_from_epoch=watch_from,
             monitor=monitor,
-            mode="max",
+            mode=mode,
             factor=0.1,
             patience=1,
             min_lr=1e-6,
@@ -530,12 +546,12 @@ def _set_temperature(model, value: float) -> None:
         variable.assign(value)
 
 
-def _start_next_stage(model, config, checkpoint_dir, temperature: float) -> None:
+def _start_next_stage(model, config, checkpoint_dir, temperature: float, kinds) -> None:
     """Warm-up stage 2: the best weights of stage 1, the final temperature, a fresh optimizer."""
     _, state = artifacts.latest_checkpoint(checkpoint_dir)
     model.load_weights(_best_weights(checkpoint_dir, state))
     _set_temperature(model, temperature)
-    models.compile_ranking(model, list(config.tasks), config.learning_rate)
+    models.compile_ranking(model, list(config.tasks), config.learning_rate, kinds=kinds)
 
 
 def _stopped_early(state, config) -> bool:

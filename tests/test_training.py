@@ -235,3 +235,36 @@ def test_train_under_jax_needs_no_tensorflow(tmp_path):
     assert 0.0 <= report["test"]["auc"] <= 1.0
     for name in ("model.keras", "metrics.json", "preprocessing.json", "run.json"):
         assert (tmp_path / name).is_file(), name
+
+
+def test_labels_are_checked_for_their_task_kind(tmp_path):
+    data = training.load_data(TrainConfig(**SMALL))
+    data.splits["train"][1]["click"][3] = 2.0
+    with pytest.raises(ValueError, match="'click' must be 0 or 1.*train row 3 is 2.0"):
+        training.train(TrainConfig(output=str(tmp_path), **SMALL), data=data)
+    data.splits["train"][1]["click"][3] = np.nan
+    with pytest.raises(ValueError, match="'click' must be 0 or 1"):
+        training.train(TrainConfig(output=str(tmp_path), **SMALL), data=data)
+    assert not (tmp_path / "config.json").exists()  # refused before anything was written
+
+
+def test_a_rating_task_is_fitted_as_a_rating(tmp_path):
+    data = training.load_data(TrainConfig(**SMALL))
+    for _, labels in data.splits.values():
+        labels["stars"] = 1.0 + 4.0 * labels["click"]
+    data.label_names.append("stars")
+    data.label_kinds["stars"] = "rating"
+    data.label_ranges["stars"] = (1.0, 5.0)
+    metrics = training.train(
+        TrainConfig(output=str(tmp_path), tasks=("stars", "click"), **SMALL), data=data
+    )
+    assert metrics["monitor"] == "val_stars_rmse"
+    # Predicting 0 would give an RMSE of about 3.3 on these labels: the rating was fitted.
+    assert 0 < metrics["test"]["stars_rmse"] < 2.5 and metrics["test"]["stars_mae"] > 0
+    assert 0.0 <= metrics["test"]["click_auc"] <= 1.0 and metrics["test"]["click_logloss"] > 0
+    for _, labels in data.splits.values():
+        labels["stars"][:2] = [0.0, 7.0]
+    with pytest.raises(ValueError, match=r"'stars' must be finite within \[1, 5\]"):
+        training.train(
+            TrainConfig(output=str(tmp_path / "bad"), tasks=("stars",), **SMALL), data=data
+        )

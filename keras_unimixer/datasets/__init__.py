@@ -5,11 +5,13 @@ from keras_unimixer.datasets.files import DataFilesNotFound
 from keras_unimixer.datasets.frappe import load_frappe
 from keras_unimixer.datasets.movielens import load_movielens
 from keras_unimixer.datasets.schema import (
+    BINARY,
     CATEGORICAL,
     MISSING_ID,
     MULTI_CATEGORICAL,
     NUMERIC,
     OOV_ID,
+    RATING,
     FeatureSpec,
     RecDataset,
 )
@@ -39,6 +41,7 @@ def load_dataset(name: str, data_dir=None, seed: int = 42, split: str = "random"
 
 
 __all__ = [
+    "BINARY",
     "CATEGORICAL",
     "DATASETS",
     "DataFilesNotFound",
@@ -47,6 +50,7 @@ __all__ = [
     "MULTI_CATEGORICAL",
     "NUMERIC",
     "OOV_ID",
+    "RATING",
     "RecDataset",
     "load_criteo",
     "load_dataset",

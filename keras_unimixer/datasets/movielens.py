@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import math
 from pathlib import Path
 
 import numpy as np
@@ -10,8 +11,10 @@ import numpy as np
 from keras_unimixer.datasets.encoding import RawColumn, encode_dataset
 from keras_unimixer.datasets.files import find_files
 from keras_unimixer.datasets.schema import (
+    BINARY,
     CATEGORICAL,
     MULTI_CATEGORICAL,
+    RATING,
     RecDataset,
     random_split,
     time_split,
@@ -32,6 +35,7 @@ GROUPLENS_GENRES = [
     "Thriller", "War", "Western",
 ]  # fmt: skip
 AGE_BUCKETS = [18, 25, 35, 45, 50, 56]  # the MovieLens-1M age groups
+RATING_RANGE = (1.0, 5.0)
 
 
 def _rows(path: Path, separator: str, num_fields: int, header: bool, encoding="utf-8"):
@@ -52,13 +56,22 @@ def _rows(path: Path, separator: str, num_fields: int, header: bool, encoding="u
             yield line_number, fields
 
 
-def _number(path, line_number, name, text, kind=float):
+def _number(path, line_number, name, text, kind=float, valid=None):
+    """`kind(text)`, finite and within `valid` (inclusive); errors name the file and the line."""
     try:
-        return kind(text)
+        value = kind(text)
     except ValueError:
         raise ValueError(
             f"{path}:{line_number}: column {name!r} is not a number: {text!r}"
         ) from None
+    if not math.isfinite(value):
+        raise ValueError(f"{path}:{line_number}: column {name!r} is not finite: {text!r}")
+    if valid is not None and not valid[0] <= value <= valid[1]:
+        raise ValueError(
+            f"{path}:{line_number}: column {name!r} must be in [{valid[0]:g}, {valid[1]:g}], "
+            f"got {text!r}"
+        )
+    return value
 
 
 def _read_interactions(path: Path, header: bool) -> list:
@@ -67,7 +80,7 @@ def _read_interactions(path: Path, header: bool) -> list:
         (
             f[0],
             f[1],
-            _number(path, line, "rating", f[2]),
+            _number(path, line, "rating", f[2], valid=RATING_RANGE),
             _number(path, line, "timestamp", f[3]),
         )
         for line, f in _rows(path, "\t", 4, header=header)
@@ -173,6 +186,10 @@ def load_movielens(data_dir=None, split: str = "random", seed: int = 42) -> RecD
         for name, values in columns.items()
     ]
     labels = {"click": (ratings >= 4).astype("float32"), "rating": ratings}
+    if not len(ratings):
+        raise ValueError(f"{directory}: the ratings file has no rows.")
     dataset = encode_dataset("movielens", raw, labels, indices, report)
     dataset.user_feature = "user_id"
+    dataset.label_kinds = {"click": BINARY, "rating": RATING}
+    dataset.label_ranges = {"rating": RATING_RANGE}
     return dataset

@@ -24,6 +24,12 @@ NUM_RESERVED_IDS = 2
 
 SPLITS = ("train", "validation", "test")
 
+# Label kinds: a binary label (0/1, a click) is fitted with cross-entropy and scored by AUC; a
+# rating (a finite number in a declared range) with squared error and scored by RMSE.
+BINARY = "binary"
+RATING = "rating"
+LABEL_KINDS = (BINARY, RATING)
+
 
 @dataclasses.dataclass(frozen=True)
 class FeatureSpec:
@@ -111,7 +117,8 @@ class RecDataset:
     holds what encoding needs at serving time: each categorical feature's vocabulary (id = position
     + 2) and each numeric feature's training mean and standard deviation. `row_indices` maps each
     split to the rows of the source data it holds. `user_feature` names the feature that
-    identifies a user (for UAUC / GAUC), where the data has one.
+    identifies a user (for UAUC / GAUC), where the data has one. `label_kinds` maps each label to
+    `"binary"` (the default) or `"rating"`, with its `(low, high)` in `label_ranges`.
     """
 
     name: str
@@ -122,6 +129,35 @@ class RecDataset:
     preprocessing: dict = dataclasses.field(default_factory=dict)
     row_indices: dict = dataclasses.field(default_factory=dict)
     user_feature: str | None = None
+    label_kinds: dict = dataclasses.field(default_factory=dict)
+    label_ranges: dict = dataclasses.field(default_factory=dict)
+
+    def label_kind(self, name: str) -> str:
+        return self.label_kinds.get(name, BINARY)
+
+    def check_labels(self, names) -> None:
+        """Every value of each label in `names` is valid for its kind, in every split.
+
+        Raises:
+            ValueError: naming the label, the split, the row and the value.
+        """
+        for name in names:
+            kind = self.label_kind(name)
+            for split, (_, labels) in self.splits.items():
+                values = np.asarray(labels[name], dtype="float64")
+                if kind == BINARY:
+                    bad = ~np.isin(values, (0.0, 1.0))
+                    rule = "0 or 1 (a binary label)"
+                else:
+                    low, high = self.label_ranges.get(name, (-np.inf, np.inf))
+                    bad = ~(np.isfinite(values) & (values >= low) & (values <= high))
+                    rule = f"finite within [{low:g}, {high:g}] (a rating)"
+                if bad.any():
+                    row = int(np.flatnonzero(bad)[0])
+                    raise ValueError(
+                        f"Label {name!r} must be {rule}; {split} row {row} is "
+                        f"{float(values[row])!r} ({int(bad.sum())} bad values in {split})."
+                    )
 
     def num_examples(self, split: str) -> int:
         features, _ = self.splits[split]

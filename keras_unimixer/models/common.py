@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import keras
 
-from keras_unimixer.datasets.schema import MULTI_CATEGORICAL, NUMERIC, features_from_config
+from keras_unimixer.datasets.schema import (
+    BINARY,
+    MULTI_CATEGORICAL,
+    NUMERIC,
+    RATING,
+    features_from_config,
+)
 
 
 def feature_inputs(features) -> dict:
@@ -84,23 +90,31 @@ def task_heads(hidden, tasks: list[str]):
     return logits[tasks[0]] if len(tasks) == 1 else logits
 
 
-def compile_ranking(model, tasks, learning_rate: float = 1e-3, optimizer=None):
-    """Binary cross-entropy on logits, with AUC and log loss per task."""
+def compile_ranking(model, tasks, learning_rate: float = 1e-3, optimizer=None, kinds=None):
+    """Per task: binary cross-entropy on logits with AUC and log loss (binary labels), or squared
+    error with RMSE (`kinds[task] == "rating"`: the output is the predicted rating)."""
     tasks = check_tasks(tasks)
+    kinds = dict(kinds or {})
     optimizer = optimizer or keras.optimizers.Adam(learning_rate=learning_rate)
 
-    def task_metrics():
+    def task_loss(task):
+        if kinds.get(task, BINARY) == RATING:
+            return keras.losses.MeanSquaredError()
+        return keras.losses.BinaryCrossentropy(from_logits=True)
+
+    def task_metrics(task):
+        if kinds.get(task, BINARY) == RATING:
+            return [keras.metrics.RootMeanSquaredError(name="rmse")]
         return [
             keras.metrics.AUC(from_logits=True, name="auc"),
             keras.metrics.BinaryCrossentropy(from_logits=True, name="logloss"),
         ]
 
     if len(tasks) == 1:
-        loss = keras.losses.BinaryCrossentropy(from_logits=True)
-        metrics = task_metrics()
+        loss, metrics = task_loss(tasks[0]), task_metrics(tasks[0])
     else:
-        loss = {task: keras.losses.BinaryCrossentropy(from_logits=True) for task in tasks}
-        metrics = {task: task_metrics() for task in tasks}
+        loss = {task: task_loss(task) for task in tasks}
+        metrics = {task: task_metrics(task) for task in tasks}
     model.compile(optimizer=optimizer, loss=loss, metrics=metrics)
     return model
 

@@ -24,7 +24,7 @@ import keras_tuner
 
 from keras_unimixer import datasets
 from keras_unimixer.scaling import flops_per_example, parameter_counts
-from keras_unimixer.training import monitor_name
+from keras_unimixer.training import monitor_name, validation_callback
 from keras_unimixer.tuning.hypermodel import DEFAULT_SPACE, UniMixerHyperModel
 
 logger = logging.getLogger("keras_unimixer.tuning")
@@ -148,14 +148,14 @@ def run_search(config: TuneConfig, output, data=None, verbose=0):
     train = data.tf_dataset(
         "train", config.batch_size, labels=tasks, shuffle=True, seed=config.seed, epochs=epochs
     )
-    validation = data.tf_dataset("validation", 4096, labels=tasks)
+    # Exact validation AUC (not Keras' 200-threshold estimate) as the objective, as in `train`.
+    validation = validation_callback(data, tasks)
     stop = keras.callbacks.EarlyStopping(
         monitor=monitor_name(tasks), mode="max", patience=config.patience
     )
     search_options = dict(
-        validation_data=validation,
         steps_per_epoch=data.steps_per_epoch("train", config.batch_size),
-        callbacks=[stop],
+        callbacks=[validation, stop],
         shuffle=False,  # the dataset orders each epoch itself
         verbose=verbose,
     )

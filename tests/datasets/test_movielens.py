@@ -8,6 +8,7 @@ from keras_unimixer import datasets
 from keras_unimixer.datasets import movielens
 
 SHARED = Path(__file__).resolve().parents[3] / "shared" / "data" / "ml-100k"
+SHARED_GROUPLENS = SHARED.parent / "ml-100k-grouplens"
 needs_data = pytest.mark.skipif(
     not (SHARED / "ml-100k.inter").is_file(), reason="../shared/data/ml-100k is not present"
 )
@@ -142,3 +143,21 @@ def test_context_features_come_from_the_utc_timestamp(tmp_path):
     assert data.preprocessing["weekday"]["vocabulary"] == [str(moment.weekday())]
     assert data.preprocessing["genres"]["vocabulary"] == ["Comedy"]
     assert data.preprocessing["age"]["vocabulary"] == ["1"]  # 18-24
+
+
+@pytest.mark.skipif(not (SHARED_GROUPLENS / "u.data").is_file(), reason="no GroupLens files")
+@pytest.mark.parametrize(
+    "rating, timestamp, message",
+    [("99", "881250949", r"'rating' must be in \[1, 5\]"), ("-3", "881250949", "'rating'"),
+     ("nan", "881250949", "'rating' is not finite"), ("4", "nan", "'timestamp' is not finite")],
+)  # fmt: skip
+def test_bad_ratings_and_timestamps_name_file_and_line(tmp_path, rating, timestamp, message):
+    source = SHARED_GROUPLENS
+    for name in ("u.user", "u.item"):
+        (tmp_path / name).write_bytes((source / name).read_bytes())
+    lines = (source / "u.data").read_text().splitlines()[:50]
+    fields = lines[7].split("\t")
+    lines[7] = "\t".join([fields[0], fields[1], rating, timestamp])
+    (tmp_path / "u.data").write_text("\n".join(lines) + "\n")
+    with pytest.raises(ValueError, match=rf"u.data:8: column {message}"):
+        datasets.load_movielens(tmp_path)
