@@ -1,4 +1,8 @@
-"""`python -m keras_unimixer [train|export|tune ...]`; with no arguments, trains the main job."""
+"""`python -m keras_unimixer [train|export|tune ...]`; with no arguments, trains the main job.
+
+Errors are one line on stderr (exit 1; usage errors exit 2); `--debug` anywhere on the command
+line shows the full traceback instead.
+"""
 
 import os
 import sys
@@ -7,13 +11,29 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 def main(argv=None):
-    arguments = sys.argv[1:] if argv is None else argv
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in arguments
+    arguments = [argument for argument in arguments if argument != "--debug"]
     if arguments[:1] == ["export"]:
         # SavedModel and ONNX are TensorFlow artefacts and `.keras` files are backend-neutral.
         os.environ.setdefault("KERAS_BACKEND", "tensorflow")
     from keras_unimixer.cli import main as cli_main
 
-    return cli_main(argv)
+    try:
+        return cli_main(arguments)
+    except KeyboardInterrupt:
+        print("keras_unimixer: interrupted", file=sys.stderr)
+        return 130
+    except Exception as error:  # every failure: one line, unless --debug
+        if debug:
+            raise
+        command = arguments[0] if arguments and not arguments[0].startswith("-") else "train"
+        message = " ".join(str(error).split()) or type(error).__name__
+        print(
+            f"keras_unimixer {command}: error: {message} (--debug shows the traceback)",
+            file=sys.stderr,
+        )
+        return 1
 
 
 if __name__ == "__main__":

@@ -257,7 +257,7 @@ def add_scale_arguments(parser):
 
     defaults = LadderConfig()
     parser.add_argument("--dataset", choices=DATASETS, default=defaults.dataset)
-    parser.add_argument("--data-dir", default=None)
+    parser.add_argument("--data-dir", default=None, help="dataset folder")
     parser.add_argument(
         "--models",
         type=_names,
@@ -266,11 +266,19 @@ def add_scale_arguments(parser):
         "depth2, depth4 (e.g. unimixer,unimixer+post_norm)",
     )
     parser.add_argument("--sizes", type=_names, default=defaults.sizes, help="xs,s,m,l,xl,xxl")
-    parser.add_argument("--seeds", type=_int_list_any, default=defaults.seeds)
-    parser.add_argument("--epochs", type=_positive_int, default=defaults.epochs)
-    parser.add_argument("--batch-size", type=_positive_int, default=defaults.batch_size)
-    parser.add_argument("--max-examples", type=_positive_int, default=None)
-    parser.add_argument("--output", default=defaults.output)
+    parser.add_argument(
+        "--seeds", type=_int_list_any, default=defaults.seeds, help="seeds, each a full ladder"
+    )
+    parser.add_argument(
+        "--epochs", type=_positive_int, default=defaults.epochs, help="epoch budget per run"
+    )
+    parser.add_argument(
+        "--batch-size", type=_positive_int, default=defaults.batch_size, help="batch size"
+    )
+    parser.add_argument(
+        "--max-examples", type=_positive_int, default=None, help="use at most this many rows"
+    )
+    parser.add_argument("--output", default=defaults.output, help="ladder folder")
     parser.add_argument(
         "--quick",
         action="store_true",
@@ -341,13 +349,28 @@ COMMANDS = (
 )  # fmt: skip
 
 
+class DefaultsFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows each option's default, except where there is none to show."""
+
+    def _get_help_string(self, action):
+        if action.default in (None, False) or action.default is argparse.SUPPRESS:
+            return action.help
+        return super()._get_help_string(action)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(
-        prog="keras_unimixer", description="UniMixer ranking models in Keras 3."
+        prog="keras_unimixer",
+        description="UniMixer ranking models in Keras 3.",
+        epilog="Errors print one line (exit 1); add --debug for the traceback.",
     )
     commands = parser.add_subparsers(dest="command")
     for name, description, add_arguments, handler in COMMANDS:
-        command = commands.add_parser(name, help=description)
+        # `train` writes its defaults into each help line itself (they may come from a preset).
+        formatter = argparse.HelpFormatter if name == "train" else DefaultsFormatter
+        command = commands.add_parser(
+            name, help=description, description=description, formatter_class=formatter
+        )
         add_arguments(command)
         command.set_defaults(handler=handler)
     argv = list(sys.argv[1:] if argv is None else argv)

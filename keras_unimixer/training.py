@@ -12,6 +12,7 @@ import json
 import logging
 import math
 import shutil
+import sys
 import time
 from pathlib import Path
 
@@ -521,7 +522,7 @@ def _fit_stage(
             initial_epoch=start_epoch,
             shuffle=False,  # the batches order each epoch themselves, by (seed, epoch)
             callbacks=callbacks,
-            verbose=config.verbose,
+            verbose=_fit_verbosity(config.verbose),
         )
     return checkpoint
 
@@ -535,6 +536,13 @@ def tensorboard_callbacks(log_dir: Path) -> list:
         logger.info("TensorFlow is not installed: no TensorBoard logs (metrics.json has them).")
         return []
     return [keras.callbacks.TensorBoard(log_dir=str(log_dir))]
+
+
+def _fit_verbosity(verbose):
+    """`"auto"`: Keras' progress bar on a terminal, one plain line per epoch otherwise (logs)."""
+    if verbose == "auto":
+        return 1 if sys.stdout.isatty() else 2
+    return verbose
 
 
 def _stage_finished(state, config) -> bool:

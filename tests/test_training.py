@@ -268,3 +268,22 @@ def test_a_rating_task_is_fitted_as_a_rating(tmp_path):
         training.train(
             TrainConfig(output=str(tmp_path / "bad"), tasks=("stars",), **SMALL), data=data
         )
+
+
+@pytest.mark.skipif(
+    keras.backend.backend() != "jax", reason="runs its own processes: once, in the JAX pass"
+)
+def test_command_line_errors_are_one_line_and_debug_shows_the_traceback(tmp_path):
+    command = [sys.executable, "-m", "keras_unimixer", "train", "--dataset", "movielens",
+               "--data-dir", str(tmp_path / "missing"), "--output", str(tmp_path / "run")]  # fmt: skip
+    environment = {**os.environ, "KERAS_BACKEND": "jax"}
+    failed = subprocess.run(command, capture_output=True, text=True, env=environment)
+    assert failed.returncode == 1
+    lines = [line for line in failed.stderr.splitlines() if "keras_unimixer" in line]
+    assert len(lines) == 1 and "error: ml-100k files not found" in lines[0]
+    assert "Traceback" not in failed.stderr
+    debug = subprocess.run(command + ["--debug"], capture_output=True, text=True, env=environment)
+    assert debug.returncode == 1 and "Traceback" in debug.stderr
+    usage = subprocess.run(command[:4] + ["--epochs", "0"], capture_output=True, text=True,
+                           env=environment)  # fmt: skip
+    assert usage.returncode == 2 and "--epochs: must be a positive integer" in usage.stderr
