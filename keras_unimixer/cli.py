@@ -184,8 +184,10 @@ def add_export_arguments(parser):
         default=None,
         help="the run's preprocessing.json (default: next to --model)",
     )
-    parser.add_argument("--version", type=_positive_int, default=None)
-    parser.add_argument("--opset", type=int, default=DEFAULT_OPSET)
+    parser.add_argument(
+        "--version", type=_positive_int, default=None, help="version number (default: next)"
+    )
+    parser.add_argument("--opset", type=int, default=DEFAULT_OPSET, help="ONNX opset")
 
 
 def export_from_args(args) -> dict:
@@ -256,7 +258,7 @@ def add_scale_arguments(parser):
     from keras_unimixer.scaling import LadderConfig
 
     defaults = LadderConfig()
-    parser.add_argument("--dataset", choices=DATASETS, default=defaults.dataset)
+    parser.add_argument("--dataset", choices=DATASETS, default=defaults.dataset, help="dataset")
     parser.add_argument("--data-dir", default=None, help="dataset folder")
     parser.add_argument(
         "--models",
