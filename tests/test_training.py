@@ -274,8 +274,10 @@ def test_a_rating_task_is_fitted_as_a_rating(tmp_path):
     keras.backend.backend() != "jax", reason="runs its own processes: once, in the JAX pass"
 )
 def test_command_line_errors_are_one_line_and_debug_shows_the_traceback(tmp_path):
-    command = [sys.executable, "-m", "keras_unimixer", "train", "--dataset", "movielens",
-               "--data-dir", str(tmp_path / "missing"), "--output", str(tmp_path / "run")]  # fmt: skip
+    command = [
+        sys.executable, "-m", "keras_unimixer", "train", "--dataset", "movielens",
+        "--data-dir", str(tmp_path / "missing"), "--output", str(tmp_path / "run"),
+    ]  # fmt: skip
     environment = {**os.environ, "KERAS_BACKEND": "jax"}
     failed = subprocess.run(command, capture_output=True, text=True, env=environment)
     assert failed.returncode == 1
