@@ -136,11 +136,14 @@ def add_train_arguments(parser):
 def config_from_args(args) -> TrainConfig:
     """A `TrainConfig` from parsed arguments: the options given, then the dataset's preset for the
     model, then `TrainConfig`'s defaults (argparse destinations are its field names)."""
+    from keras_unimixer.models import check_options_apply
+
     values = {
         field.name: getattr(args, field.name)
         for field in dataclasses.fields(TrainConfig)
         if getattr(args, field.name, None) is not None
     }
+    check_options_apply(values.get("model", TrainConfig.model), values)
     if args.tasks is not None:
         values["tasks"] = tuple(t for t in args.tasks.split(",") if t)
     if args.no_anneal:

@@ -11,6 +11,7 @@ import dataclasses
 import json
 import logging
 import math
+import os
 import shutil
 import sys
 import time
@@ -275,6 +276,49 @@ def _check_config(config: TrainConfig, data) -> None:
                 f"labels: {data.label_names}."
             )
     data.check_labels(config.tasks)
+    check_fits_in_memory(config, data.features)
+
+
+def estimated_training_bytes(config: TrainConfig, features) -> int:
+    """A rough upper estimate of training memory: weights with gradients and Adam's two moments
+    (16 bytes a parameter) plus the activations a batch keeps for the backward pass."""
+    embedding_dim = config.embedding_dim
+    tables = sum(f.vocabulary_size for f in features if f.kind != "numeric") * embedding_dim
+    if config.model not in models.MIXERS:
+        width = len(features) * embedding_dim
+        units = [width, *config.hidden_units]
+        dense = sum(a * b for a, b in zip(units, units[1:])) + 4 * width * width
+        activations = config.batch_size * sum(units) * 4 * 4
+        return 16 * (tables + dense) + activations
+    tokens = {"field": len(features), "group": len({f.group for f in features})}.get(
+        config.tokenizer_mode, config.num_tokens
+    )
+    flat = tokens * config.token_dim
+    ffn = 3 * tokens * config.token_dim * config.ffn_multiplier * config.token_dim
+    mixing = flat * (flat // max(config.block_size or 1, 1)) if config.model == "unimixer" else 0
+    pooled = flat if config.pooling == "flatten" else config.token_dim
+    units = [pooled, *config.hidden_units]
+    head = sum(a * b for a, b in zip(units, units[1:]))
+    dense = config.num_layers * (ffn + min(mixing, flat * flat)) + head + flat * embedding_dim
+    per_example = config.num_layers * flat * (3 * config.ffn_multiplier + 8) + sum(units)
+    return 16 * (tables + dense) + 4 * config.batch_size * per_example
+
+
+def check_fits_in_memory(config: TrainConfig, features, fraction: float = 0.8) -> None:
+    """Refuse, before building anything, a model whose training needs more than `fraction` of the
+    machine's memory (instead of allocating until the backend runs out of memory)."""
+    try:
+        available = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return
+    needed = estimated_training_bytes(config, features)
+    if needed > fraction * available:
+        raise ValueError(
+            f"Model {config.model!r} with these sizes needs about {needed / 2**30:.1f} GiB to train "
+            f"(weights, gradients, Adam moments and activations of a batch of "
+            f"{config.batch_size}); this machine has {available / 2**30:.1f} GiB. Reduce "
+            "--token-dim, --num-layers, --ffn-multiplier, --embedding-dim or --batch-size."
+        )
     for name in ("epochs", "batch_size", "patience"):
         value = getattr(config, name)
         if not isinstance(value, int) or value < (0 if name == "patience" else 1):

@@ -289,3 +289,20 @@ def test_command_line_errors_are_one_line_and_debug_shows_the_traceback(tmp_path
     usage = subprocess.run(command[:4] + ["--epochs", "0"], capture_output=True, text=True,
                            env=environment)  # fmt: skip
     assert usage.returncode == 2 and "--epochs: must be a positive integer" in usage.stderr
+
+
+def test_options_that_do_not_apply_to_the_model_are_refused():
+    with pytest.raises(ValueError, match="`num_heads` does not apply to model 'rankmixer'"):
+        cli.main(["train", "--model", "rankmixer", "--num-heads", "4"])
+    with pytest.raises(ValueError, match="`num_cross_layers` does not apply to model 'dnn'"):
+        cli.main(["train", "--model", "dnn", "--num-cross-layers", "2"])
+
+
+def test_a_model_too_big_for_the_machine_is_refused_before_it_is_built(tmp_path):
+    config = TrainConfig(output=str(tmp_path), **{**SMALL, "token_dim": 100_000})
+    with pytest.raises(ValueError, match=r"needs about [\d.]+ GiB to train"):
+        training.train(config)
+    assert not (tmp_path / "config.json").exists()
+    data = training.load_data(TrainConfig(**SMALL))
+    small = training.estimated_training_bytes(TrainConfig(**SMALL), data.features)
+    assert 0 < small < 2**30

@@ -46,6 +46,53 @@ _BASELINE_CLASSES = {
 }
 
 
+# Options that only some architectures use: a value set for another one is refused, not ignored.
+_ONLY_FOR = {
+    "num_heads": ("attention",),
+    "block_size": ("unimixer", "unimixer_lite"),
+    "num_basis": ("unimixer_lite",),
+    "rank": ("unimixer_lite",),
+    "mixing_options": ("unimixer", "unimixer_lite"),
+    "siamese_scope": MIXERS,
+    "num_cross_layers": ("dcnv2",),
+    "num_tokens": MIXERS,
+    "token_dim": MIXERS,
+    "num_layers": MIXERS,
+    "ffn_multiplier": MIXERS,
+    "norm": MIXERS,
+    "tokenizer_mode": MIXERS,
+    "pooling": MIXERS,
+    "embedding_dim": MIXERS + ("dnn", "deepfm", "dcnv2", "finalmlp"),
+    "hidden_units": MIXERS + ("dnn", "deepfm", "dcnv2"),
+    "dropout": MIXERS + ("dnn", "deepfm", "dcnv2", "finalmlp"),
+    "batch_norm": MIXERS + ("dnn", "deepfm", "dcnv2", "finalmlp"),
+    "embedding_l2": MIXERS + ("dnn", "deepfm", "dcnv2", "finalmlp"),
+    "embedding_init_stddev": MIXERS + ("dnn", "deepfm", "dcnv2", "finalmlp"),
+    "temperature_start": ("unimixer", "unimixer_lite"),
+    "temperature_end": ("unimixer", "unimixer_lite"),
+    "temperature_schedule": ("unimixer", "unimixer_lite"),
+    "anneal_epochs": ("unimixer", "unimixer_lite"),
+}
+
+
+def check_options_apply(name: str, options) -> None:
+    """Refuse options (set explicitly, e.g. on the command line) that model `name` does not use.
+
+    Example:
+    >>> check_options_apply("rankmixer", ["num_heads"])
+    Traceback (most recent call last):
+    ...
+    ValueError: `num_heads` does not apply to model 'rankmixer'; it applies to: attention.
+    """
+    for option in options:
+        models_using = _ONLY_FOR.get(option)
+        if models_using is not None and name not in models_using:
+            raise ValueError(
+                f"`{option}` does not apply to model {name!r}; it applies to: "
+                f"{', '.join(models_using)}."
+            )
+
+
 def build_model(name: str, features, tasks=("click",), **sizes):
     """A model by name (`MODEL_NAMES`); `sizes` not used by that architecture are ignored.
 
@@ -79,6 +126,7 @@ __all__ = [
     "RankingModel",
     "Tower",
     "build_model",
+    "check_options_apply",
     "compile_ranking",
     "default_block_size",
     "feature_inputs",

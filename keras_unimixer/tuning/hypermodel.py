@@ -27,6 +27,38 @@ DEFAULT_SPACE = {
 }
 
 
+def _checked_space(space: dict) -> dict:
+    """Each entry a non-empty list of choices (a single value becomes a one-choice list);
+    `learning_rate` a `[low, high]` range with `0 < low <= high`."""
+    checked = {}
+    for name, choices in space.items():
+        if choices is None and DEFAULT_SPACE[name] is None:
+            checked[name] = None
+            continue
+        if not isinstance(choices, (list, tuple)):
+            choices = [choices]
+        if not choices or any(choice is None for choice in choices):
+            raise ValueError(
+                f"Search-space entry {name!r} must list at least one choice, got {choices!r}."
+            )
+        checked[name] = list(choices)
+    rates = checked.get("learning_rate")
+    if rates is not None:
+        if len(rates) == 1:
+            rates = rates * 2
+        if (
+            len(rates) != 2
+            or not all(isinstance(r, (int, float)) for r in rates)
+            or not (0 < rates[0] <= rates[1])
+        ):
+            raise ValueError(
+                f"Search-space entry 'learning_rate' must be [low, high] with 0 < low <= high, "
+                f"got {checked['learning_rate']!r}."
+            )
+        checked["learning_rate"] = rates
+    return checked
+
+
 def _gcd(values) -> int:
     return reduce(math.gcd, values)
 
@@ -67,7 +99,7 @@ class UniMixerHyperModel(keras_tuner.HyperModel):
             raise ValueError(
                 f"Unknown search-space keys {sorted(unknown)}; valid: {sorted(DEFAULT_SPACE)}."
             )
-        self.space = {**DEFAULT_SPACE, **(space or {})}
+        self.space = {**DEFAULT_SPACE, **_checked_space(space or {})}
         self._derive_valid_choices()
 
     def _derive_valid_choices(self):

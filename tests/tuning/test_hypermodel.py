@@ -85,3 +85,25 @@ def test_tiny_search_runs_and_resumes_without_repeating_trials(data, tmp_path):
     for trial_id, score in done.items():
         assert trials[trial_id].score == score  # completed trials kept, not rerun
     assert np.isfinite(resumed.oracle.get_best_trials(1)[0].score)
+
+
+@pytest.mark.parametrize(
+    "space, message",
+    [({"num_layers": []}, "'num_layers' must list at least one choice"),
+     ({"learning_rate": [1e-2, 1e-4]}, "'learning_rate' must be"),
+     ({"learning_rate": "fast"}, "'learning_rate' must be")],
+)  # fmt: skip
+def test_bad_search_space_entries_are_named(data, space, message):
+    with pytest.raises(ValueError, match=message):
+        UniMixerHyperModel(data.features, space=space)
+
+
+def test_single_values_are_one_choice_lists(data):
+    hypermodel = UniMixerHyperModel(
+        data.features, space={"mixer": "unimixer_lite", "num_layers": 1, "learning_rate": 1e-3}
+    )
+    hp = keras_tuner.HyperParameters()
+    model = hypermodel.build(hp)
+    assert hp.values["mixer"] == "unimixer_lite" and hp.values["num_layers"] == 1
+    assert hp.values["learning_rate"] == pytest.approx(1e-3)
+    assert model.count_params() > 0
