@@ -287,7 +287,7 @@ def estimated_training_bytes(config: TrainConfig, features) -> int:
     if config.model not in models.MIXERS:
         width = len(features) * embedding_dim
         units = [width, *config.hidden_units]
-        dense = sum(a * b for a, b in zip(units, units[1:])) + 4 * width * width
+        dense = sum(a * b for a, b in zip(units, units[1:], strict=False)) + 4 * width * width
         activations = config.batch_size * sum(units) * 4 * 4
         return 16 * (tables + dense) + activations
     tokens = {"field": len(features), "group": len({f.group for f in features})}.get(
@@ -298,7 +298,7 @@ def estimated_training_bytes(config: TrainConfig, features) -> int:
     mixing = flat * (flat // max(config.block_size or 1, 1)) if config.model == "unimixer" else 0
     pooled = flat if config.pooling == "flatten" else config.token_dim
     units = [pooled, *config.hidden_units]
-    head = sum(a * b for a, b in zip(units, units[1:]))
+    head = sum(a * b for a, b in zip(units, units[1:], strict=False))
     dense = config.num_layers * (ffn + min(mixing, flat * flat)) + head + flat * embedding_dim
     per_example = config.num_layers * flat * (3 * config.ffn_multiplier + 8) + sum(units)
     return 16 * (tables + dense) + 4 * config.batch_size * per_example
@@ -314,8 +314,8 @@ def check_fits_in_memory(config: TrainConfig, features, fraction: float = 0.8) -
     needed = estimated_training_bytes(config, features)
     if needed > fraction * available:
         raise ValueError(
-            f"Model {config.model!r} with these sizes needs about {needed / 2**30:.1f} GiB to train "
-            f"(weights, gradients, Adam moments and activations of a batch of "
+            f"Model {config.model!r} with these sizes needs about {needed / 2**30:.1f} GiB to "
+            f"train (weights, gradients, Adam moments and activations of a batch of "
             f"{config.batch_size}); this machine has {available / 2**30:.1f} GiB. Reduce "
             "--token-dim, --num-layers, --ffn-multiplier, --embedding-dim or --batch-size."
         )
