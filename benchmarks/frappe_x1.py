@@ -45,6 +45,33 @@ SEARCH_SPACE = {
     "dropout": [0.1, 0.2, 0.4],
     "ffn_multiplier": [2, 4],
 }
+# Ablations of UniMixer-Lite / UniMixer on Frappe_x1 (`ablation`): each variant changes one
+# setting of a small base model, the same 3 seeds each; the table gives the change in test AUC
+# paired by seed. (Small base: the full preset costs ~35 min a run on 2 CPU cores.)
+ABLATION_BASE = {
+    "norm": "post", "embedding_dim": 10, "token_dim": 20, "num_layers": 2, "pooling": "flatten",
+    "dropout": 0.2, "ffn_multiplier": 2,
+}  # fmt: skip
+ABLATIONS = {
+    "unimixer_lite": {
+        "base (anneal 1 -> 0.05 over 4 epochs, random W_G, post-norm)": {},
+        "no temperature (constant 1.0)": {"temperature_schedule": "constant"},
+        "model warm-up (tau 1, then 0.05)": {"temperature_schedule": "warmup"},
+        "identity-like start (scale 3)": {
+            "mixing_options": {"global_init": "identity", "init_scale": 3.0}
+        },
+        "no symmetry": {"mixing_options": {"symmetric": False}},
+        "10 Sinkhorn rounds only (no tolerance phase)": {
+            "mixing_options": {"sinkhorn_max_iterations": 0}
+        },
+        "SiameseNorm per sublayer": {"norm": "siamese"},
+        "SiameseNorm per block": {"norm": "siamese", "siamese_scope": "block"},
+    },
+    "unimixer": {
+        "base": {},
+        "shared local matrix (not block-specific)": {"mixing_options": {"block_specific": False}},
+    },
+}
 # BARS's published test AUC on Frappe_x1 (mean of their 3 seeds where they give them).
 BARS_TEST_AUC = {
     "logistic_regression": 0.9356,
@@ -170,11 +197,6 @@ def table_markdown(rows, command: str) -> str:
     for row in rows:
         by_model.setdefault(row["model"], []).append(row)
 
-    def mean_std(values, digits=4):
-        if len(values) < 2:
-            return f"{values[0]:.{digits}f}"
-        return f"{statistics.mean(values):.{digits}f} ± {statistics.stdev(values):.{digits}f}"
-
     lines = [
         f"Frappe_x1 (BARS split, train.csv rebuilt), {datetime.date.today()}, "
         f"{platform.machine()} {os.cpu_count()} CPUs, backend {rows[0]['backend']}; `{command}`.",
@@ -188,16 +210,58 @@ def table_markdown(rows, command: str) -> str:
         params = group[0]["params"]
         lines.append(
             f"| {LABELS.get(model, model)} | {len(group)} "
-            f"| {mean_std([r['test']['auc'] for r in group])} "
-            f"| {mean_std([r['test']['logloss'] for r in group])} "
-            f"| {mean_std([r['test']['uauc'] for r in group])} "
-            f"| {mean_std([r['validation']['auc'] for r in group])} "
+            f"| {_mean_std([r['test']['auc'] for r in group])} "
+            f"| {_mean_std([r['test']['logloss'] for r in group])} "
+            f"| {_mean_std([r['test']['uauc'] for r in group])} "
+            f"| {_mean_std([r['validation']['auc'] for r in group])} "
             f"| {BARS_TEST_AUC.get(model, '-')} "
             f"| {params['total']:,} ({params['dense']:,}) | {group[0]['flops_per_example']:,} "
             f"| {statistics.mean(r['best_epoch'] for r in group):.1f} "
             f"| {statistics.mean(r['epoch_seconds'] for r in group):.1f} |"
         )
     return "\n".join(lines) + "\n"
+
+
+def ablation_markdown(rows, command: str) -> str:
+    """Each variant's test AUC and its change from the base, paired by seed (mean ± std)."""
+    lines = [
+        f"Frappe_x1 ablations, {datetime.date.today()}, {platform.machine()} {os.cpu_count()} "
+        f"CPUs, backend {rows[0]['backend'] if rows else '-'}; `{command}`. Base settings: "
+        f"`{json.dumps(ABLATION_BASE)}` plus the frappe_x1 preset (embedding L2 0.05, batch "
+        "4096, Adam 1e-3, early stopping on exact validation AUC). Change = variant - base, "
+        "per seed, then mean ± std.",
+        "",
+        "| model | variant | seeds | test AUC | change vs base | val AUC | best epoch |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for model, variants in ABLATIONS.items():
+        base_settings = {**ABLATION_BASE, **next(iter(variants.values()))}
+        base = {
+            r["seed"]: r for r in rows if r["model"] == model and r["settings"] == base_settings
+        }
+        for label, variant in variants.items():
+            settings = {**ABLATION_BASE, **variant}
+            group = [r for r in rows if r["model"] == model and r["settings"] == settings]
+            if not group:
+                continue
+            aucs = [r["test"]["auc"] for r in group]
+            changes = [r["test"]["auc"] - base[r["seed"]]["test"]["auc"] for r in group
+                       if r["seed"] in base]  # fmt: skip
+            change = "-" if not variant else _mean_std(changes)
+            lines.append(
+                f"| {LABELS.get(model, model)} | {label} | {len(group)} | {_mean_std(aucs)} "
+                f"| {change} | {_mean_std([r['validation']['auc'] for r in group])} "
+                f"| {statistics.mean(r['best_epoch'] for r in group):.1f} |"
+            )
+    return "\n".join(lines) + "\n"
+
+
+def _mean_std(values, digits=4) -> str:
+    if not values:
+        return "-"
+    if len(values) < 2:
+        return f"{values[0]:+.{digits}f}" if values[0] < 0 else f"{values[0]:.{digits}f}"
+    return f"{statistics.mean(values):.{digits}f} ± {statistics.stdev(values):.{digits}f}"
 
 
 def main(argv=None):
@@ -215,6 +279,12 @@ def main(argv=None):
         command.add_argument("--data-dir", default=None)
         command.add_argument("--time-budget", type=float, default=None, help="seconds")
         command.add_argument("--settings", default="{}", help="JSON overrides for every run")
+    ablation = commands.add_parser("ablation", help="one-setting changes of a small base model")
+    ablation.add_argument("--seeds", default="0,1,2")
+    ablation.add_argument("--output", required=True)
+    ablation.add_argument("--workers", type=int, default=1)
+    ablation.add_argument("--data-dir", default=None)
+    ablation.add_argument("--time-budget", type=float, default=None, help="seconds")
     one = commands.add_parser("one", help="(internal) one run, result as JSON on stdout")
     one.add_argument("job")
     args = parser.parse_args(argv)
@@ -224,6 +294,21 @@ def main(argv=None):
         print(json.dumps(run_one(model, settings, seed, output, data_dir)))
         return 0
     output = Path(args.output)
+    if args.command == "ablation":
+        seeds = [int(s) for s in args.seeds.split(",") if s]
+        jobs = [
+            (model, {**ABLATION_BASE, **variant}, seed)
+            for model, variants in ABLATIONS.items()
+            for variant in variants.values()
+            for seed in seeds
+        ]
+        rows = run_all(jobs, output, "ablation", args.workers, args.data_dir, args.time_budget)
+        command = "python benchmarks/frappe_x1.py " + " ".join(argv or sys.argv[1:])
+        markdown = ablation_markdown(rows, command)
+        backend = rows[0]["backend"] if rows else "none"
+        (ROOT / "benchmarks" / "results" / f"frappe_x1_ablation_{backend}.md").write_text(markdown)
+        print(markdown)
+        return 0
     extra = json.loads(args.settings)
     models = [m for m in args.models.split(",") if m]
     if args.command == "search":
