@@ -32,8 +32,10 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from keras_unimixer.layers import mixer_names  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
-MIXERS = ("unimixer_lite", "unimixer", "rankmixer", "attention", "fm")
+MIXERS = mixer_names()  # every registered architecture
 BASELINES = ("logistic_regression", "dnn", "deepfm", "dcnv2", "finalmlp")
 # The shared settings searched for the token mixers (each sampled setting runs for every mixer).
 SEARCH_SPACE = {
@@ -84,6 +86,7 @@ LABELS = {
     "logistic_regression": "logistic regression", "dnn": "DNN", "deepfm": "DeepFM",
     "dcnv2": "DCNv2", "finalmlp": "FinalMLP", "rankmixer": "RankMixer", "unimixer": "UniMixer",
     "unimixer_lite": "UniMixer-Lite", "attention": "attention", "fm": "FM (Wukong-style)",
+    "hiformer": "HiFormer", "wukong": "Wukong",
 }  # fmt: skip
 
 

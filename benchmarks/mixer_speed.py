@@ -36,11 +36,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-from keras_unimixer.layers import UniMixerEncoder  # noqa: E402
-from keras_unimixer.models.ranking import make_mixing  # noqa: E402
+from keras_unimixer.layers import UniMixerEncoder, make_mixing, mixer_names  # noqa: E402
 from keras_unimixer.scaling import flops_per_example  # noqa: E402
 
-MIXERS = ("none", "rankmixer", "unimixer", "unimixer_lite", "attention", "fm")
+MIXERS = ("none",) + mixer_names()  # "none": the encoder without mixing (the floor)
 RESULTS = Path(__file__).resolve().parent / "results"
 
 

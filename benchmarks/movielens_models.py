@@ -94,7 +94,7 @@ def summarize(rows):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--models", default=",".join(models.MODEL_NAMES))
+    parser.add_argument("--models", default=",".join(models.model_names()))
     parser.add_argument("--seeds", default="1,2,3")
     parser.add_argument("--output", default="runs/benchmark_movielens")
     parser.add_argument("--data-dir", default=None)

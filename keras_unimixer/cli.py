@@ -39,14 +39,14 @@ def _help(text, name):
 
 
 def add_model_arguments(parser):
-    from keras_unimixer.models import MODEL_NAMES
+    from keras_unimixer.models import model_names
 
     group = parser.add_argument_group("model")
 
     def option(flag, name, text, **kwargs):
         group.add_argument(flag, dest=name, default=None, help=_help(text, name), **kwargs)
 
-    option("--model", "model", "architecture", choices=MODEL_NAMES)
+    option("--model", "model", "architecture", choices=model_names())
     option("--num-layers", "num_layers", "mixer blocks", type=_positive_int)
     option("--num-tokens", "num_tokens", "tokens T (rankmixer tokenizer)", type=_positive_int)
     option("--token-dim", "token_dim", "token width D", type=_positive_int)

@@ -29,6 +29,7 @@ from keras_unimixer.callbacks import (
 )
 from keras_unimixer.datasets.serving_spec import write_serving_spec
 from keras_unimixer.evaluation import task_metrics
+from keras_unimixer.models.config import ModelConfig
 from keras_unimixer.presets import train_preset
 from keras_unimixer.scaling import flops_per_example, parameter_counts
 
@@ -38,33 +39,15 @@ CHECKPOINT_DIR = "checkpoint"
 
 
 @dataclasses.dataclass
-class TrainConfig:
-    """Everything that defines a run (written to `config.json` in the output directory)."""
+class TrainConfig(ModelConfig):
+    """Everything that defines a run (written to `config.json` in the output directory): the
+    model's options (`keras_unimixer.models.ModelConfig`, inherited) and the data and training
+    options."""
 
     dataset: str = "synthetic"
-    model: str = "unimixer_lite"
     data_dir: str | None = None
     split: str = "random"
     tasks: tuple = ("click",)
-    num_layers: int = 2
-    num_tokens: int = 8
-    token_dim: int = 32
-    embedding_dim: int = 16
-    block_size: int | None = None
-    num_heads: int | None = None
-    num_basis: int = 4
-    rank: int = 4
-    ffn_multiplier: int = 2
-    norm: str | None = None
-    tokenizer_mode: str = "rankmixer"
-    hidden_units: tuple = (64,)
-    dropout: float = 0.0
-    batch_norm: bool = False
-    embedding_l2: float = 0.0
-    embedding_init_stddev: float | None = None
-    pooling: str = "mean"
-    siamese_scope: str = "sublayer"
-    num_cross_layers: int | None = None
     epochs: int = 5
     batch_size: int = 512
     learning_rate: float = 1e-3
@@ -80,7 +63,6 @@ class TrainConfig:
     resume: bool = False
     verbose: int | str = "auto"
     max_examples: int | None = None
-    mixing_options: dict = dataclasses.field(default_factory=dict)
 
     def to_dict(self) -> dict:
         config = dataclasses.asdict(self)
@@ -225,29 +207,7 @@ def load_data(config: TrainConfig):
 def build(config: TrainConfig, features, kinds=None):
     keras.utils.set_random_seed(config.seed)
     model = models.build_model(
-        config.model,
-        features,
-        tasks=list(config.tasks),
-        num_layers=config.num_layers,
-        num_tokens=config.num_tokens,
-        token_dim=config.token_dim,
-        embedding_dim=config.embedding_dim,
-        block_size=config.block_size,
-        num_heads=config.num_heads,
-        num_basis=config.num_basis,
-        rank=config.rank,
-        ffn_multiplier=config.ffn_multiplier,
-        norm=config.norm,
-        tokenizer_mode=config.tokenizer_mode,
-        hidden_units=tuple(config.hidden_units),
-        mixing_options=dict(config.mixing_options),
-        dropout=config.dropout,
-        batch_norm=config.batch_norm,
-        embedding_l2=config.embedding_l2,
-        embedding_init_stddev=config.embedding_init_stddev,
-        pooling=config.pooling,
-        siamese_scope=config.siamese_scope,
-        num_cross_layers=config.num_cross_layers,
+        config.model, features, tasks=list(config.tasks), **config.model_options()
     )
     models.compile_ranking(model, list(config.tasks), config.learning_rate, kinds=kinds)
     return model
@@ -284,7 +244,7 @@ def estimated_training_bytes(config: TrainConfig, features) -> int:
     (16 bytes a parameter) plus the activations a batch keeps for the backward pass."""
     embedding_dim = config.embedding_dim
     tables = sum(f.vocabulary_size for f in features if f.kind != "numeric") * embedding_dim
-    if config.model not in models.MIXERS:
+    if config.model not in models.mixer_names():
         width = len(features) * embedding_dim
         units = [width, *config.hidden_units]
         dense = sum(a * b for a, b in zip(units, units[1:], strict=False)) + 4 * width * width

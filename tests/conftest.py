@@ -21,3 +21,13 @@ def fresh_keras_state():
 
 def pytest_report_header(config):
     return f"keras {keras.__version__}, backend: {keras.backend.backend()}"
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked `backend_independent` run once: in the JAX pass of scripts/test.sh."""
+    if keras.backend.backend() == "jax":
+        return
+    skip = pytest.mark.skip(reason="backend-independent: runs once, in the JAX pass")
+    for item in items:
+        if item.get_closest_marker("backend_independent"):
+            item.add_marker(skip)

@@ -5,6 +5,8 @@ from sklearn.metrics import roc_auc_score
 
 from keras_unimixer import evaluation
 
+pytestmark = pytest.mark.backend_independent
+
 
 def tied_scores(size, seed=0):
     rng = np.random.default_rng(seed)

@@ -1,22 +1,12 @@
-"""`RankingModel`: tokenizer -> UniMixerEncoder -> mean over tokens -> MLP -> one logit per task."""
+"""`RankingModel` and `Tower`: tokenizer -> UniMixerEncoder(mixer) -> pooling -> MLP."""
 
 from __future__ import annotations
-
-import math
 
 import keras
 
 from keras_unimixer.datasets.schema import features_from_config
-from keras_unimixer.layers import (
-    AttentionMixing,
-    FeatureTokenizer,
-    FMMixing,
-    TokenMixing,
-    UniMixerEncoder,
-    UniMixing,
-    UniMixingLite,
-)
-from keras_unimixer.layers.validation import check_choice, check_positive_int, divisors
+from keras_unimixer.layers import FeatureTokenizer, UniMixerEncoder, get_mixer
+from keras_unimixer.layers.validation import check_choice, check_positive_int
 from keras_unimixer.models.common import (
     ConfiguredModel,
     check_dropout,
@@ -26,214 +16,119 @@ from keras_unimixer.models.common import (
     mlp,
     task_heads,
 )
+from keras_unimixer.models.config import ENCODER_OPTIONS, MODEL_OPTIONS, ModelConfig
 
-MIXERS = ("unimixer", "unimixer_lite", "rankmixer", "attention", "fm")
-DEFAULT_NORM = {
-    "unimixer": "siamese",
-    "unimixer_lite": "siamese",
-    "rankmixer": "post",
-    "attention": "pre",
-    "fm": "pre",
-}
-DEFAULT_FFN_ACTIVATION = {"rankmixer": "gelu"}
 POOLINGS = ("mean", "flatten")
+_KERAS_ARGUMENTS = ("name", "dtype", "trainable")
 
 
-def default_block_size(num_tokens: int, token_dim: int) -> int:
-    """The divisor of `T * D` closest to `sqrt(T * D)`, where UniMixing's FLOPs are smallest."""
-    flat_size = num_tokens * token_dim
-    return min(divisors(flat_size), key=lambda b: (abs(math.log(b / math.sqrt(flat_size))), b))
+def _mixing_layer(mixer):
+    """`mixer` as a layer when it is one (or its serialized config), else None (a name)."""
+    if isinstance(mixer, keras.layers.Layer):
+        return mixer
+    if isinstance(mixer, dict):
+        return keras.saving.deserialize_keras_object(mixer)
+    return None
 
 
-def make_mixing(
-    mixer: str,
-    num_tokens: int,
-    token_dim: int,
-    block_size: int | None = None,
-    num_heads: int | None = None,
-    num_basis: int = 4,
-    rank: int = 4,
-    temperature: float | None = 1.0,
-    sinkhorn_iterations: int = 10,
-    mixing_options: dict | None = None,
-):
-    """The mixing layer of a named architecture, with valid defaults for `(T, D)`.
+def mixer_options(mixer) -> tuple:
+    """The model options an architecture reads: the encoder's, plus the mixer's own."""
+    if _mixing_layer(mixer) is not None:
+        return ENCODER_OPTIONS
+    return ENCODER_OPTIONS + get_mixer(mixer).options
 
-    `mixing_options` passes further UniMixing / UniMixing-Lite arguments (`symmetric`,
-    `block_specific`, `constrain_local`, ...; the ablations of `scale`).
-    """
-    check_choice("mixer", mixer, MIXERS)
-    options = dict(mixing_options or {})
-    if options and mixer not in ("unimixer", "unimixer_lite"):
-        raise ValueError(
-            f"`mixing_options` {sorted(options)} apply to mixer 'unimixer' or 'unimixer_lite' "
-            f"only, got mixer={mixer!r}."
-        )
-    allowed = UNIMIXING_OPTIONS[mixer] if options else ()
-    unknown = sorted(set(options) - set(allowed))
+
+def split_model_arguments(mixer, arguments: dict) -> tuple[ModelConfig, dict]:
+    """`(ModelConfig, keras.Model keyword arguments)` from a model constructor's `**arguments`;
+    options the mixer does not read are refused (a `None` value counts as unset)."""
+    keras_arguments = {k: v for k, v in arguments.items() if k in _KERAS_ARGUMENTS}
+    options = {k: v for k, v in arguments.items() if k not in _KERAS_ARGUMENTS}
+    unknown = sorted(set(options) - set(MODEL_OPTIONS))
     if unknown:
-        raise ValueError(
-            f"`mixing_options` has keys {unknown} that mixer {mixer!r} does not take; valid: "
-            f"{sorted(allowed)}."
-        )
-    if mixer == "rankmixer":
-        if token_dim % num_tokens:
-            raise ValueError(
-                f"mixer='rankmixer' splits each token into num_heads = num_tokens = {num_tokens} "
-                f"heads, so `token_dim`={token_dim} must be a multiple of {num_tokens}."
-            )
-        return TokenMixing(num_heads=num_tokens)
-    if mixer == "attention":
-        return AttentionMixing(num_heads=num_heads or _default_heads(token_dim))
-    if mixer == "fm":
-        return FMMixing()
-    block_size = block_size or default_block_size(num_tokens, token_dim)
-    if mixer == "unimixer":
-        return UniMixing(
-            block_size=block_size,
-            temperature=temperature,
-            sinkhorn_iterations=sinkhorn_iterations,
-            **options,
-        )
-    num_blocks = num_tokens * token_dim // block_size if block_size else 0
-    return UniMixingLite(
-        block_size=block_size,
-        num_basis=num_basis,
-        rank=min(rank, max(num_blocks, 1)),
-        temperature=temperature,
-        sinkhorn_iterations=sinkhorn_iterations,
-        **options,
-    )
+        raise TypeError(f"Unknown model options {unknown}; valid: {sorted(MODEL_OPTIONS)}.")
+    readable = mixer_options(mixer)
+    unused = sorted(k for k, v in options.items() if k not in readable and v is not None)
+    if unused:
+        name = mixer if isinstance(mixer, str) else type(_mixing_layer(mixer)).__name__
+        raise ValueError(f"Mixer {name!r} does not use {unused}; it reads: {sorted(readable)}.")
+    return ModelConfig(**options), keras_arguments
 
 
-UNIMIXING_OPTIONS = {
-    "unimixer": (
-        "symmetric",
-        "block_specific",
-        "constrain_local",
-        "global_init",
-        "local_init",
-        "init_scale",
-        "init_stddev",
-        "sinkhorn_tolerance",
-        "sinkhorn_max_iterations",
-    ),
-    "unimixer_lite": (
-        "symmetric",
-        "constrain_local",
-        "local_init",
-        "global_init",
-        "init_scale",
-        "init_stddev",
-        "sinkhorn_tolerance",
-        "sinkhorn_max_iterations",
-    ),
-}
+def _stored_options(mixer, config: ModelConfig) -> dict:
+    options = {k: getattr(config, k) for k in mixer_options(mixer)}
+    if "hidden_units" in options:
+        options["hidden_units"] = list(options["hidden_units"])
+    if "mixing_options" in options:
+        options["mixing_options"] = dict(options["mixing_options"])
+    return options
 
 
-def _default_heads(token_dim: int) -> int:
-    return max(h for h in divisors(token_dim) if h <= 4)
+def _serialized_mixer(mixer):
+    layer = _mixing_layer(mixer)
+    return mixer if layer is None else keras.saving.serialize_keras_object(layer)
 
 
-def encode_features(
-    features,
-    mixer,
-    num_layers,
-    num_tokens,
-    token_dim,
-    embedding_dim,
-    block_size,
-    num_heads,
-    num_basis,
-    rank,
-    ffn_multiplier,
-    ffn_activation,
-    norm,
-    tokenizer_mode,
-    temperature,
-    sinkhorn_iterations,
-    mixing_options=None,
-    embedding_l2=0.0,
-    embedding_init_stddev=None,
-    pooling="mean",
-    siamese_scope="sublayer",
-):
-    """Typed inputs and the pooled encoding: tokenizer -> encoder -> token mean (or flatten)."""
-    check_choice("mixer", mixer, MIXERS)
+def encode_features(features, mixer, config: ModelConfig):
+    """Typed inputs and the pooled encoding: tokenizer -> encoder -> token mean (or flatten).
+
+    Args:
+        features: `FeatureSpec`s.
+        mixer: a registered mixer name or a mixing layer (copied into every block).
+        config: the model options.
+    """
+    check_choice("pooling", config.pooling, POOLINGS)
     inputs = feature_inputs(features)
     tokenizer = FeatureTokenizer(
         features,
-        embedding_dim=embedding_dim,
-        token_dim=token_dim,
-        num_tokens=num_tokens,
-        mode=tokenizer_mode,
+        embedding_dim=config.embedding_dim,
+        token_dim=config.token_dim,
+        num_tokens=config.num_tokens,
+        mode=config.tokenizer_mode,
         name="tokenizer",
-        **embedding_options(embedding_l2, embedding_init_stddev),
+        **embedding_options(config.embedding_l2, config.embedding_init_stddev),
     )
-    mixing = make_mixing(
-        mixer,
-        tokenizer.num_tokens,
-        token_dim,
-        block_size=block_size,
-        num_heads=num_heads,
-        num_basis=num_basis,
-        rank=rank,
-        temperature=temperature,
-        sinkhorn_iterations=sinkhorn_iterations,
-        mixing_options=mixing_options,
-    )
+    layer = _mixing_layer(mixer)
+    if layer is None:
+        spec = get_mixer(mixer)
+        options = {key: getattr(config, key) for key in spec.options}
+        layer = spec.make(tokenizer.num_tokens, config.token_dim, **options)
+        norm, activation = spec.norm, spec.ffn_activation
+    else:
+        norm = getattr(layer, "default_norm", "pre")
+        activation = getattr(layer, "default_ffn_activation", "swiglu")
     encoder = UniMixerEncoder(
-        num_layers=num_layers,
-        mixing=mixing,
-        ffn_multiplier=ffn_multiplier,
-        ffn_activation=ffn_activation or DEFAULT_FFN_ACTIVATION.get(mixer, "swiglu"),
-        norm=norm or DEFAULT_NORM[mixer],
-        siamese_scope=siamese_scope,
+        num_layers=config.num_layers,
+        mixing=layer,
+        ffn_multiplier=config.ffn_multiplier,
+        ffn_activation=config.ffn_activation or activation,
+        norm=config.norm or norm,
+        siamese_scope=config.siamese_scope,
         name="encoder",
     )
-    check_choice("pooling", pooling, POOLINGS)
     encoded = encoder(tokenizer(inputs))
-    if pooling == "flatten":
+    if config.pooling == "flatten":
         return inputs, keras.layers.Flatten(name="token_concat")(encoded)
     return inputs, keras.layers.GlobalAveragePooling1D(name="token_mean")(encoded)
 
 
 @keras.saving.register_keras_serializable(package="keras_unimixer")
 class RankingModel(ConfiguredModel):
-    """A ranking (CTR) model of the UniMixer family: one class for all five mixers.
+    """A ranking (CTR) model of the UniMixer family: one class for every registered mixer.
 
-    `FeatureTokenizer` -> `UniMixerEncoder(mixing)` -> mean over tokens -> ReLU MLP -> one logit per
-    task. `mixer` picks the architecture: `"unimixer"` (UniMixing + SiameseNorm), `"unimixer_lite"`
-    (UniMixing-Lite + SiameseNorm), `"rankmixer"` (TokenMixing(T) + post-norm + GELU FFN),
-    `"attention"` (multi-head self-attention + pre-norm) or `"fm"` (Wukong-style + pre-norm).
+    `FeatureTokenizer` -> `UniMixerEncoder(mixing)` -> mean over tokens (or their concatenation)
+    -> MLP -> one logit per task. `mixer` names a registered architecture
+    (`keras_unimixer.layers.mixer_names()`: `"unimixer"`, `"unimixer_lite"`, `"rankmixer"`,
+    `"attention"`, `"fm"`, `"hiformer"`, `"wukong"`, and any registered with `register_mixer`)
+    or is a mixing layer instance (any `MixingLayer`; each block gets a copy). Norm and FFN
+    activation default to the architecture's own.
 
     Args:
         features: the dataset's `FeatureSpec`s (or dicts).
-        mixer: one of `"unimixer"`, `"unimixer_lite"`, `"rankmixer"`, `"attention"`, `"fm"`.
-        num_layers: depth `L` of the encoder.
-        num_tokens: tokens `T` (RankMixer tokenization; fields/groups in the other modes).
-        token_dim: width `D` of each token.
-        embedding_dim: size of each feature embedding.
-        block_size: UniMixing block size (default: the divisor of `T * D` nearest `sqrt(T * D)`).
-        num_heads: attention heads (default: largest divisor of `D` up to 4).
-        num_basis: UniMixing-Lite basis matrices.
-        rank: UniMixing-Lite global rank (capped at the number of blocks).
-        ffn_multiplier: per-token FFN width multiplier.
-        ffn_activation: `"swiglu"` or `"gelu"` (default: GELU for RankMixer, SwiGLU otherwise).
-        norm: `"siamese"`, `"post"` or `"pre"` (default: per mixer, see above).
-        tokenizer_mode: `"rankmixer"`, `"field"` or `"group"`.
-        hidden_units: sizes of the MLP between the pooled tokens and the task logits.
-        tasks: label names; one logit output per task (a dict when there are several).
-        temperature: initial UniMixing temperature (anneal it with `TemperatureAnnealing`).
-        sinkhorn_iterations: UniMixing Sinkhorn rounds.
-        mixing_options: further UniMixing arguments (`symmetric`, `block_specific`, ...).
-        pooling: `"mean"` over tokens (RankMixer, UniMixer) or `"flatten"` (concatenate them).
-        siamese_scope: SiameseNorm around each sublayer (`"sublayer"`) or each block (`"block"`).
-        head_dropout: dropout after every hidden layer of the head MLP.
-        head_batch_norm: batch normalization in every hidden layer of the head MLP.
-        embedding_l2: adds `(embedding_l2 / 2) * ||E||^2` over the embedding tables to the loss.
-        embedding_init_stddev: normal embedding initialization; `None` for Keras' uniform.
-        **kwargs: `keras.Model` arguments (`name`, ...).
+        mixer: a registered mixer name or a mixing layer.
+        tasks: label names; one output per task (a dict when there are several).
+        **options: `keras_unimixer.models.ModelConfig` fields read by this mixer (the encoder's
+            and head's options, plus the mixer's own, e.g. `block_size` for UniMixing,
+            `num_heads` for attention), and `keras.Model` arguments (`name`, ...).
 
     Example:
     >>> from keras_unimixer import datasets, models
@@ -245,73 +140,19 @@ class RankingModel(ConfiguredModel):
     (800, 1)
     """
 
-    def __init__(
-        self,
-        features,
-        mixer: str = "unimixer_lite",
-        num_layers: int = 2,
-        num_tokens: int = 8,
-        token_dim: int = 32,
-        embedding_dim: int = 16,
-        block_size: int | None = None,
-        num_heads: int | None = None,
-        num_basis: int = 4,
-        rank: int = 4,
-        ffn_multiplier: int = 2,
-        ffn_activation: str | None = None,
-        norm: str | None = None,
-        tokenizer_mode: str = "rankmixer",
-        hidden_units=(64,),
-        tasks=("click",),
-        temperature: float | None = 1.0,
-        sinkhorn_iterations: int = 10,
-        mixing_options: dict | None = None,
-        head_dropout: float = 0.0,
-        head_batch_norm: bool = False,
-        embedding_l2: float = 0.0,
-        embedding_init_stddev: float | None = None,
-        pooling: str = "mean",
-        siamese_scope: str = "sublayer",
-        **kwargs,
-    ):
+    def __init__(self, features, mixer="unimixer_lite", tasks=("click",), **options):
         features = features_from_config(features)
         tasks = check_tasks(tasks)
-        check_dropout(head_dropout)
-        inputs, pooled = encode_features(
-            features, mixer, num_layers, num_tokens, token_dim, embedding_dim, block_size,
-            num_heads, num_basis, rank, ffn_multiplier, ffn_activation, norm, tokenizer_mode,
-            temperature, sinkhorn_iterations, mixing_options, embedding_l2, embedding_init_stddev,
-            pooling, siamese_scope,
-        )  # fmt: skip
-        head = mlp(pooled, hidden_units, "head", head_dropout, head_batch_norm)
-        outputs = task_heads(head, tasks)
-        super().__init__(inputs=inputs, outputs=outputs, **kwargs)
+        config, keras_arguments = split_model_arguments(mixer, options)
+        check_dropout(config.dropout)
+        inputs, pooled = encode_features(features, mixer, config)
+        head = mlp(pooled, config.hidden_units, "head", config.dropout, config.batch_norm)
+        super().__init__(inputs=inputs, outputs=task_heads(head, tasks), **keras_arguments)
         self.set_init_config(
             features=features,
-            mixer=mixer,
-            num_layers=num_layers,
-            num_tokens=num_tokens,
-            token_dim=token_dim,
-            embedding_dim=embedding_dim,
-            block_size=block_size,
-            num_heads=num_heads,
-            num_basis=num_basis,
-            rank=rank,
-            ffn_multiplier=ffn_multiplier,
-            ffn_activation=ffn_activation,
-            norm=norm,
-            tokenizer_mode=tokenizer_mode,
-            hidden_units=list(hidden_units),
+            mixer=_serialized_mixer(mixer),
             tasks=tasks,
-            temperature=temperature,
-            sinkhorn_iterations=sinkhorn_iterations,
-            mixing_options=dict(mixing_options or {}),
-            head_dropout=float(head_dropout),
-            head_batch_norm=bool(head_batch_norm),
-            embedding_l2=float(embedding_l2),
-            embedding_init_stddev=embedding_init_stddev,
-            pooling=pooling,
-            siamese_scope=siamese_scope,
+            **_stored_options(mixer, config),
         )
 
 
@@ -319,8 +160,8 @@ class RankingModel(ConfiguredModel):
 class Tower(ConfiguredModel):
     """An embedding tower of the UniMixer family, for two-tower retrieval or as a ranking tower.
 
-    `FeatureTokenizer` -> `UniMixerEncoder(mixing)` -> mean over tokens -> ReLU MLP -> a linear
-    layer to `output_dim` (optionally L2-normalized). Arguments as `RankingModel`, plus:
+    `FeatureTokenizer` -> `UniMixerEncoder(mixing)` -> pooling -> MLP -> a linear layer to
+    `output_dim` (optionally L2-normalized). Arguments as `RankingModel`, plus:
 
     Args:
         output_dim: size of the output embedding (1 for a scalar score such as a rating).
@@ -336,47 +177,23 @@ class Tower(ConfiguredModel):
     """
 
     def __init__(
-        self,
-        features,
-        output_dim: int = 32,
-        normalize: bool = False,
-        mixer: str = "unimixer_lite",
-        num_layers: int = 2,
-        num_tokens: int = 8,
-        token_dim: int = 32,
-        embedding_dim: int = 16,
-        block_size: int | None = None,
-        num_heads: int | None = None,
-        num_basis: int = 4,
-        rank: int = 4,
-        ffn_multiplier: int = 2,
-        ffn_activation: str | None = None,
-        norm: str | None = None,
-        tokenizer_mode: str = "rankmixer",
-        hidden_units=(64,),
-        temperature: float | None = 1.0,
-        sinkhorn_iterations: int = 10,
-        **kwargs,
-    ):
+        self, features, output_dim: int = 32, normalize: bool = False, mixer="unimixer_lite",
+        **options,
+    ):  # fmt: skip
         features = features_from_config(features)
         check_positive_int("output_dim", output_dim)
-        inputs, pooled = encode_features(
-            features, mixer, num_layers, num_tokens, token_dim, embedding_dim, block_size,
-            num_heads, num_basis, rank, ffn_multiplier, ffn_activation, norm, tokenizer_mode,
-            temperature, sinkhorn_iterations,
-        )  # fmt: skip
-        outputs = keras.layers.Dense(output_dim, name="embedding")(
-            mlp(pooled, hidden_units, "head")
-        )
+        config, keras_arguments = split_model_arguments(mixer, options)
+        check_dropout(config.dropout)
+        inputs, pooled = encode_features(features, mixer, config)
+        hidden = mlp(pooled, config.hidden_units, "head", config.dropout, config.batch_norm)
+        outputs = keras.layers.Dense(output_dim, name="embedding")(hidden)
         if normalize:
             outputs = keras.layers.UnitNormalization(name="l2_normalize")(outputs)
-        super().__init__(inputs=inputs, outputs=outputs, **kwargs)
+        super().__init__(inputs=inputs, outputs=outputs, **keras_arguments)
         self.set_init_config(
-            features=features, output_dim=output_dim, normalize=normalize, mixer=mixer,
-            num_layers=num_layers, num_tokens=num_tokens, token_dim=token_dim,
-            embedding_dim=embedding_dim, block_size=block_size, num_heads=num_heads,
-            num_basis=num_basis, rank=rank, ffn_multiplier=ffn_multiplier,
-            ffn_activation=ffn_activation, norm=norm, tokenizer_mode=tokenizer_mode,
-            hidden_units=list(hidden_units), temperature=temperature,
-            sinkhorn_iterations=sinkhorn_iterations,
-        )  # fmt: skip
+            features=features,
+            output_dim=output_dim,
+            normalize=normalize,
+            mixer=_serialized_mixer(mixer),
+            **_stored_options(mixer, config),
+        )

@@ -9,31 +9,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from keras_unimixer.layers import (
-    AttentionMixing,
-    FeatureTokenizer,
-    FMMixing,
-    PerTokenFFN,
-    TokenMixing,
-    UniMixing,
-    UniMixingLite,
-)
+from keras_unimixer.layers import FeatureTokenizer, MixingLayer, PerTokenFFN
 
 
 def mixing_flops(layer) -> int:
-    """Forward FLOPs per example of a built mixing layer."""
-    if isinstance(layer, (UniMixing, UniMixingLite)):
-        flat_size = layer.num_tokens * layer.token_dim
-        return 2 * flat_size * layer.block_size + 2 * flat_size * layer.num_blocks
-    if isinstance(layer, TokenMixing):
-        return 0
-    if isinstance(layer, AttentionMixing):
-        tokens, dim = layer.num_tokens, layer.token_dim
-        return 4 * 2 * tokens * dim * dim + 2 * 2 * tokens * tokens * dim
-    if isinstance(layer, FMMixing):
-        tokens, dim = layer.num_tokens, layer.token_dim
-        return 2 * tokens * dim * dim + 2 * 2 * tokens * tokens * dim
-    raise TypeError(f"No FLOP count for mixing layer {type(layer).__name__}.")
+    """Forward FLOPs per example of a built mixing layer (its `flops_per_example()`)."""
+    if not isinstance(layer, MixingLayer):
+        raise TypeError(f"No FLOP count for {type(layer).__name__}: not a MixingLayer.")
+    return int(layer.flops_per_example())
 
 
 def _size(variable) -> int:
@@ -41,8 +24,8 @@ def _size(variable) -> int:
 
 
 def layer_flops(layer) -> int:
-    """FLOPs per example of one layer (not of its sublayers, except where noted)."""
-    if isinstance(layer, (UniMixing, UniMixingLite, TokenMixing, AttentionMixing, FMMixing)):
+    """FLOPs per example of one layer (a mixing layer's include its sublayers')."""
+    if isinstance(layer, MixingLayer):
         return mixing_flops(layer)
     if isinstance(layer, PerTokenFFN):
         matrices = [layer.hidden_kernel, layer.output_kernel]
@@ -57,11 +40,19 @@ def layer_flops(layer) -> int:
 
 
 def flops_per_example(model) -> int:
-    """Forward matmul FLOPs per example of a model built from this package's layers and Dense."""
-    total = 0
-    for layer in model._flatten_layers(include_self=False, recursive=True):
-        total += layer_flops(layer)
-    return int(total)
+    """Forward matmul FLOPs per example of a model built from this package's layers and Dense
+    (a mixing layer counts itself: its own sublayers are not visited again)."""
+
+    def visit(layer) -> int:
+        total = layer_flops(layer)
+        if isinstance(layer, MixingLayer):
+            return total
+        for child in layer._flatten_layers(include_self=False, recursive=False):
+            total += visit(child)
+        return total
+
+    return int(sum(visit(layer) for layer in model._flatten_layers(include_self=False,
+                                                                     recursive=False)))  # fmt: skip
 
 
 def parameter_counts(model) -> dict:

@@ -44,7 +44,7 @@ class LadderConfig:
     """A scaling experiment (see `python -m keras_unimixer scale --help`)."""
 
     dataset: str = "synthetic"
-    models: tuple = ("unimixer", "unimixer_lite", "rankmixer", "attention", "fm")
+    models: tuple = ()  # default: every registered mixer
     sizes: tuple = ("xs", "s", "m", "l")
     seeds: tuple = (0, 1, 2)
     epochs: int = 5
@@ -57,24 +57,25 @@ class LadderConfig:
     output: str = "runs/scale"
 
     def __post_init__(self):
-        from keras_unimixer.models import MIXERS
+        from keras_unimixer.layers import mixer_names
+        from keras_unimixer.models import check_options_apply
 
+        self.models = tuple(self.models) or mixer_names()
         for size in self.sizes:
             if size not in SIZES:
                 raise ValueError(f"`sizes` entry {size!r} is not one of {list(SIZES)}.")
         for name in self.models:
             mixer, _, variant = name.partition("+")
-            if mixer not in MIXERS:
-                raise ValueError(f"`models` entry {name!r}: mixer must be one of {MIXERS}.")
+            if mixer not in mixer_names():
+                raise ValueError(f"`models` entry {name!r}: mixer must be one of {mixer_names()}.")
             if variant and variant not in VARIANTS:
                 raise ValueError(
                     f"`models` entry {name!r}: ablation must be one of {list(VARIANTS)}."
                 )
-            if "mixing_options" in VARIANTS.get(variant, {}) and mixer not in (
-                "unimixer",
-                "unimixer_lite",
-            ):
-                raise ValueError(f"`models` entry {name!r}: {variant} applies to UniMixing only.")
+            try:
+                check_options_apply(mixer, VARIANTS.get(variant, {}))
+            except ValueError as error:
+                raise ValueError(f"`models` entry {name!r}: {error}") from None
             if variant == "shared_local" and mixer != "unimixer":
                 raise ValueError(f"`models` entry {name!r}: shared_local applies to 'unimixer'.")
         if len(self.sizes) < 2:
@@ -82,6 +83,7 @@ class LadderConfig:
 
 
 def train_config(config: LadderConfig, name: str, size: str, seed: int):
+    from keras_unimixer.layers import get_mixer
     from keras_unimixer.training import TrainConfig
 
     mixer, _, variant = name.partition("+")
@@ -94,7 +96,7 @@ def train_config(config: LadderConfig, name: str, size: str, seed: int):
         output=str(Path(config.output) / "runs" / f"{name}_{size}_seed{seed}"),
     )  # fmt: skip
     values.update(VARIANTS.get(variant, {}))
-    if mixer == "rankmixer":
+    if get_mixer(mixer).ffn_activation == "gelu":
         values["ffn_multiplier"] = 3  # GELU FFN: 2 matrices to SwiGLU's 3, equal parameters
     return TrainConfig(**values)
 

@@ -5,5 +5,11 @@ from keras_unimixer.testing.layer_checks import (
     check_layer,
     random_tokens,
 )
+from keras_unimixer.testing.mixer_contract import run_mixer_contract_test
 
-__all__ = ["assert_gradients_reach_all_weights", "check_layer", "random_tokens"]
+__all__ = [
+    "assert_gradients_reach_all_weights",
+    "check_layer",
+    "random_tokens",
+    "run_mixer_contract_test",
+]

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 from functools import reduce
 
 import keras_tuner
 
 from keras_unimixer.callbacks import TemperatureAnnealing, temperature_variables
+from keras_unimixer.layers import get_mixer, mixer_names
 from keras_unimixer.layers.validation import divisors
-from keras_unimixer.models import MIXERS, RankingModel, compile_ranking
+from keras_unimixer.models import RankingModel, compile_ranking
 
 DEFAULT_SPACE = {
-    "mixer": ["unimixer", "unimixer_lite", "rankmixer", "attention", "fm"],
+    "mixer": None,  # default: every registered mixer (keras_unimixer.layers.mixer_names())
     "num_layers": [1, 2, 3, 4],
     "num_tokens": [4, 8, 16],
     "token_dim": [16, 32, 64],
@@ -32,7 +34,7 @@ def _checked_space(space: dict) -> dict:
     `learning_rate` a `[low, high]` range with `0 < low <= high`."""
     checked = {}
     for name, choices in space.items():
-        if choices is None and DEFAULT_SPACE[name] is None:
+        if choices is None and DEFAULT_SPACE.get(name, "derived") is None:
             checked[name] = None
             continue
         if not isinstance(choices, (list, tuple)):
@@ -94,19 +96,29 @@ class UniMixerHyperModel(keras_tuner.HyperModel):
         self.tasks = list(tasks)
         self.embedding_dim = embedding_dim
         self.hidden_units = tuple(hidden_units)
-        unknown = set(space or {}) - set(DEFAULT_SPACE)
+        valid = set(DEFAULT_SPACE) | {
+            key for name in mixer_names() for key in get_mixer(name).space
+        }
+        unknown = set(space or {}) - valid
         if unknown:
             raise ValueError(
-                f"Unknown search-space keys {sorted(unknown)}; valid: {sorted(DEFAULT_SPACE)}."
+                f"Unknown search-space keys {sorted(unknown)}; valid: {sorted(valid)}."
             )
-        self.space = {**DEFAULT_SPACE, **_checked_space(space or {})}
+        mixer_spaces = {
+            key: choices
+            for name in mixer_names()
+            for key, choices in get_mixer(name).space.items()
+            if key not in DEFAULT_SPACE
+        }
+        self.space = {**DEFAULT_SPACE, **mixer_spaces, **_checked_space(space or {})}
         self._derive_valid_choices()
 
     def _derive_valid_choices(self):
         space = self.space
+        if space["mixer"] is None:
+            space["mixer"] = list(mixer_names())
         for mixer in space["mixer"]:
-            if mixer not in MIXERS:
-                raise ValueError(f"`mixer` choice {mixer!r} is not one of {MIXERS}.")
+            get_mixer(mixer)  # names the registered mixers if it is not one
         flat_gcd = _gcd([t * d for t in space["num_tokens"] for d in space["token_dim"]])
         if space["block_size"] is None:
             space["block_size"] = [b for b in divisors(flat_gcd) if 4 <= b <= 64] or [flat_gcd]
@@ -119,13 +131,24 @@ class UniMixerHyperModel(keras_tuner.HyperModel):
         width_gcd = _gcd(space["token_dim"])
         if space["num_heads"] is None:
             space["num_heads"] = [h for h in divisors(width_gcd) if h <= 8]
-        if "rankmixer" in space["mixer"]:
-            bad_pairs = [(t, d) for t in space["num_tokens"] for d in space["token_dim"] if d % t]
-            if bad_pairs:
-                raise ValueError(
-                    "mixer 'rankmixer' needs token_dim % num_tokens == 0 for every pair; "
-                    f"failing (num_tokens, token_dim): {bad_pairs}."
-                )
+        # Every mixer must build at every (T, D) of the space (e.g. RankMixer needs T | D).
+        for mixer in space["mixer"]:
+            for tokens, dim in itertools.product(space["num_tokens"], space["token_dim"]):
+                try:
+                    get_mixer(mixer).make(tokens, dim)
+                except ValueError as error:
+                    raise ValueError(
+                        f"mixer {mixer!r} cannot be built at num_tokens={tokens}, "
+                        f"token_dim={dim} of the search space: {error}"
+                    ) from None
+
+    def _option_users(self) -> dict:
+        """Each mixer-specific option of the space, with the mixers (in the space) that read it."""
+        users: dict = {}
+        for mixer in self.space["mixer"]:
+            for option in get_mixer(mixer).space:
+                users.setdefault(option, []).append(mixer)
+        return users
 
     def build(self, hp):
         space = self.space
@@ -143,19 +166,16 @@ class UniMixerHyperModel(keras_tuner.HyperModel):
             hidden_units=self.hidden_units,
             tasks=self.tasks,
         )
-        with hp.conditional_scope("mixer", ["unimixer", "unimixer_lite"]):
-            if mixer in ("unimixer", "unimixer_lite"):
-                arguments["block_size"] = hp.Choice("block_size", space["block_size"])
+        annealed = [m for m in space["mixer"] if get_mixer(m).annealed]
+        with hp.conditional_scope("mixer", annealed):
+            if mixer in annealed:
                 arguments["norm"] = hp.Choice("norm", space["norm"])
                 hp.Choice("temperature_end", space["temperature_end"])
-        with hp.conditional_scope("mixer", ["unimixer_lite"]):
-            if mixer == "unimixer_lite":
-                arguments["num_basis"] = hp.Choice("num_basis", space["num_basis"])
-                # RankingModel caps the rank at the number of blocks of the sampled T, D, b.
-                arguments["rank"] = hp.Choice("rank", space["rank"])
-        with hp.conditional_scope("mixer", ["attention"]):
-            if mixer == "attention":
-                arguments["num_heads"] = hp.Choice("num_heads", space["num_heads"])
+        for option, users in self._option_users().items():
+            with hp.conditional_scope("mixer", users):
+                if mixer in users:
+                    # UniMixing-Lite's rank is capped at the sampled configuration's blocks.
+                    arguments[option] = hp.Choice(option, space[option])
         model = RankingModel(self.features, **arguments)
         compile_ranking(model, self.tasks, learning_rate)
         return model

@@ -7,6 +7,8 @@ from keras_unimixer import datasets
 from keras_unimixer.datasets import criteo
 from keras_unimixer.datasets.encoding import signed_log1p
 
+pytestmark = pytest.mark.backend_independent
+
 SAMPLE = Path(__file__).resolve().parents[3] / "shared" / "data" / "criteo-sample"
 needs_data = pytest.mark.skipif(
     not (SAMPLE / "criteo_sample.txt").is_file(), reason="criteo sample is not present"

@@ -7,6 +7,8 @@ import pytest
 from keras_unimixer import datasets
 from keras_unimixer.datasets import movielens
 
+pytestmark = pytest.mark.backend_independent
+
 SHARED = Path(__file__).resolve().parents[3] / "shared" / "data" / "ml-100k"
 SHARED_GROUPLENS = SHARED.parent / "ml-100k-grouplens"
 needs_data = pytest.mark.skipif(

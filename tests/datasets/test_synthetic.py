@@ -3,6 +3,8 @@ import pytest
 
 from keras_unimixer import datasets
 
+pytestmark = pytest.mark.backend_independent
+
 
 @pytest.fixture(scope="module")
 def small():
@@ -62,3 +64,21 @@ def test_unknown_dataset_and_split():
 
 def test_oracle_auc_is_reported_and_well_above_chance(small):
     assert 0.7 < small.report["oracle_test_auc"] < 1.0
+
+
+def test_batches_order_each_epoch_by_seed_and_epoch(small):
+    def epoch_rows(batches):
+        return np.concatenate([batches[i][0]["cat_0"] for i in range(len(batches))])
+
+    batches = small.batches("train", 256, shuffle=True, seed=1)
+    first = epoch_rows(batches)
+    batches.on_epoch_end()
+    second = epoch_rows(batches)
+    features, _ = small.arrays("train")
+    np.testing.assert_array_equal(np.sort(first), np.sort(features["cat_0"]))  # every row once
+    assert not np.array_equal(first, second)
+    resumed = small.batches("train", 256, shuffle=True, seed=1, start_epoch=1)
+    np.testing.assert_array_equal(epoch_rows(resumed), second)
+    in_order = small.batches("test", 8)
+    np.testing.assert_array_equal(in_order[0][0]["cat_0"], small.arrays("test")[0]["cat_0"][:8])
+    assert in_order[0][1].shape == (8, 1)

@@ -157,7 +157,7 @@ def test_unimixing_parameter_count_matches_closed_form(block_size, block_specifi
     expected = num_blocks**2 + local
     trainable = sum(int(np.prod(w.shape)) for w in layer.trainable_weights)
     assert trainable == expected
-    assert expected == layers.UniMixing.num_params(TOKENS, DIM, block_size, block_specific)
+    assert expected == layers.UniMixing.closed_form_params(TOKENS, DIM, block_size, block_specific)
     assert layer.count_params() == expected + 1  # + the non-trainable temperature
 
 
@@ -169,12 +169,14 @@ def test_unimixing_lite_parameter_count_matches_closed_form(block_size, num_basi
     expected = num_basis * block_size**2 + num_blocks * num_basis + 2 * num_blocks * rank
     trainable = sum(int(np.prod(w.shape)) for w in layer.trainable_weights)
     assert trainable == expected
-    assert expected == layers.UniMixingLite.num_params(TOKENS, DIM, block_size, num_basis, rank)
+    assert expected == layers.UniMixingLite.closed_form_params(
+        TOKENS, DIM, block_size, num_basis, rank
+    )
 
 
 def test_lite_has_fewer_parameters_than_full_unimixing_at_equal_block_size():
-    full = layers.UniMixing.num_params(16, 64, 32)
-    lite = layers.UniMixingLite.num_params(16, 64, 32, num_basis=4, rank=4)
+    full = layers.UniMixing.closed_form_params(16, 64, 32)
+    lite = layers.UniMixingLite.closed_form_params(16, 64, 32, num_basis=4, rank=4)
     assert lite < full / 5
 
 

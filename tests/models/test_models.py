@@ -23,7 +23,7 @@ def save_and_load(model):
         return keras.saving.load_model(path)
 
 
-@pytest.mark.parametrize("name", models.MODEL_NAMES)
+@pytest.mark.parametrize("name", models.model_names())
 def test_every_model_trains_saves_and_reloads(name, data):
     model = models.build_model(name, data.features, **SIZES)
     models.compile_ranking(model, ["click"], learning_rate=1e-2)

@@ -2,13 +2,12 @@ import keras
 import numpy as np
 import pytest
 
-from keras_unimixer.layers import UniMixerEncoder
-from keras_unimixer.models.ranking import make_mixing
+from keras_unimixer.layers import UniMixerEncoder, make_mixing, mixer_names
 from keras_unimixer.scaling import flops_per_example
 
 
 @pytest.mark.skipif(keras.backend.backend() != "jax", reason="uses XLA's cost analysis via JAX")
-@pytest.mark.parametrize("mixer", ["rankmixer", "unimixer", "unimixer_lite", "attention", "fm"])
+@pytest.mark.parametrize("mixer", mixer_names())
 def test_analytic_flops_agree_with_xla_cost_analysis(mixer):
     """XLA counts every op; the analytic count covers the matmuls, which dominate (<= 20% apart)."""
     import jax

@@ -42,7 +42,10 @@ def test_power_law_fit_recovers_the_exponent_and_covers_it_with_seed_intervals()
         ({"sizes": ("xs", "huge")}, "`sizes` entry 'huge'"),
         ({"models": ("mamba",)}, "mixer must be one of"),
         ({"models": ("unimixer+dropout",)}, "ablation must be one of"),
-        ({"models": ("rankmixer+no_symmetry",)}, "applies to UniMixing only"),
+        (
+            {"models": ("rankmixer+no_symmetry",)},
+            "`mixing_options` does not apply to model .rankmixer.",
+        ),
         ({"models": ("unimixer_lite+shared_local",)}, "shared_local applies to 'unimixer'"),
         ({"sizes": ("xs",)}, "at least 2 sizes"),
     ],

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from keras_unimixer import datasets
+from keras_unimixer.layers import mixer_names
 from keras_unimixer.tuning import UniMixerHyperModel
 
 SPACE = {"num_layers": [1], "num_tokens": [4, 8], "token_dim": [16], "ffn_multiplier": [1]}
@@ -35,7 +36,9 @@ def test_every_combination_of_the_space_builds_and_runs(data):
         model = hypermodel.build(hp)
         assert keras.ops.convert_to_numpy(model(batch)).shape == (3, 1)
         built += 1
-    assert built == 2 * 2 * 5 + 3 * 2
+    others = len(hypermodel.space["mixer"]) - 2  # every registered mixer is in the space
+    assert hypermodel.space["mixer"] == list(mixer_names()) and others >= 5
+    assert built == 2 * 2 * 5 + others * 2
 
 
 @pytest.mark.parametrize(

@@ -1,25 +1,9 @@
-"""The token-mixing family of UniMixer (spec sections 2-6), as one set of Keras 3 layers.
-
-Every layer maps `(batch, num_tokens, token_dim)` to a tensor with the same number of elements per
-sample, `L = num_tokens * token_dim`. Cut the flattened sample into `n` blocks of size `b`; each
-layer is then `out = W_G @ [x_1 W_B[1]; ...; x_n W_B[n]]` for some global `(n, n)` matrix `W_G`
-and local `(b, b)` matrices `W_B` (spec section 5):
-
-| layer            | `W_G`                                   | `W_B`                          |
-| ---------------- | --------------------------------------- | ------------------------------ |
-| `TokenMixing`    | fixed permutation `Pi`                  | identity                       |
-| `AttentionMixing`| `softmax(Q K^T / sqrt(d))`, per sample  | `W_V W_O`, shared              |
-| `FMMixing`       | `X X^T / D`, per sample                 | a learned projection, shared   |
-| `UniMixing`      | learned, constrained                    | learned, one per block         |
-| `UniMixingLite`  | `Sinkhorn(A B^T)` (low rank)            | `Sinkhorn(sum_j a_ij E_j)`     |
-
-`mixing_matrix()` returns the effective `(L, L)` matrix `M` with `flat(out) = M @ flat(x)`: a single
-matrix for the static layers, and one per sample (`mixing_matrix(inputs)`) for attention and FM.
-"""
+"""UniMixing and UniMixing-Lite: learned, Sinkhorn-constrained block mixing (spec sections 4, 6)."""
 
 from __future__ import annotations
 
 import contextlib
+import inspect
 import math
 
 import keras
@@ -33,12 +17,12 @@ from keras_unimixer.layers.initializers import (
     TokenMixingPermutation,
     token_mixing_permutation,
 )
+from keras_unimixer.layers.mixing.base import MixingLayer, register_mixer
 from keras_unimixer.layers.validation import (
     check_choice,
     check_non_negative_int,
     check_positive_float,
     check_positive_int,
-    check_token_input_shape,
     divisors,
 )
 
@@ -56,70 +40,10 @@ def _block_matrix(global_matrix, local_matrices):
     return ops.reshape(blocks, tuple(blocks.shape[:-4]) + (size, size))
 
 
-@keras.saving.register_keras_serializable(package="keras_unimixer")
-class TokenMixing(keras.layers.Layer):
-    """RankMixer's parameter-free token mixing (spec section 2).
-
-    Each token is split into `num_heads` heads of size `d = token_dim / num_heads`; output token `h`
-    is the concatenation of head `h` of tokens `1..T`. With `num_heads == T` the output has the
-    input's shape `(batch, T, token_dim)`; otherwise it is `(batch, num_heads, T * d)`.
-
-    Args:
-        num_heads: number of heads `H` per token; must divide `token_dim`.
-        **kwargs: base `keras.layers.Layer` arguments (`name`, `dtype`, ...).
-
-    Call arguments:
-        inputs: `(batch, num_tokens, token_dim)` tensor.
-
-    Example:
-    >>> x = keras.random.normal((2, 4, 8))
-    >>> keras_unimixer.layers.TokenMixing(num_heads=4)(x).shape
-    (2, 4, 8)
-    """
-
-    def __init__(self, num_heads: int, **kwargs):
-        super().__init__(**kwargs)
-        self.num_heads = check_positive_int("num_heads", num_heads)
-
-    def build(self, input_shape):
-        self.num_tokens, self.token_dim = check_token_input_shape(type(self).__name__, input_shape)
-        if self.token_dim % self.num_heads:
-            raise ValueError(
-                f"`num_heads`={self.num_heads} must divide token_dim={self.token_dim}; "
-                f"valid values: {divisors(self.token_dim)}."
-            )
-        self.head_dim = self.token_dim // self.num_heads
-
-    def call(self, inputs):
-        heads = ops.reshape(inputs, (-1, self.num_tokens, self.num_heads, self.head_dim))
-        heads = ops.transpose(heads, (0, 2, 1, 3))
-        return ops.reshape(heads, (-1, self.num_heads, self.num_tokens * self.head_dim))
-
-    def compute_output_shape(self, input_shape):
-        num_tokens, token_dim = check_token_input_shape(type(self).__name__, input_shape)
-        return (input_shape[0], self.num_heads, num_tokens * token_dim // self.num_heads)
-
-    def mixing_matrix(self):
-        """The `(L, L)` permutation `kron(Pi, I_d)` this layer applies to a flattened sample."""
-        self._require_built()
-        permutation = token_mixing_permutation(self.num_tokens, self.num_heads)
-        identity = ops.eye(self.head_dim, dtype="float32")
-        return ops.kron(ops.convert_to_tensor(permutation), identity)
-
-    def _require_built(self):
-        if not self.built:
-            raise ValueError(
-                f"{type(self).__name__} must be built (called on an input) before mixing_matrix()."
-            )
-
-    def get_config(self):
-        config = super().get_config()
-        config.update({"num_heads": self.num_heads})
-        return config
-
-
-class _ConstrainedMixing(keras.layers.Layer):
+class _ConstrainedMixing(MixingLayer):
     """Shared machinery of `UniMixing` and `UniMixingLite`: blocks, constraints, temperature."""
+
+    default_norm = "siamese"
 
     def __init__(
         self,
@@ -155,7 +79,7 @@ class _ConstrainedMixing(keras.layers.Layer):
         self._frozen_weights = None
 
     def build(self, input_shape):
-        self.num_tokens, self.token_dim = check_token_input_shape(type(self).__name__, input_shape)
+        self.set_token_shape(input_shape)
         flat_size = self.num_tokens * self.token_dim
         if flat_size % self.block_size:
             raise ValueError(
@@ -248,8 +172,10 @@ class _ConstrainedMixing(keras.layers.Layer):
         mixed = ops.transpose(ops.reshape(mixed, (self.num_blocks, -1, self.block_size)), (1, 0, 2))
         return ops.reshape(mixed, (-1, self.num_tokens, self.token_dim))
 
-    def compute_output_shape(self, input_shape):
-        return tuple(input_shape)
+    def flops_per_example(self) -> int:
+        """`2 L b` (local) + `2 L n` (global); the constraints' per-batch cost is left out."""
+        flat_size = self.num_tokens * self.token_dim
+        return 2 * flat_size * self.block_size + 2 * flat_size * self.num_blocks
 
     def mixing_matrix(self):
         """The effective `(L, L)` matrix `M` with `flat(out) = M @ flat(x)` (float32)."""
@@ -462,11 +388,17 @@ class UniMixing(_ConstrainedMixing):
         return self.local_kernel
 
     @staticmethod
-    def num_params(num_tokens, token_dim, block_size, block_specific=True):
-        """Closed-form trainable parameter count: `n^2 + n * b^2` (`n^2 + b^2` when shared)."""
+    def closed_form_params(num_tokens, token_dim, block_size, block_specific=True):
+        """Trainable parameters: `n^2 + n * b^2` (`n^2 + b^2` when the local matrix is shared)."""
         num_blocks = num_tokens * token_dim // block_size
         local = block_size**2 * (num_blocks if block_specific else 1)
         return num_blocks**2 + local
+
+    def num_params(self) -> int:
+        self._require_built()
+        return self.closed_form_params(
+            self.num_tokens, self.token_dim, self.block_size, self.block_specific
+        )
 
     def get_config(self):
         config = super().get_config()
@@ -607,10 +539,16 @@ class UniMixingLite(_ConstrainedMixing):
         return ops.einsum("nk,kij->nij", mixture, self.local_basis)
 
     @staticmethod
-    def num_params(num_tokens, token_dim, block_size, num_basis, rank):
-        """Closed-form trainable parameter count: `nb * b^2 + n * nb + 2 * n * r`."""
+    def closed_form_params(num_tokens, token_dim, block_size, num_basis, rank):
+        """Trainable parameters: `nb * b^2 + n * nb + 2 * n * r`."""
         num_blocks = num_tokens * token_dim // block_size
         return num_basis * block_size**2 + num_blocks * num_basis + 2 * num_blocks * rank
+
+    def num_params(self) -> int:
+        self._require_built()
+        return self.closed_form_params(
+            self.num_tokens, self.token_dim, self.block_size, self.num_basis, self.rank
+        )
 
     def get_config(self):
         config = super().get_config()
@@ -627,146 +565,71 @@ class UniMixingLite(_ConstrainedMixing):
         return config
 
 
-@keras.saving.register_keras_serializable(package="keras_unimixer")
-class AttentionMixing(keras.layers.Layer):
-    """Multi-head self-attention over tokens: the attention member of the family (spec section 5).
+def default_block_size(num_tokens: int, token_dim: int) -> int:
+    """The divisor of `T * D` closest to `sqrt(T * D)`, where UniMixing's FLOPs are smallest."""
+    flat_size = num_tokens * token_dim
+    return min(divisors(flat_size), key=lambda b: (abs(math.log(b / math.sqrt(flat_size))), b))
 
-    `W_G = softmax(Q K^T / sqrt(d))` is computed per sample and per head; the local map is
-    `W_V W_O`, shared by all tokens. No biases, so `mixing_matrix(inputs)` is exact.
 
-    Args:
-        num_heads: number of heads; must divide `token_dim`.
-        kernel_initializer: initializer of the Q, K, V and output projections.
-        **kwargs: base `keras.layers.Layer` arguments.
-
-    Call arguments:
-        inputs: `(batch, num_tokens, token_dim)` tensor.
-
-    Example:
-    >>> x = keras.random.normal((2, 4, 8))
-    >>> keras_unimixer.layers.AttentionMixing(num_heads=2)(x).shape
-    (2, 4, 8)
-    """
-
-    def __init__(self, num_heads: int, kernel_initializer="glorot_uniform", **kwargs):
-        super().__init__(**kwargs)
-        self.num_heads = check_positive_int("num_heads", num_heads)
-        self.kernel_initializer = keras.initializers.get(kernel_initializer)
-
-    def build(self, input_shape):
-        self.num_tokens, self.token_dim = check_token_input_shape(type(self).__name__, input_shape)
-        if self.token_dim % self.num_heads:
-            raise ValueError(
-                f"`num_heads`={self.num_heads} must divide token_dim={self.token_dim}; "
-                f"valid values: {divisors(self.token_dim)}."
-            )
-        self.head_dim = self.token_dim // self.num_heads
-        for name in ("query", "key", "value", "output"):
-            kernel = self.add_weight(
-                name=f"{name}_kernel",
-                shape=(self.token_dim, self.token_dim),
-                initializer=self.kernel_initializer,
-            )
-            setattr(self, f"{name}_kernel", kernel)
-
-    def _split_heads(self, tensor):
-        return ops.reshape(tensor, (-1, self.num_tokens, self.num_heads, self.head_dim))
-
-    def attention_weights(self, inputs):
-        """Per-sample global matrices `softmax(Q K^T / sqrt(d))`, `(batch, heads, T, T)`."""
-        query = self._split_heads(ops.matmul(inputs, self.query_kernel))
-        key = self._split_heads(ops.matmul(inputs, self.key_kernel))
-        scores = ops.einsum("bthd,bshd->bhts", query, key) / math.sqrt(self.head_dim)
-        return ops.softmax(scores, axis=-1)
-
-    def call(self, inputs):
-        weights = self.attention_weights(inputs)
-        value = self._split_heads(ops.matmul(inputs, self.value_kernel))
-        context = ops.einsum("bhts,bshd->bthd", weights, value)
-        context = ops.reshape(context, (-1, self.num_tokens, self.token_dim))
-        return ops.matmul(context, self.output_kernel)
-
-    def compute_output_shape(self, input_shape):
-        return tuple(input_shape)
-
-    def mixing_matrix(self, inputs):
-        """Per-sample `(batch, L, L)` matrices `M` with `flat(out) = M @ flat(x)`.
-
-        Block `(t, s)` is `sum_h A[h, t, s] * (W_V[:, h] W_O[h, :])^T`.
-        """
-        weights = self.attention_weights(inputs)
-        value = ops.reshape(self.value_kernel, (self.token_dim, self.num_heads, self.head_dim))
-        output = ops.reshape(self.output_kernel, (self.num_heads, self.head_dim, self.token_dim))
-        per_head_local = ops.einsum("lhd,hdk->hlk", value, output)
-        blocks = ops.einsum("bhts,hlk->btksl", weights, per_head_local)
-        size = self.num_tokens * self.token_dim
-        return ops.reshape(blocks, (-1, size, size))
-
-    def get_config(self):
-        config = super().get_config()
-        config.update(
-            {
-                "num_heads": self.num_heads,
-                "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
-            }
+def _checked_options(layer_class, options: dict | None) -> dict:
+    """`mixing_options`: further constructor arguments of the layer, checked by name."""
+    options = dict(options or {})
+    allowed = set(inspect.signature(layer_class.__init__).parameters) - {
+        "self", "kwargs", "block_size", "num_basis", "rank", "temperature", "sinkhorn_iterations",
+    }  # fmt: skip
+    unknown = sorted(set(options) - allowed)
+    if unknown:
+        raise ValueError(
+            f"`mixing_options` has keys {unknown} that {layer_class.__name__} does not take; "
+            f"valid: {sorted(allowed)}."
         )
-        return config
+    return options
 
 
-@keras.saving.register_keras_serializable(package="keras_unimixer")
-class FMMixing(keras.layers.Layer):
-    """Wukong-style factorization-machine mixing: the FM member of the family (spec section 5).
+def _build_unimixing(
+    num_tokens, token_dim, block_size=None, temperature=1.0, sinkhorn_iterations=10,
+    mixing_options=None,
+):  # fmt: skip
+    return UniMixing(
+        block_size=block_size or default_block_size(num_tokens, token_dim),
+        temperature=temperature,
+        sinkhorn_iterations=sinkhorn_iterations,
+        **_checked_options(UniMixing, mixing_options),
+    )
 
-    The per-sample interaction matrix `F = X X^T / D` (`(T, T)`, all pairwise dot products of the
-    tokens) is the global matrix; a learned projection `Y` `(D, D)` is the shared local map, so
-    `out = F @ (X @ Y)`: every output token is a sum of tokens weighted by their interactions, the
-    "X X^T then project back to (T, D)" of Wukong's FM block. (Scaling by `1 / D` is our choice: it
-    keeps the cubic term at the input's scale.)
 
-    Args:
-        kernel_initializer: initializer of the projection `Y`.
-        **kwargs: base `keras.layers.Layer` arguments.
+def _build_unimixing_lite(
+    num_tokens, token_dim, block_size=None, num_basis=4, rank=4, temperature=1.0,
+    sinkhorn_iterations=10, mixing_options=None,
+):  # fmt: skip
+    block_size = block_size or default_block_size(num_tokens, token_dim)
+    num_blocks = num_tokens * token_dim // block_size if block_size else 0
+    return UniMixingLite(
+        block_size=block_size,
+        num_basis=num_basis,
+        rank=min(rank, max(num_blocks, 1)),  # capped at the number of blocks
+        temperature=temperature,
+        sinkhorn_iterations=sinkhorn_iterations,
+        **_checked_options(UniMixingLite, mixing_options),
+    )
 
-    Call arguments:
-        inputs: `(batch, num_tokens, token_dim)` tensor.
 
-    Example:
-    >>> x = keras.random.normal((2, 4, 8))
-    >>> keras_unimixer.layers.FMMixing()(x).shape
-    (2, 4, 8)
-    """
-
-    def __init__(self, kernel_initializer="glorot_uniform", **kwargs):
-        super().__init__(**kwargs)
-        self.kernel_initializer = keras.initializers.get(kernel_initializer)
-
-    def build(self, input_shape):
-        self.num_tokens, self.token_dim = check_token_input_shape(type(self).__name__, input_shape)
-        self.projection_kernel = self.add_weight(
-            name="projection_kernel",
-            shape=(self.token_dim, self.token_dim),
-            initializer=self.kernel_initializer,
-        )
-
-    def interaction_matrix(self, inputs):
-        """Per-sample global matrices `X X^T / D`, `(batch, T, T)`."""
-        return ops.einsum("btd,bsd->bts", inputs, inputs) / float(self.token_dim)
-
-    def call(self, inputs):
-        projected = ops.matmul(inputs, self.projection_kernel)
-        return ops.matmul(self.interaction_matrix(inputs), projected)
-
-    def compute_output_shape(self, input_shape):
-        return tuple(input_shape)
-
-    def mixing_matrix(self, inputs):
-        """Per-sample `(batch, L, L)` matrices `M` with `flat(out) = M @ flat(x)`."""
-        interactions = self.interaction_matrix(inputs)
-        blocks = ops.einsum("bts,lk->btksl", interactions, self.projection_kernel)
-        size = self.num_tokens * self.token_dim
-        return ops.reshape(blocks, (-1, size, size))
-
-    def get_config(self):
-        config = super().get_config()
-        config.update({"kernel_initializer": keras.initializers.serialize(self.kernel_initializer)})
-        return config
+_CONSTRAINED_OPTIONS = ("block_size", "temperature", "sinkhorn_iterations", "mixing_options")
+register_mixer(
+    "unimixer",
+    _build_unimixing,
+    options=_CONSTRAINED_OPTIONS,
+    norm="siamese",
+    space={"block_size": None},
+    annealed=True,
+    description="UniMixer: UniMixing (learned W_G, block-specific W_B), SiameseNorm",
+)
+register_mixer(
+    "unimixer_lite",
+    _build_unimixing_lite,
+    options=_CONSTRAINED_OPTIONS + ("num_basis", "rank"),
+    norm="siamese",
+    space={"block_size": None, "num_basis": [2, 4, 8], "rank": [2, 4, 8]},
+    annealed=True,
+    description="UniMixer-Lite: basis-composed W_B, low-rank W_G, SiameseNorm",
+)

@@ -1,0 +1,121 @@
+"""Multi-head self-attention over feature tokens (spec section 5)."""
+
+from __future__ import annotations
+
+import math
+
+import keras
+from keras import ops
+
+from keras_unimixer.layers.mixing.base import MixingLayer, register_mixer
+from keras_unimixer.layers.validation import check_positive_int, divisors
+
+
+@keras.saving.register_keras_serializable(package="keras_unimixer")
+class AttentionMixing(MixingLayer):
+    """Multi-head self-attention over tokens: the attention member of the family (spec section 5);
+    registered as `"attention"`.
+
+    `W_G = softmax(Q K^T / sqrt(d))` is computed per sample and per head; the local map is
+    `W_V W_O`, shared by all tokens. No biases, so `mixing_matrix(inputs)` is exact.
+
+    Args:
+        num_heads: number of heads; must divide `token_dim`.
+        kernel_initializer: initializer of the Q, K, V and output projections.
+        **kwargs: base `keras.layers.Layer` arguments.
+
+    Call arguments:
+        inputs: `(batch, num_tokens, token_dim)` tensor.
+
+    Example:
+    >>> x = keras.random.normal((2, 4, 8))
+    >>> keras_unimixer.layers.AttentionMixing(num_heads=2)(x).shape
+    (2, 4, 8)
+    """
+
+    def __init__(self, num_heads: int, kernel_initializer="glorot_uniform", **kwargs):
+        super().__init__(**kwargs)
+        self.num_heads = check_positive_int("num_heads", num_heads)
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+
+    def build(self, input_shape):
+        self.set_token_shape(input_shape)
+        if self.token_dim % self.num_heads:
+            raise ValueError(
+                f"`num_heads`={self.num_heads} must divide token_dim={self.token_dim}; "
+                f"valid values: {divisors(self.token_dim)}."
+            )
+        self.head_dim = self.token_dim // self.num_heads
+        for name in ("query", "key", "value", "output"):
+            kernel = self.add_weight(
+                name=f"{name}_kernel",
+                shape=(self.token_dim, self.token_dim),
+                initializer=self.kernel_initializer,
+            )
+            setattr(self, f"{name}_kernel", kernel)
+
+    def _split_heads(self, tensor):
+        return ops.reshape(tensor, (-1, self.num_tokens, self.num_heads, self.head_dim))
+
+    def attention_weights(self, inputs):
+        """Per-sample global matrices `softmax(Q K^T / sqrt(d))`, `(batch, heads, T, T)`."""
+        query = self._split_heads(ops.matmul(inputs, self.query_kernel))
+        key = self._split_heads(ops.matmul(inputs, self.key_kernel))
+        scores = ops.einsum("bthd,bshd->bhts", query, key) / math.sqrt(self.head_dim)
+        return ops.softmax(scores, axis=-1)
+
+    def call(self, inputs):
+        weights = self.attention_weights(inputs)
+        value = self._split_heads(ops.matmul(inputs, self.value_kernel))
+        context = ops.einsum("bhts,bshd->bthd", weights, value)
+        context = ops.reshape(context, (-1, self.num_tokens, self.token_dim))
+        return ops.matmul(context, self.output_kernel)
+
+    def num_params(self) -> int:
+        return 4 * self.token_dim**2
+
+    def flops_per_example(self) -> int:
+        tokens, dim = self.num_tokens, self.token_dim
+        # Q, K, V and output projections; scores Q K^T and the weighted sum of values.
+        return 4 * 2 * tokens * dim * dim + 2 * 2 * tokens * tokens * dim
+
+    def mixing_matrix(self, inputs):
+        """Per-sample `(batch, L, L)` matrices `M` with `flat(out) = M @ flat(x)`.
+
+        Block `(t, s)` is `sum_h A[h, t, s] * (W_V[:, h] W_O[h, :])^T`.
+        """
+        weights = self.attention_weights(inputs)
+        value = ops.reshape(self.value_kernel, (self.token_dim, self.num_heads, self.head_dim))
+        output = ops.reshape(self.output_kernel, (self.num_heads, self.head_dim, self.token_dim))
+        per_head_local = ops.einsum("lhd,hdk->hlk", value, output)
+        blocks = ops.einsum("bhts,hlk->btksl", weights, per_head_local)
+        size = self.num_tokens * self.token_dim
+        return ops.reshape(blocks, (-1, size, size))
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "num_heads": self.num_heads,
+                "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
+            }
+        )
+        return config
+
+
+def default_heads(token_dim: int) -> int:
+    """The largest divisor of `token_dim` up to 4."""
+    return max(h for h in divisors(token_dim) if h <= 4)
+
+
+def _build_attention(num_tokens: int, token_dim: int, num_heads: int | None = None):
+    return AttentionMixing(num_heads=num_heads or default_heads(token_dim))
+
+
+register_mixer(
+    "attention",
+    _build_attention,
+    options=("num_heads",),
+    space={"num_heads": None},
+    description="Transformer over feature tokens: softmax(Q K^T) W_V W_O, pre-norm",
+)

@@ -1,0 +1,97 @@
+"""RankMixer's TokenMixing: a fixed permutation of token heads (spec sections 2-3)."""
+
+from __future__ import annotations
+
+import keras
+from keras import ops
+
+from keras_unimixer.layers.initializers import token_mixing_permutation
+from keras_unimixer.layers.mixing.base import MixingLayer, register_mixer
+from keras_unimixer.layers.validation import (
+    check_positive_int,
+    check_token_input_shape,
+    divisors,
+)
+
+
+@keras.saving.register_keras_serializable(package="keras_unimixer")
+class TokenMixing(MixingLayer):
+    """RankMixer's parameter-free token mixing (spec section 2); registered as `"rankmixer"`.
+
+    Each token is split into `num_heads` heads of size `d = token_dim / num_heads`; output token `h`
+    is the concatenation of head `h` of tokens `1..T`. With `num_heads == T` the output has the
+    input's shape `(batch, T, token_dim)`; otherwise it is `(batch, num_heads, T * d)`.
+
+    Args:
+        num_heads: number of heads `H` per token; must divide `token_dim`.
+        **kwargs: base `keras.layers.Layer` arguments (`name`, `dtype`, ...).
+
+    Call arguments:
+        inputs: `(batch, num_tokens, token_dim)` tensor.
+
+    Example:
+    >>> x = keras.random.normal((2, 4, 8))
+    >>> keras_unimixer.layers.TokenMixing(num_heads=4)(x).shape
+    (2, 4, 8)
+    """
+
+    default_norm = "post"
+    default_ffn_activation = "gelu"
+
+    def __init__(self, num_heads: int, **kwargs):
+        super().__init__(**kwargs)
+        self.num_heads = check_positive_int("num_heads", num_heads)
+
+    def build(self, input_shape):
+        self.set_token_shape(input_shape)
+        if self.token_dim % self.num_heads:
+            raise ValueError(
+                f"`num_heads`={self.num_heads} must divide token_dim={self.token_dim}; "
+                f"valid values: {divisors(self.token_dim)}."
+            )
+        self.head_dim = self.token_dim // self.num_heads
+
+    def call(self, inputs):
+        heads = ops.reshape(inputs, (-1, self.num_tokens, self.num_heads, self.head_dim))
+        heads = ops.transpose(heads, (0, 2, 1, 3))
+        return ops.reshape(heads, (-1, self.num_heads, self.num_tokens * self.head_dim))
+
+    def compute_output_shape(self, input_shape):
+        num_tokens, token_dim = check_token_input_shape(type(self).__name__, input_shape)
+        return (input_shape[0], self.num_heads, num_tokens * token_dim // self.num_heads)
+
+    def mixing_matrix(self):
+        """The `(L, L)` permutation `kron(Pi, I_d)` this layer applies to a flattened sample."""
+        self._require_built()
+        permutation = token_mixing_permutation(self.num_tokens, self.num_heads)
+        identity = ops.eye(self.head_dim, dtype="float32")
+        return ops.kron(ops.convert_to_tensor(permutation), identity)
+
+    def num_params(self) -> int:
+        return 0
+
+    def flops_per_example(self) -> int:
+        return 0  # a permutation: copies, no arithmetic
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"num_heads": self.num_heads})
+        return config
+
+
+def _build_rankmixer(num_tokens: int, token_dim: int):
+    if token_dim % num_tokens:
+        raise ValueError(
+            f"mixer='rankmixer' splits each token into num_heads = num_tokens = {num_tokens} "
+            f"heads, so `token_dim`={token_dim} must be a multiple of {num_tokens}."
+        )
+    return TokenMixing(num_heads=num_tokens)
+
+
+register_mixer(
+    "rankmixer",
+    _build_rankmixer,
+    norm="post",
+    ffn_activation="gelu",
+    description="RankMixer: TokenMixing(T) (a fixed permutation), post-norm, GELU FFN",
+)

@@ -1,0 +1,105 @@
+"""`run_mixer_contract_test`: everything a mixing layer promises, checked the same way for all.
+
+Usable for a user's own `MixingLayer` before `register_mixer`: it runs under the backend of the
+process (`KERAS_BACKEND`), so run it once per backend.
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+
+from keras_unimixer.layers.mixing.base import MixingLayer
+from keras_unimixer.testing.layer_checks import check_layer, random_tokens
+
+
+def run_mixer_contract_test(
+    make_layer,
+    input_shape=(3, 4, 8),
+    flops_shape=(64, 8, 32),
+    max_flops_ratio: float = 1.35,
+    check_training: bool = True,
+):
+    """Check a mixing layer against the `MixingLayer` contract.
+
+    - `check_layer`: output shape (equal to the input's), a new batch size, `get_config` and
+      `.keras` round trips with identical outputs, every trainable weight trained by `fit`;
+    - `num_params()` equals the trainable parameters Keras counts;
+    - a symbolic call on `keras.Input` gives the right shape;
+    - `mixing_matrix()` / `mixing_matrix(inputs)`, where the layer has one, reproduces `call`;
+    - under `mixed_bfloat16` the output is bfloat16 and finite;
+    - under JAX, XLA's cost analysis of the forward pass counts between 1 and `max_flops_ratio`
+      times `flops_per_example()` (the analytic count covers the matmuls; XLA adds element-wise
+      work) at `flops_shape`.
+
+    Args:
+        make_layer: zero-argument callable returning a fresh, unbuilt mixing layer.
+        input_shape: `(batch, T, D)` of the functional checks.
+        flops_shape: `(batch, T, D)` of the FLOP check (large enough for matmuls to dominate).
+        max_flops_ratio: the largest XLA / analytic FLOP ratio accepted.
+        check_training: run the training check (off for parameter-free layers).
+
+    Returns:
+        The layer built by `check_layer`.
+    """
+    layer = check_layer(make_layer, input_shape, check_training=check_training)
+    assert isinstance(layer, MixingLayer), f"{type(layer).__name__} is not a MixingLayer"
+
+    trainable = sum(int(np.prod(w.shape)) for w in layer.trainable_weights)
+    assert layer.num_params() == trainable, (layer.num_params(), trainable)
+
+    symbolic = make_layer()(keras.Input(tuple(input_shape[1:])))
+    assert tuple(symbolic.shape[1:]) == tuple(input_shape[1:]), symbolic.shape
+
+    _check_mixing_matrix(layer, random_tokens(input_shape, seed=3))
+    _check_mixed_precision(make_layer, input_shape)
+    if keras.backend.backend() == "jax":
+        _check_flops(make_layer, flops_shape, max_flops_ratio)
+    return layer
+
+
+def _check_mixing_matrix(layer, inputs):
+    matrix_method = getattr(layer, "mixing_matrix", None)
+    if matrix_method is None:
+        return
+    outputs = keras.ops.convert_to_numpy(layer(inputs)).reshape(inputs.shape[0], -1)
+    flat = inputs.reshape(inputs.shape[0], -1)
+    try:
+        matrix = keras.ops.convert_to_numpy(matrix_method())
+        expected = flat @ matrix.T
+    except TypeError:  # a per-sample matrix: mixing_matrix(inputs)
+        matrices = keras.ops.convert_to_numpy(matrix_method(inputs))
+        expected = np.einsum("bij,bj->bi", matrices, flat)
+    np.testing.assert_allclose(outputs, expected, atol=1e-4, rtol=1e-4)
+
+
+def _check_mixed_precision(make_layer, input_shape):
+    layer = make_layer()
+    layer = type(layer).from_config({**layer.get_config(), "dtype": "mixed_bfloat16"})
+    outputs = layer(random_tokens(input_shape, seed=4))
+    assert keras.backend.standardize_dtype(outputs.dtype) == "bfloat16", outputs.dtype
+    values = keras.ops.convert_to_numpy(keras.ops.cast(outputs, "float32"))
+    assert np.all(np.isfinite(values)), "non-finite outputs under mixed_bfloat16"
+
+
+def _check_flops(make_layer, shape, max_ratio):
+    import jax
+
+    layer = make_layer()
+    inputs = keras.Input(tuple(shape[1:]))
+    model = keras.Model(inputs, layer(inputs))
+    trainable = [v.value for v in model.trainable_variables]
+    non_trainable = [v.value for v in model.non_trainable_variables]
+
+    def forward(trainable, non_trainable, x):
+        return model.stateless_call(trainable, non_trainable, x)[0]
+
+    x = np.zeros(shape, "float32")
+    cost = jax.jit(forward).lower(trainable, non_trainable, x).compile().cost_analysis()
+    cost = cost[0] if isinstance(cost, list) else cost
+    analytic = layer.flops_per_example() * shape[0]
+    if analytic == 0:
+        assert cost.get("flops", 0.0) <= 1e-3 * np.prod(shape), cost.get("flops")
+        return
+    ratio = cost["flops"] / analytic
+    assert 1.0 <= ratio <= max_ratio, f"XLA/analytic FLOPs = {ratio:.3f}"
