@@ -26,6 +26,17 @@ def _int_list(text):
     return tuple(_positive_int(part) for part in text.split(",") if part)
 
 
+def _dataset(text):
+    from keras_unimixer.datasets import DATASETS, is_description
+
+    if text in DATASETS or is_description(text):
+        return text
+    raise argparse.ArgumentTypeError(
+        f"must be one of {', '.join(DATASETS)} or a description file ending in .yaml or .json, "
+        f"got {text!r}"
+    )
+
+
 def _float_or_none(text):
     return None if text.lower() == "none" else float(text)
 
@@ -77,7 +88,10 @@ def add_train_arguments(parser):
     from keras_unimixer.datasets import DATASETS
 
     data = parser.add_argument_group("data")
-    data.add_argument("--dataset", choices=DATASETS, default=None, help=_help("dataset", "dataset"))
+    data.add_argument(
+        "--dataset", type=_dataset, default=None,
+        help=_help(f"one of {', '.join(DATASETS)}, or a description file PATH.yaml", "dataset"),
+    )  # fmt: skip
     data.add_argument(
         "--data-dir", default=None, help="dataset folder (default: $KERAS_UNIMIXER_DATA)"
     )
@@ -261,7 +275,10 @@ def add_scale_arguments(parser):
     from keras_unimixer.scaling import LadderConfig
 
     defaults = LadderConfig()
-    parser.add_argument("--dataset", choices=DATASETS, default=defaults.dataset, help="dataset")
+    parser.add_argument(
+        "--dataset", type=_dataset, default=defaults.dataset,
+        help=f"one of {', '.join(DATASETS)}, or a description file PATH.yaml",
+    )  # fmt: skip
     parser.add_argument("--data-dir", default=None, help="dataset folder")
     parser.add_argument(
         "--models",

@@ -1,6 +1,9 @@
 """Dataset loaders: schema + train/validation/test splits as numpy arrays and `tf.data`."""
 
+from pathlib import Path
+
 from keras_unimixer.datasets.criteo import load_criteo
+from keras_unimixer.datasets.description import DatasetDescription, read_description
 from keras_unimixer.datasets.files import DataFilesNotFound
 from keras_unimixer.datasets.frappe import load_frappe
 from keras_unimixer.datasets.movielens import load_movielens
@@ -15,14 +18,32 @@ from keras_unimixer.datasets.schema import (
     FeatureSpec,
     RecDataset,
 )
+from keras_unimixer.datasets.stream import StreamingDataset, from_config
 from keras_unimixer.datasets.synthetic import make_synthetic
 
 DATASETS = ("synthetic", "movielens", "criteo", "frappe_x1")
 
 
+DESCRIPTIONS_DIR = Path(__file__).resolve().parent / "descriptions"
+
+
+def is_description(name: str) -> bool:
+    """True for a dataset description file path (`.yaml`, `.yml`, `.json`)."""
+    return str(name).endswith((".yaml", ".yml", ".json"))
+
+
 def load_dataset(name: str, data_dir=None, seed: int = 42, split: str = "random", **kwargs):
     """Load a dataset by name: `"synthetic"` (embedded), `"movielens"`, `"criteo"` or
-    `"frappe_x1"` (fixed BARS split: `seed` and `split` do not apply)."""
+    `"frappe_x1"` (fixed BARS split: `seed` and `split` do not apply), or stream one from a
+    description file (`PATH.yaml`; files relative to `data_dir`; see `from_config`). Shipped
+    descriptions: `DESCRIPTIONS_DIR / "frappe_x1.yaml"`, `"criteo.yaml"`."""
+    if is_description(name):
+        if kwargs or split != "random":
+            raise ValueError(
+                f"A description file ({name}) sets its own files and split: `split` and size "
+                "options do not apply."
+            )
+        return from_config(name, data_dir=data_dir)
     if name == "synthetic":
         return make_synthetic(seed=seed, **kwargs)
     if name == "movielens":
@@ -37,13 +58,17 @@ def load_dataset(name: str, data_dir=None, seed: int = 42, split: str = "random"
                 "Frappe_x1 has one fixed split (BARS): `split` and size options do not apply."
             )
         return load_frappe(data_dir=data_dir)
-    raise ValueError(f"`dataset` must be one of {DATASETS}, got {name!r}.")
+    raise ValueError(
+        f"`dataset` must be one of {DATASETS} or a description file (.yaml/.json), got {name!r}."
+    )
 
 
 __all__ = [
     "BINARY",
     "CATEGORICAL",
     "DATASETS",
+    "DESCRIPTIONS_DIR",
+    "DatasetDescription",
     "DataFilesNotFound",
     "FeatureSpec",
     "MISSING_ID",
@@ -52,9 +77,13 @@ __all__ = [
     "OOV_ID",
     "RATING",
     "RecDataset",
+    "StreamingDataset",
+    "from_config",
+    "is_description",
     "load_criteo",
     "load_dataset",
     "load_frappe",
     "load_movielens",
     "make_synthetic",
+    "read_description",
 ]

@@ -74,9 +74,11 @@ def read_frappe_csv(path: Path) -> np.ndarray:
 
 
 def _encode_ids(name: str, columns: dict, report: dict, preprocessing: dict) -> FeatureSpec:
-    """Vocabulary from train (sorted ids -> 2..), then a vectorized lookup for every split."""
-    vocabulary = np.unique(columns["train"])
+    """Vocabulary from train (values sorted as strings, as every vocabulary of the package, ->
+    ids 2..), then a vectorized lookup for every split."""
+    vocabulary = np.unique(columns["train"].astype(str))
     for split, raw in columns.items():
+        raw = raw.astype(str)
         position = np.searchsorted(vocabulary, raw)
         found = (position < len(vocabulary)) & (
             vocabulary[np.minimum(position, len(vocabulary) - 1)] == raw

@@ -269,6 +269,13 @@ def check_vocabularies(model, features, preprocessing: dict) -> None:
     """
     from keras_unimixer.layers import FeatureTokenizer
 
+    hashed = sorted(name for name, entry in preprocessing.items() if "hash_buckets" in entry)
+    if hashed:
+        raise ValueError(
+            f"Features {hashed} are hashed (`hash_buckets`): export builds vocabulary lookups "
+            "into the graph and has no in-graph version of the training hash yet; give these "
+            "features a vocabulary (min_count or vocabulary_file) to export the model."
+        )
     vocabularies = {
         f.name: len(preprocessing[f.name]["vocabulary"]) + NUM_RESERVED_IDS
         for f in features
