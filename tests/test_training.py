@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import log_loss, roc_auc_score
 
-from keras_unimixer import artifacts, callbacks, cli, training
+from keras_unimixer import artifacts, callbacks, cli, datasets, training
 from keras_unimixer.training import TrainConfig
 
 SMALL = dict(
@@ -306,3 +306,17 @@ def test_a_model_too_big_for_the_machine_is_refused_before_it_is_built(tmp_path)
     data = training.load_data(TrainConfig(**SMALL))
     small = training.estimated_training_bytes(TrainConfig(**SMALL), data.features)
     assert 0 < small < 2**30
+
+
+def test_train_streams_synthetic_data_generated_on_the_fly(tmp_path):
+    config = TrainConfig(
+        output=str(tmp_path), dataset="synthetic_stream", max_examples=6000, epochs=2,
+        batch_size=500, num_layers=1, num_tokens=4, token_dim=8, embedding_dim=4,
+        hidden_units=(8,), model="rankmixer", verbose=0,
+    )  # fmt: skip
+    data = datasets.make_synthetic_stream(
+        train_rows=6000, eval_rows=2000, num_fields=6, vocabulary_size=500, seed=42
+    )
+    metrics = training.train(config, data=data)
+    assert 0.5 < metrics["test"]["auc"] < data.report["oracle_test_auc"]
+    assert metrics["data_report"]["oracle_test_auc"] == data.report["oracle_test_auc"]

@@ -20,8 +20,9 @@ from keras_unimixer.datasets.schema import (
 )
 from keras_unimixer.datasets.stream import StreamingDataset, from_config
 from keras_unimixer.datasets.synthetic import make_synthetic
+from keras_unimixer.datasets.synthetic_stream import SyntheticStream, make_synthetic_stream
 
-DATASETS = ("synthetic", "movielens", "criteo", "frappe_x1")
+DATASETS = ("synthetic", "movielens", "criteo", "frappe_x1", "synthetic_stream")
 
 
 DESCRIPTIONS_DIR = Path(__file__).resolve().parent / "descriptions"
@@ -46,6 +47,8 @@ def load_dataset(name: str, data_dir=None, seed: int = 42, split: str = "random"
         return from_config(name, data_dir=data_dir)
     if name == "synthetic":
         return make_synthetic(seed=seed, **kwargs)
+    if name == "synthetic_stream":
+        return make_synthetic_stream(seed=seed, **kwargs)
     if name == "movielens":
         return load_movielens(data_dir=data_dir, split=split, seed=seed, **kwargs)
     if name == "criteo":
@@ -78,6 +81,7 @@ __all__ = [
     "RATING",
     "RecDataset",
     "StreamingDataset",
+    "SyntheticStream",
     "from_config",
     "is_description",
     "load_criteo",
@@ -85,5 +89,6 @@ __all__ = [
     "load_frappe",
     "load_movielens",
     "make_synthetic",
+    "make_synthetic_stream",
     "read_description",
 ]

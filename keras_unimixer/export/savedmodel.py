@@ -269,12 +269,16 @@ def check_vocabularies(model, features, preprocessing: dict) -> None:
     """
     from keras_unimixer.layers import FeatureTokenizer
 
-    hashed = sorted(name for name, entry in preprocessing.items() if "hash_buckets" in entry)
-    if hashed:
+    without = sorted(
+        f.name for f in features
+        if f.kind != NUMERIC and "vocabulary" not in preprocessing.get(f.name, {})
+    )  # fmt: skip
+    if without:
         raise ValueError(
-            f"Features {hashed} are hashed (`hash_buckets`): export builds vocabulary lookups "
-            "into the graph and has no in-graph version of the training hash yet; give these "
-            "features a vocabulary (min_count or vocabulary_file) to export the model."
+            f"Features {without} have no vocabulary (hashed, or generated integer ids): export "
+            "builds vocabulary lookups into the graph and has no in-graph version of the "
+            "training hash yet; give these features a vocabulary (min_count or vocabulary_file) "
+            "to export the model."
         )
     vocabularies = {
         f.name: len(preprocessing[f.name]["vocabulary"]) + NUM_RESERVED_IDS
