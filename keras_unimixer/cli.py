@@ -82,6 +82,9 @@ def add_model_arguments(parser):
         "normal embedding init (none: uniform)", type=_float_or_none,
     )  # fmt: skip
     option("--num-cross-layers", "num_cross_layers", "DCNv2 cross layers", type=_positive_int)
+    option("--heads", "heads", "multi-task heads", choices=("independent", "mmoe", "ple"))
+    option("--num-experts", "num_experts", "MMoE experts (PLE: per task)", type=_positive_int)
+    option("--expert-units", "expert_units", "expert MLP sizes, e.g. 64,64", type=_int_list)
 
 
 def add_train_arguments(parser):
@@ -133,6 +136,10 @@ def add_train_arguments(parser):
         "--no-anneal", action="store_true", help="same as --temperature-schedule constant"
     )
     option("--seed", "seed", "seed of initialization and shuffling", type=int)
+    option(
+        "--mixed-precision", "mixed_precision", "mixed_bfloat16 (UniMixing constraints stay fp32)",
+        action=argparse.BooleanOptionalAction,
+    )  # fmt: skip
     option(
         "--output",
         "output",

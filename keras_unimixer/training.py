@@ -7,6 +7,7 @@ from (same final metrics as an uninterrupted run), a metrics JSON and the traine
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
@@ -58,6 +59,7 @@ class TrainConfig(ModelConfig):
     temperature_schedule: str = "anneal"
     anneal_epochs: float | None = None
     seed: int = 42
+    mixed_precision: bool = False
     overwrite: bool = False
     output: str = "runs/default"
     resume: bool = False
@@ -207,12 +209,27 @@ def load_data(config: TrainConfig):
 
 
 def build(config: TrainConfig, features, kinds=None):
+    """The compiled model of a run; under `mixed_precision`, its layers are built with the
+    `mixed_bfloat16` policy (float32 weights, bfloat16 compute, float32 UniMixing constraints)."""
     keras.utils.set_random_seed(config.seed)
-    model = models.build_model(
-        config.model, features, tasks=list(config.tasks), **config.model_options()
-    )
+    with _dtype_policy(config):
+        model = models.build_model(
+            config.model, features, tasks=list(config.tasks), **config.model_options()
+        )
     models.compile_ranking(model, list(config.tasks), config.learning_rate, kinds=kinds)
     return model
+
+
+@contextlib.contextmanager
+def _dtype_policy(config: TrainConfig):
+    """The run's global dtype policy while its model is built or reloaded (restored after)."""
+    previous = keras.config.dtype_policy()
+    if config.mixed_precision:
+        keras.config.set_dtype_policy("mixed_bfloat16")
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
 
 
 def monitor_name(tasks, kinds=None) -> str:
@@ -318,7 +335,8 @@ def train(config: TrainConfig, data=None) -> dict:
     if found is not None:
         checkpoint_path, state = found
         _check_same_settings(config, json.loads((output / "config.json").read_text()))
-        model = keras.saving.load_model(checkpoint_path / "model.keras")
+        with _dtype_policy(config):
+            model = keras.saving.load_model(checkpoint_path / "model.keras")
         logger.info(
             "Resuming from %s (stage %d, %d epochs done).",
             checkpoint_path,

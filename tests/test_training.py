@@ -320,3 +320,36 @@ def test_train_streams_synthetic_data_generated_on_the_fly(tmp_path):
     metrics = training.train(config, data=data)
     assert 0.5 < metrics["test"]["auc"] < data.report["oracle_test_auc"]
     assert metrics["data_report"]["oracle_test_auc"] == data.report["oracle_test_auc"]
+
+
+def test_mixed_precision_training(tmp_path):
+    config = TrainConfig(output=str(tmp_path), mixed_precision=True, model="unimixer_lite", **SMALL)
+    metrics = training.train(config)
+    data = training.load_data(config)
+    encoder = training.build(config, data.features).get_layer("encoder")
+    assert encoder.blocks[0].ffn.compute_dtype == "bfloat16"
+    assert keras.config.dtype_policy().name == "float32"  # the global policy is restored
+    weights = keras.ops.convert_to_numpy(encoder.blocks[0].mixing.global_weights())
+    assert weights.dtype == np.float32 and np.isfinite(weights).all()
+    assert np.isfinite(metrics["test"]["logloss"])
+
+
+@pytest.mark.parametrize("heads", ["mmoe", "ple"])
+def test_multi_task_heads_train_and_reload(tmp_path, heads):
+    data = training.load_data(TrainConfig(**SMALL))
+    for _, labels in data.splits.values():
+        labels["other"] = 1.0 - labels["click"]
+    data.label_names.append("other")
+    config = TrainConfig(
+        output=str(tmp_path), tasks=("click", "other"), heads=heads, num_experts=2,
+        expert_units=(8,), **SMALL,
+    )  # fmt: skip
+    metrics = training.train(config, data=data)
+    assert {"click_auc", "other_auc"} <= set(metrics["test"])
+    model = keras.saving.load_model(tmp_path / "model.keras")
+    assert model.get_layer(heads).kind == heads
+    features, _ = data.arrays("test")
+    outputs = model.predict(features, verbose=0)
+    assert set(outputs) == {"click", "other"}
+    with pytest.raises(ValueError, match="`heads` does not apply to model 'dnn'"):
+        cli.main(["train", "--model", "dnn", "--heads", "mmoe"])

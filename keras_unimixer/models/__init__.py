@@ -10,6 +10,7 @@ from keras_unimixer.models.config import (
     ModelConfig,
 )
 from keras_unimixer.models.finalmlp import FinalMLP, InteractionAggregation, LearnedContext
+from keras_unimixer.models.multitask import HEADS, MixtureOfExperts
 from keras_unimixer.models.ranking import RankingModel, Tower, mixer_options
 
 BASELINES = tuple(BASELINE_OPTIONS)
@@ -80,10 +81,12 @@ __all__ = [
     "DeepFM",
     "ENCODER_OPTIONS",
     "FinalMLP",
+    "HEADS",
     "InteractionAggregation",
     "LearnedContext",
     "LogisticRegression",
     "MODEL_OPTIONS",
+    "MixtureOfExperts",
     "ModelConfig",
     "RankingModel",
     "TEMPERATURE_OPTIONS",

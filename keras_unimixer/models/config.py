@@ -33,6 +33,10 @@ class ModelConfig:
         tokenizer_mode: `"rankmixer"`, `"field"` or `"group"`.
         pooling: `"mean"` over tokens or `"flatten"`.
         hidden_units: MLP sizes (the head of a mixer model; the deep part of a baseline).
+        heads: multi-task heads of a mixer model: `"independent"` (one MLP, a linear head per
+            task), `"mmoe"` or `"ple"` (gated experts; `keras_unimixer.models.multitask`).
+        num_experts: MMoE experts, or PLE experts per task.
+        expert_units: hidden sizes of each expert MLP.
         dropout: MLP dropout.
         batch_norm: batch normalization in the MLP.
         embedding_l2: adds `(embedding_l2 / 2) * ||E||^2` over the embedding tables to the loss.
@@ -59,6 +63,9 @@ class ModelConfig:
     tokenizer_mode: str = "rankmixer"
     pooling: str = "mean"
     hidden_units: tuple = (64,)
+    heads: str = "independent"
+    num_experts: int = 4
+    expert_units: tuple = (64,)
     dropout: float = 0.0
     batch_norm: bool = False
     embedding_l2: float = 0.0
@@ -82,7 +89,7 @@ MODEL_OPTIONS = tuple(f.name for f in dataclasses.fields(ModelConfig) if f.name 
 ENCODER_OPTIONS = (
     "num_layers", "num_tokens", "token_dim", "embedding_dim", "ffn_multiplier", "ffn_activation",
     "norm", "siamese_scope", "tokenizer_mode", "pooling", "hidden_units", "dropout", "batch_norm",
-    "embedding_l2", "embedding_init_stddev",
+    "embedding_l2", "embedding_init_stddev", "heads", "num_experts", "expert_units",
 )  # fmt: skip
 _DEEP = ("embedding_dim", "hidden_units", "dropout", "batch_norm", "embedding_l2",
          "embedding_init_stddev")  # fmt: skip

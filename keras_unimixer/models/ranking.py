@@ -14,9 +14,9 @@ from keras_unimixer.models.common import (
     embedding_options,
     feature_inputs,
     mlp,
-    task_heads,
 )
 from keras_unimixer.models.config import ENCODER_OPTIONS, MODEL_OPTIONS, ModelConfig
+from keras_unimixer.models.multitask import multitask_heads
 
 POOLINGS = ("mean", "flatten")
 _KERAS_ARGUMENTS = ("name", "dtype", "trainable")
@@ -56,8 +56,9 @@ def split_model_arguments(mixer, arguments: dict) -> tuple[ModelConfig, dict]:
 
 def _stored_options(mixer, config: ModelConfig) -> dict:
     options = {k: getattr(config, k) for k in mixer_options(mixer)}
-    if "hidden_units" in options:
-        options["hidden_units"] = list(options["hidden_units"])
+    for key in ("hidden_units", "expert_units"):
+        if key in options:
+            options[key] = list(options[key])
     if "mixing_options" in options:
         options["mixing_options"] = dict(options["mixing_options"])
     return options
@@ -146,8 +147,12 @@ class RankingModel(ConfiguredModel):
         config, keras_arguments = split_model_arguments(mixer, options)
         check_dropout(config.dropout)
         inputs, pooled = encode_features(features, mixer, config)
-        head = mlp(pooled, config.hidden_units, "head", config.dropout, config.batch_norm)
-        super().__init__(inputs=inputs, outputs=task_heads(head, tasks), **keras_arguments)
+        outputs = multitask_heads(
+            pooled, tasks, config.heads, config.num_experts, config.expert_units,
+            config.hidden_units,
+            lambda x: mlp(x, config.hidden_units, "head", config.dropout, config.batch_norm),
+        )  # fmt: skip
+        super().__init__(inputs=inputs, outputs=outputs, **keras_arguments)
         self.set_init_config(
             features=features,
             mixer=_serialized_mixer(mixer),
@@ -184,6 +189,8 @@ class Tower(ConfiguredModel):
         check_positive_int("output_dim", output_dim)
         config, keras_arguments = split_model_arguments(mixer, options)
         check_dropout(config.dropout)
+        if config.heads != "independent":
+            raise ValueError("A Tower has one output: `heads` applies to RankingModel only.")
         inputs, pooled = encode_features(features, mixer, config)
         hidden = mlp(pooled, config.hidden_units, "head", config.dropout, config.batch_norm)
         outputs = keras.layers.Dense(output_dim, name="embedding")(hidden)
