@@ -97,28 +97,52 @@ class RetrievalServingModule(ServingModule):
 
     The scoring (`query @ candidates^T`, top-k) runs in TensorFlow, as `tasks.BruteForceIndex`
     does in Keras: jax2tf cannot yet export JAX's top-k for TensorFlow's XLA to read back.
+    `serve` returns the default `k`; `top_k` takes `k` per request (clipped to `1..max_k`) and
+    raw candidate values to exclude per query (e.g. items already seen; `""` pads).
     """
 
-    def __init__(self, core, features, preprocessing, embeddings, ids, vocabulary, k):
+    def __init__(self, core, features, preprocessing, embeddings, ids, vocabulary, k, max_k):
         super().__init__(core, features, preprocessing)
         self.candidate_embeddings = tf.Variable(embeddings, trainable=False, dtype=tf.float32)
         self.candidate_ids = tf.Variable(ids, trainable=False, dtype=tf.int32)
         reserved = ["", "[OOV]"]  # ids 0 (missing) and 1 (out of vocabulary)
         values = reserved + [str(value) for value in vocabulary]
         self.candidate_values = tf.constant(values, tf.string)
-        self.k = k
-
-    def outputs(self, queries) -> dict:
-        scores = tf.matmul(
-            tf.cast(queries, tf.float32), self.candidate_embeddings, transpose_b=True
+        candidate_raw = np.asarray(values, dtype=object)[np.asarray(ids)]
+        self.position_of = tf.lookup.StaticHashTable(
+            tf.lookup.KeyValueTensorInitializer(
+                tf.constant(candidate_raw.astype(str)), tf.range(len(ids), dtype=tf.int32)
+            ),
+            default_value=-1,
         )
-        top_scores, positions = tf.math.top_k(scores, k=self.k)
+        self.k = k
+        self.max_k = max_k
+
+    def _scores(self, raw):
+        queries = self.core.serve(self.preprocessor(raw))
+        return tf.matmul(tf.cast(queries, tf.float32), self.candidate_embeddings, transpose_b=True)
+
+    def _top(self, scores, k) -> dict:
+        top_scores, positions = tf.math.top_k(scores, k=k)
         ids = tf.gather(self.candidate_ids, positions)
         return {
             "scores": top_scores,
             "candidate_ids": ids,
             "candidates": tf.gather(self.candidate_values, ids),
         }
+
+    def serve(self, raw: dict) -> dict:
+        return self._top(self._scores(raw), self.k)
+
+    def top_k(self, raw: dict, k, exclude) -> dict:
+        scores = self._scores(raw)
+        positions = self.position_of.lookup(exclude)  # -1: not a candidate (or padding)
+        excluded = tf.reduce_max(
+            tf.one_hot(positions, tf.shape(scores)[1], dtype=tf.float32), axis=1
+        )
+        scores = tf.where(excluded > 0, tf.fill(tf.shape(scores), float("-inf")), scores)
+        k = tf.clip_by_value(tf.cast(k, tf.int32), 1, self.max_k)
+        return self._top(scores, k)
 
 
 def _model_tasks(model: keras.Model, labels) -> list[str]:
@@ -164,8 +188,12 @@ def export_savedmodel(
     return save_serving(model, make_module, features, target, metadata, request)
 
 
-def save_serving(model, make_module, features, target: Path, metadata: dict, request=None):
-    """Export `model`, wrap it with `make_module(core)`, save with a raw `serving_default`.
+def save_serving(
+    model, make_module, features, target: Path, metadata: dict, request=None,
+    extra_signatures=None,
+):  # fmt: skip
+    """Export `model`, wrap it with `make_module(core)`, save with a raw `serving_default`
+    (and `extra_signatures`: name -> (module method name, input signature)).
 
     Writes the SavedModel to a scratch directory and moves it to `target` when complete, so TF
     Serving, which polls the base directory, never sees a half-written version.
@@ -175,6 +203,9 @@ def save_serving(model, make_module, features, target: Path, metadata: dict, req
         serve = tf.function(module.serve, input_signature=[raw_input_signature(features)])
         concrete = serve.get_concrete_function()
         signatures = {SIGNATURE: concrete}
+        for name, (method, signature) in (extra_signatures or {}).items():
+            function = tf.function(getattr(module, method), input_signature=signature)
+            signatures[name] = function.get_concrete_function()
         # Serving needs no gradients, and jax2tf's gradient functions cannot be saved again.
         options = tf.saved_model.SaveOptions(experimental_custom_gradients=False)
         partial = Path(scratch) / "serving"
@@ -208,6 +239,7 @@ def export_retrieval(
     candidate_feature: str,
     k: int = 10,
     version: int | None = None,
+    max_k: int | None = None,
 ) -> Path:
     """Write a retrieval SavedModel: raw query features in, the top-`k` candidates out.
 
@@ -216,6 +248,10 @@ def export_retrieval(
     and followed by an exact top-`k` over the stored embeddings (as `tasks.BruteForceIndex`).
     Outputs: `scores`, `candidate_ids` (encoded ids) and `candidates` (raw candidate values).
 
+    Signatures: `serving_default` (raw query features; the top `k`) and `top_k` (raw query
+    features, `k`: a scalar int32 clipped to `1..max_k`, and `exclude`: a `(batch, m)` string
+    tensor of raw candidate values not to return for each query, `""` as padding).
+
     Args:
         query_tower: Keras model from (encoded) query features to embeddings.
         candidate_tower: Keras model from candidate features to embeddings.
@@ -223,8 +259,9 @@ def export_retrieval(
         spec: the serving spec of the dataset (`serving_spec(data)`).
         output: the model's base directory; the version goes in a numbered folder below it.
         candidate_feature: the feature whose ids identify a candidate (e.g. `"item_id"`).
-        k: number of candidates returned.
+        k: number of candidates `serving_default` returns.
         version: version number; default one above the highest already there.
+        max_k: the largest `k` a `top_k` request may ask for (default: every candidate).
     """
     if candidate_feature not in candidates:
         raise ValueError(
@@ -235,6 +272,9 @@ def export_retrieval(
     embeddings = keras.ops.convert_to_numpy(candidate_tower.predict(candidates, verbose=0))
     if not isinstance(k, int) or not 1 <= k <= len(ids):
         raise ValueError(f"`k` must be an integer in [1, {len(ids)}] (the candidates), got {k!r}.")
+    max_k = len(ids) if max_k is None else max_k
+    if not isinstance(max_k, int) or not k <= max_k <= len(ids):
+        raise ValueError(f"`max_k` must be an integer in [{k}, {len(ids)}], got {max_k!r}.")
     query_names = set(query_tower.input)
     features = [f for f in features_from_config(spec["features"]) if f.name in query_names]
     vocabulary = spec["preprocessing"][candidate_feature]["vocabulary"]
@@ -242,10 +282,20 @@ def export_retrieval(
 
     def make_module(core):
         preprocessing = spec["preprocessing"]
-        return RetrievalServingModule(core, features, preprocessing, embeddings, ids, vocabulary, k)
+        return RetrievalServingModule(
+            core, features, preprocessing, embeddings, ids, vocabulary, k, max_k
+        )
 
-    metadata = {"kind": "retrieval", "k": k}
-    return save_serving(query_tower, make_module, features, target, metadata)
+    top_k_signature = [
+        raw_input_signature(features),
+        tf.TensorSpec([], tf.int32, name="k"),
+        tf.TensorSpec([None, None], tf.string, name="exclude"),
+    ]
+    metadata = {"kind": "retrieval", "k": k, "max_k": max_k}
+    return save_serving(
+        query_tower, make_module, features, target, metadata,
+        extra_signatures={"top_k": ("top_k", top_k_signature)},
+    )  # fmt: skip
 
 
 def _check_model_inputs(model, features, preprocessing: dict):
@@ -364,15 +414,22 @@ class ServingFunction:
     training are valid and go to the out-of-vocabulary id inside the graph.
 
     Args:
-        path: a version directory written by `export_savedmodel`.
+        path: a version directory written by `export_savedmodel` or `export_retrieval`.
+        signature: the signature to call (`"serving_default"`; `"top_k"` of a retrieval export).
 
     Call arguments:
-        request: dict of feature name to array-like (numpy, lists, tensors).
+        request: dict of feature name to array-like (numpy, lists, tensors), plus the
+            signature's other inputs (`k`, `exclude` for `top_k`).
     """
 
-    def __init__(self, path):
+    def __init__(self, path, signature: str = SIGNATURE):
         self.path = Path(path)
-        self.function = tf.saved_model.load(str(self.path)).signatures[SIGNATURE]
+        signatures = tf.saved_model.load(str(self.path)).signatures
+        if signature not in signatures:
+            raise ValueError(
+                f"{self.path} has no signature {signature!r}; it has {sorted(signatures)}."
+            )
+        self.function = signatures[signature]
         _, self.signature = self.function.structured_input_signature
 
     def __call__(self, request: dict) -> dict:

@@ -163,8 +163,9 @@ def test_retrieval_export_returns_the_index_top_k(trained, tmp_path):
     _, first = np.unique(features["item_id"], return_index=True)
     candidates = {f.name: features[f.name][first] for f in item}
     path = export.export_retrieval(
-        query_tower, candidate_tower, candidates, spec, tmp_path / "retrieval", "item_id", k=5
-    )
+        query_tower, candidate_tower, candidates, spec, tmp_path / "retrieval", "item_id", k=5,
+        max_k=20,
+    )  # fmt: skip
     queries = {f.name: features[f.name][:4] for f in user}
     scores = (
         query_tower.predict(queries, verbose=0) @ candidate_tower.predict(candidates, verbose=0).T
@@ -177,6 +178,23 @@ def test_retrieval_export_returns_the_index_top_k(trained, tmp_path):
     vocabulary = spec["preprocessing"]["item_id"]["vocabulary"]
     assert served["candidates"][0, 0].decode() == str(vocabulary[expected_ids[0, 0] - 2])
     np.testing.assert_allclose(served["scores"], -np.sort(-scores, axis=1)[:, :5], atol=1e-4)
+    # `top_k`: k per request (clipped to max_k) and candidates excluded per query.
+    top_k = export.ServingFunction(path, "top_k")
+    raw_values = np.array(["", "[OOV]"] + [str(v) for v in vocabulary], dtype=object)
+    exclude = raw_values[expected_ids[:, :2]].astype(bytes)  # each query's best two, by value
+    exclude[1, 1] = b""  # padding
+    served = top_k({**raw, "k": np.int32(3), "exclude": exclude})
+    excluded_ids = [set(expected_ids[0, :2]), {expected_ids[1, 0]}, *map(set, expected_ids[2:, :2])]
+    masked = np.where(
+        [np.isin(candidates["item_id"], list(ids)) for ids in excluded_ids], -np.inf, scores
+    )
+    np.testing.assert_array_equal(
+        served["candidate_ids"], candidates["item_id"][np.argsort(-masked, axis=1)[:, :3]]
+    )
+    assert expected_ids[0, 0] not in served["candidate_ids"][0]
+    assert expected_ids[1, 1] in served["candidate_ids"][1]  # padding excludes nothing
+    wide = top_k({**raw, "k": np.int32(50), "exclude": np.full((4, 1), b"")})
+    assert wide["candidate_ids"].shape == (4, 20)
 
 
 def test_in_graph_preprocessing_equals_the_dataset_encoding():
