@@ -137,6 +137,15 @@ def add_train_arguments(parser):
     )
     option("--seed", "seed", "seed of initialization and shuffling", type=int)
     option(
+        "--negatives", "negatives",
+        "implicit feedback: keep the first task's positives, sample this many negatives each",
+        type=int,
+    )  # fmt: skip
+    option(
+        "--negative-sampling", "negative_sampling", "how negatives are drawn",
+        choices=("uniform", "popularity"),
+    )  # fmt: skip
+    option(
         "--mixed-precision", "mixed_precision", "mixed_bfloat16 (UniMixing constraints stay fp32)",
         action=argparse.BooleanOptionalAction,
     )  # fmt: skip

@@ -60,6 +60,8 @@ class TrainConfig(ModelConfig):
     anneal_epochs: float | None = None
     seed: int = 42
     mixed_precision: bool = False
+    negatives: int = 0
+    negative_sampling: str = "uniform"
     overwrite: bool = False
     output: str = "runs/default"
     resume: bool = False
@@ -203,9 +205,16 @@ def load_data(config: TrainConfig):
         kwargs["max_rows"] = config.max_examples
     if config.dataset == "synthetic_stream" and config.max_examples:
         kwargs["train_rows"] = config.max_examples
-    return datasets.load_dataset(
+    data = datasets.load_dataset(
         config.dataset, data_dir=config.data_dir, seed=config.seed, split=config.split, **kwargs
     )
+    if config.negatives:
+        # Implicit feedback: the first task's positives, plus sampled negatives per positive.
+        data = datasets.sample_negatives(
+            data, config.negatives, config.negative_sampling, label=config.tasks[0],
+            seed=config.seed,
+        )  # fmt: skip
+    return data
 
 
 def build(config: TrainConfig, features, kinds=None):

@@ -353,3 +353,19 @@ def test_multi_task_heads_train_and_reload(tmp_path, heads):
     assert set(outputs) == {"click", "other"}
     with pytest.raises(ValueError, match="`heads` does not apply to model 'dnn'"):
         cli.main(["train", "--model", "dnn", "--heads", "mmoe"])
+
+
+MOVIELENS = Path(__file__).resolve().parents[2] / "shared" / "data" / "ml-100k"
+
+
+@pytest.mark.skipif(not (MOVIELENS / "ml-100k.inter").is_file(), reason="no MovieLens files")
+def test_train_with_sampled_negatives_for_implicit_feedback(tmp_path):
+    config = TrainConfig(
+        output=str(tmp_path), dataset="movielens", data_dir=str(MOVIELENS), negatives=2,
+        negative_sampling="popularity", epochs=1, batch_size=1024, num_layers=1, num_tokens=4,
+        token_dim=8, embedding_dim=4, hidden_units=(8,), verbose=0,
+    )  # fmt: skip
+    metrics = training.train(config)
+    report = metrics["data_report"]
+    assert report["negatives.test.sampled"] == 2 * report["negatives.test.positives"]
+    assert 0.5 < metrics["test"]["auc"] <= 1.0 and "uauc" in metrics["test"]

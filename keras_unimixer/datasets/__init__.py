@@ -7,6 +7,7 @@ from keras_unimixer.datasets.description import DatasetDescription, read_descrip
 from keras_unimixer.datasets.files import DataFilesNotFound
 from keras_unimixer.datasets.frappe import load_frappe
 from keras_unimixer.datasets.movielens import load_movielens
+from keras_unimixer.datasets.negatives import sample_negatives
 from keras_unimixer.datasets.schema import (
     BINARY,
     CATEGORICAL,
@@ -91,4 +92,5 @@ __all__ = [
     "make_synthetic",
     "make_synthetic_stream",
     "read_description",
+    "sample_negatives",
 ]
