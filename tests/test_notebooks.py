@@ -58,10 +58,18 @@ def test_jax_ranking_notebook(monkeypatch):
     assert 0.0 < result["test_auc"] < 1.0
 
 
+def test_listwise_notebook(monkeypatch):
+    result = run_notebook("listwise_movielens", monkeypatch)
+    assert result["backend"] == "jax" and result["test_lists"] > 500
+    for name in ("listmle_ndcg_at_10", "pointwise_ndcg_at_10"):
+        # NDCG of any order of ratings 1-5 is well above 0; a perfect order is 1.
+        assert 0.5 < result[name] <= 1.0, name
+
+
 def test_notebooks_are_committed_without_outputs():
     for path in NOTEBOOKS.glob("*.ipynb"):
         notebook = nbformat.read(path, as_version=4)
         for cell in notebook.cells:
             if cell.cell_type == "code":
                 assert not cell.outputs and cell.execution_count is None, path.name
-    assert len(list(NOTEBOOKS.glob("*.ipynb"))) == 3
+    assert len(list(NOTEBOOKS.glob("*.ipynb"))) == 4

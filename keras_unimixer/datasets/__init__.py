@@ -6,6 +6,7 @@ from keras_unimixer.datasets.criteo import load_criteo
 from keras_unimixer.datasets.description import DatasetDescription, read_description
 from keras_unimixer.datasets.files import DataFilesNotFound
 from keras_unimixer.datasets.frappe import load_frappe
+from keras_unimixer.datasets.lists import PAD_LABEL, make_lists
 from keras_unimixer.datasets.movielens import load_movielens
 from keras_unimixer.datasets.negatives import sample_negatives
 from keras_unimixer.datasets.schema import (
@@ -79,6 +80,7 @@ __all__ = [
     "MULTI_CATEGORICAL",
     "NUMERIC",
     "OOV_ID",
+    "PAD_LABEL",
     "RATING",
     "RecDataset",
     "StreamingDataset",
@@ -89,6 +91,7 @@ __all__ = [
     "load_dataset",
     "load_frappe",
     "load_movielens",
+    "make_lists",
     "make_synthetic",
     "make_synthetic_stream",
     "read_description",

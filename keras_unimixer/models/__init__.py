@@ -10,6 +10,7 @@ from keras_unimixer.models.config import (
     ModelConfig,
 )
 from keras_unimixer.models.finalmlp import FinalMLP, InteractionAggregation, LearnedContext
+from keras_unimixer.models.listwise import ListwiseModel
 from keras_unimixer.models.multitask import HEADS, MixtureOfExperts
 from keras_unimixer.models.ranking import RankingModel, Tower, mixer_options
 
@@ -84,6 +85,7 @@ __all__ = [
     "HEADS",
     "InteractionAggregation",
     "LearnedContext",
+    "ListwiseModel",
     "LogisticRegression",
     "MODEL_OPTIONS",
     "MixtureOfExperts",

@@ -102,3 +102,26 @@ def test_flops_and_parameter_counts_by_hand(data):
     embedding = sum(f.vocabulary_size * 4 for f in data.features if f.kind != "numeric")
     assert counts["embedding"] == embedding
     assert counts["total"] == model.count_params() == counts["embedding"] + counts["dense"]
+
+
+def test_listwise_model_scores_lists_with_keras_rs_losses_and_round_trips(data):
+    import keras_rs
+
+    data.user_feature = "cat_0"
+    lists, labels = datasets.make_lists(data, "train", list_size=5, label="click", seed=0)
+    assert lists["cat_0"].shape == labels.shape and labels.shape[1] == 5
+    padded = labels == datasets.PAD_LABEL
+    assert np.all(lists["cat_1"][padded] == 0)  # padding carries no features
+    scorer = models.RankingModel(data.features, **SIZES)
+    model = models.ListwiseModel(scorer)
+    model.compile(optimizer=keras.optimizers.Adam(1e-2), loss=keras_rs.losses.ListMLELoss(),
+                  metrics=[keras_rs.metrics.NDCG(k=3, name="ndcg")])  # fmt: skip
+    history = model.fit(lists, labels, batch_size=32, epochs=2, verbose=0)
+    assert np.isfinite(history.history["loss"]).all()
+    scores = model.predict(lists, verbose=0)
+    flat = {name: values.reshape((-1,) + values.shape[2:]) for name, values in lists.items()}
+    np.testing.assert_allclose(
+        scores, scorer.predict(flat, verbose=0).reshape(scores.shape), atol=1e-5
+    )
+    restored = save_and_load(model)
+    np.testing.assert_allclose(restored.predict(lists, verbose=0), scores, atol=1e-5)
