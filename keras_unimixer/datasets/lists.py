@@ -28,7 +28,7 @@ def make_lists(data, split: str, list_size: int = 20, label: str = "rating", see
     order = order[np.argsort(users[order], kind="stable")]  # grouped by user, shuffled within
     starts = np.flatnonzero(np.r_[True, users[order][1:] != users[order][:-1]])
     ends = np.r_[starts[1:], len(order)]
-    rows, positions = [], []
+    rows = []
     for start, end in zip(starts, ends, strict=True):
         if end - start < 2:
             continue
