@@ -291,6 +291,11 @@ class ArrayBatches(keras.utils.PyDataset):
         self.epoch += 1
         self._order = self._epoch_order()
 
+    def restart(self, epoch: int = 0):
+        """Start over at `epoch` (a new `fit` on the same batches, e.g. a tuner trial)."""
+        self.epoch = epoch
+        self._order = self._epoch_order()
+
 
 def log_report(name: str, report: dict) -> None:
     for key, value in report.items():

@@ -567,6 +567,12 @@ class StreamBatches(keras.utils.PyDataset):
         self._stream = None
         self._next_index = 0
 
+    def restart(self, epoch: int = 0):
+        """Start over at `epoch` (a new `fit` on the same batches, e.g. a tuner trial)."""
+        self.epoch = epoch
+        self._stream = None
+        self._next_index = 0
+
 
 def _merge(features_list, labels_list, pending):
     parts_features = ([pending[0]] if pending else []) + features_list

@@ -202,6 +202,11 @@ class SyntheticBatches(keras.utils.PyDataset):
         self.epoch += 1
         self._stream, self._next_index = None, 0
 
+    def restart(self, epoch: int = 0):
+        """Start over at `epoch` (a new `fit` on the same batches, e.g. a tuner trial)."""
+        self.epoch = epoch
+        self._stream, self._next_index = None, 0
+
 
 def make_synthetic_stream(train_rows=1_000_000, seed=0, **kwargs) -> SyntheticStream:
     """`SyntheticStream(train_rows, seed=seed, **kwargs)` (`--dataset synthetic_stream`)."""

@@ -181,6 +181,8 @@ class UniMixerHyperModel(keras_tuner.HyperModel):
         return model
 
     def fit(self, hp, model, *args, callbacks=None, **kwargs):
+        if args and hasattr(args[0], "restart"):  # the package's batches: epoch e's order again
+            args[0].restart(kwargs.get("initial_epoch", 0))
         callbacks = list(callbacks or [])
         if temperature_variables(model) and hp.values.get("temperature_end") is not None:
             callbacks.append(TemperatureAnnealing(start=1.0, end=hp.get("temperature_end")))

@@ -143,20 +143,16 @@ def run_search(config: TuneConfig, output, data=None, verbose=0):
     )
     tuner = make_tuner(config, hypermodel, output)
     tasks = list(config.tasks)
-    # Each epoch has its own order (as in `train`); Hyperband may ask for up to `max_epochs`.
-    epochs = max(config.epochs, int(config.tuner_options.get("max_epochs", 0)))
-    train = data.tf_dataset(
-        "train", config.batch_size, labels=tasks, shuffle=True, seed=config.seed, epochs=epochs
-    )
+    # Each epoch has its own order (as in `train`); every trial restarts it at its first epoch.
+    train = data.batches("train", config.batch_size, labels=tasks, shuffle=True, seed=config.seed)
     # Exact validation AUC (not Keras' 200-threshold estimate) as the objective, as in `train`.
     validation = validation_callback(data, tasks)
     stop = keras.callbacks.EarlyStopping(
         monitor=monitor_name(tasks), mode="max", patience=config.patience
     )
     search_options = dict(
-        steps_per_epoch=data.steps_per_epoch("train", config.batch_size),
         callbacks=[validation, stop],
-        shuffle=False,  # the dataset orders each epoch itself
+        shuffle=False,  # the batches order each epoch themselves
         verbose=verbose,
     )
     if config.tuner != "hyperband":

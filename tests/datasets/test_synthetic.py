@@ -79,6 +79,8 @@ def test_batches_order_each_epoch_by_seed_and_epoch(small):
     assert not np.array_equal(first, second)
     resumed = small.batches("train", 256, shuffle=True, seed=1, start_epoch=1)
     np.testing.assert_array_equal(epoch_rows(resumed), second)
+    batches.restart()  # a new fit (e.g. the next tuner trial) starts at epoch 0 again
+    np.testing.assert_array_equal(epoch_rows(batches), first)
     in_order = small.batches("test", 8)
     np.testing.assert_array_equal(in_order[0][0]["cat_0"], small.arrays("test")[0]["cat_0"][:8])
     assert in_order[0][1].shape == (8, 1)
