@@ -28,6 +28,7 @@ import datetime
 import os
 import platform
 import statistics
+import sys
 import time
 from pathlib import Path
 
@@ -54,10 +55,10 @@ class NoMixing(keras.layers.Layer):
         return tuple(input_shape)
 
 
-def matmul_gflops(size: int = 2048, repeats: int = 10) -> float:
-    """Dense float32 matmul throughput of this backend on this machine."""
-    a = keras.random.normal((size, size), seed=1)
-    b = keras.random.normal((size, size), seed=2)
+def matmul_gflops(size: int = 2048, repeats: int = 10, dtype: str = "float32") -> float:
+    """Dense matmul throughput of this backend on this machine, in `dtype`."""
+    a = keras.random.normal((size, size), seed=1, dtype=dtype)
+    b = keras.random.normal((size, size), seed=2, dtype=dtype)
     if keras.backend.backend() == "jax":
         import jax
 
@@ -148,14 +149,26 @@ def main():
     parser.add_argument(
         "--jit-off-dims", default="64", help="D values also timed without XLA (TensorFlow)"
     )
+    parser.add_argument(
+        "--dtype-policy", default="float32", choices=("float32", "mixed_bfloat16"),
+        help="Keras dtype policy of the models (mixed_bfloat16 on GPUs)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--peak-tflops", type=float, default=None,
+        help="the accelerator's peak TFLOP/s in the policy's dtype, for an MFU column",
+    )  # fmt: skip
+    parser.add_argument("--output", default=None, help="results file (default: results/...)")
+    parser.add_argument("--matmul-size", type=int, default=2048)
     args = parser.parse_args()
+    keras.config.set_dtype_policy(args.dtype_policy)
+    compute_dtype = "bfloat16" if args.dtype_policy == "mixed_bfloat16" else "float32"
     mixers = args.mixers.split(",")
     unknown = sorted(set(mixers) - set(MIXERS))
     if unknown:
         parser.error(f"--mixers: unknown {unknown}; valid: {list(MIXERS)}")
     backend = keras.backend.backend()
-    roofline = matmul_gflops()
-    print(f"matmul roofline: {roofline:.1f} GFLOP/s")
+    roofline = matmul_gflops(args.matmul_size, dtype=compute_dtype)
+    print(f"matmul roofline ({compute_dtype}): {roofline:.1f} GFLOP/s")
     rng = np.random.default_rng(0)
     jit_off_dims = [int(d) for d in args.jit_off_dims.split(",") if d]
     rows = []
@@ -172,39 +185,43 @@ def main():
                         flush=True,
                     )
     # Measured again at the end; the larger value is the roofline (robust to a busy moment).
-    roofline = max(roofline, matmul_gflops())
+    roofline = max(roofline, matmul_gflops(args.matmul_size, dtype=compute_dtype))
     for row in rows:
         row["fraction_of_matmul"] = row["gflops"] / roofline
+        row["mfu"] = None if not args.peak_tflops else row["gflops"] / (1e3 * args.peak_tflops)
     write(rows, roofline, args, backend)
 
 
 def write(rows, roofline, args, backend):
     suffix = "" if args.norm == "post" else f"_{args.norm}"
-    norm_flag = "" if args.norm == "post" else f" --norm {args.norm}"
     lines = [
         f"# Mixer training-step speed, {backend} backend, norm: {args.norm}",
         "",
         f"- Machine: {platform.machine()}, {os.cpu_count()} cores, {platform.platform()}",
         f"- Date: {datetime.date.today()}; keras {keras.__version__}",
-        f"- Command: `KERAS_BACKEND={backend} .venv/bin/python benchmarks/mixer_speed.py"
-        f" --steps {args.steps}{norm_flag}`",
+        f"- Command: `KERAS_BACKEND={backend} python benchmarks/mixer_speed.py "
+        + " ".join(sys.argv[1:]) + "`",
         f"- Batch {args.batch_size}, {args.num_layers} blocks, FFN SwiGLU x2, median of "
         f"{args.steps} interleaved steps after 2 warm-up steps; `none` = no mixing layer",
-        "- Measured dense matmul roofline (float32, 2048^3, same run, max of start and end): "
-        f"{roofline:.1f} GFLOP/s",
+        f"- Dtype policy: {args.dtype_policy}; measured dense matmul roofline "
+        f"({args.matmul_size}^3 in the compute dtype, same run, max of start and end): "
+        f"{roofline:.1f} GFLOP/s"
+        + (f"; MFU against a peak of {args.peak_tflops:g} TFLOP/s" if args.peak_tflops else ""),
         "",
         "| T | D | mixer | norm | XLA | params | step ms | vs RankMixer | examples/s | GFLOP/s "
-        "| of matmul |",
-        "|---:|---:|---|---|---|---:|---:|---:|---:|---:|---:|",
+        "| of matmul | MFU |",
+        "|---:|---:|---|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         ratio = "" if r["vs_rankmixer"] is None else f"{r['vs_rankmixer']:.2f}"
         lines.append(
             f"| {r['T']} | {r['D']} | {r['mixer']} | {r['norm']} | {r['jit']} | {r['params']} | "
             f"{r['step_ms']:.1f} | {ratio} | {r['examples_per_s']:.0f} | {r['gflops']:.1f} | "
-            f"{r['fraction_of_matmul']:.0%} |"
+            f"{r['fraction_of_matmul']:.0%} | "
+            + ("-" if r.get("mfu") is None else f"{r['mfu']:.1%}")
+            + " |"
         )
-    path = RESULTS / f"mixer_speed_{backend}{suffix}.md"
+    path = Path(args.output) if args.output else RESULTS / f"mixer_speed_{backend}{suffix}.md"
     path.write_text("\n".join(lines) + "\n")
     print(path.read_text())
 
