@@ -200,7 +200,8 @@ def write(rows, roofline, args, backend):
         f"- Machine: {platform.machine()}, {os.cpu_count()} cores, {platform.platform()}",
         f"- Date: {datetime.date.today()}; keras {keras.__version__}",
         f"- Command: `KERAS_BACKEND={backend} python benchmarks/mixer_speed.py "
-        + " ".join(sys.argv[1:]) + "`",
+        + " ".join(sys.argv[1:])
+        + "`",
         f"- Batch {args.batch_size}, {args.num_layers} blocks, FFN SwiGLU x2, median of "
         f"{args.steps} interleaved steps after 2 warm-up steps; `none` = no mixing layer",
         f"- Dtype policy: {args.dtype_policy}; measured dense matmul roofline "

@@ -203,8 +203,6 @@ def run_train(args) -> int:
 
 
 def add_export_arguments(parser):
-    from keras_unimixer.export import DEFAULT_OPSET
-
     parser.add_argument("--model", required=True, help="trained model (.keras)")
     parser.add_argument(
         "--format", choices=("savedmodel", "onnx"), default="savedmodel", dest="export_format"
@@ -220,7 +218,8 @@ def add_export_arguments(parser):
     parser.add_argument(
         "--version", type=_positive_int, default=None, help="version number (default: next)"
     )
-    parser.add_argument("--opset", type=int, default=DEFAULT_OPSET, help="ONNX opset")
+    # Not imported from keras_unimixer.export: building the parser must not load TensorFlow.
+    parser.add_argument("--opset", type=int, default=None, help="ONNX opset (default: 17)")
 
 
 def export_from_args(args) -> dict:
@@ -237,7 +236,8 @@ def export_from_args(args) -> dict:
     if args.export_format == "onnx":
         output = Path(args.output)
         output = output if output.suffix == ".onnx" else output / "model.onnx"
-        path = export.export_onnx(model_path, spec, output, opset=args.opset)
+        opset = export.DEFAULT_OPSET if args.opset is None else args.opset
+        path = export.export_onnx(model_path, spec, output, opset=opset)
         return {"format": "onnx", "path": str(path), "opset": export.onnx_opset(path)}
     path = export.export_savedmodel(model_path, spec, args.output, version=args.version)
     return {"format": "savedmodel", "path": str(path), "signature": export.SIGNATURE}

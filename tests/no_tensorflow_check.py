@@ -1,5 +1,5 @@
 """Run in a fresh JAX process by tests/test_training.py: `import tensorflow` fails here, as on a
-GPU machine without TensorFlow; `train` must still run and write its artefacts.
+GPU machine without TensorFlow; the `train` command must still run and write its artefacts.
 
 Prints the test metrics and whether any TensorFlow module got imported, as JSON.
 """
@@ -19,13 +19,15 @@ def _no_tensorflow(name, *args, **kwargs):
 
 builtins.__import__ = _no_tensorflow
 
-from keras_unimixer import training  # noqa: E402
+from keras_unimixer import cli  # noqa: E402
 
-metrics = training.train(
-    training.TrainConfig(
-        output=sys.argv[1], dataset="synthetic", max_examples=4000, epochs=2, batch_size=128,
-        num_layers=1, num_tokens=4, token_dim=8, embedding_dim=4, hidden_units=(8,), verbose=0,
-    )
+# The command line, as a user on such a machine runs it (every subcommand's parser is built).
+cli.main(
+    ["train", "--output", sys.argv[1], "--max-examples", "4000", "--epochs", "2",
+     "--batch-size", "128", "--num-layers", "1", "--num-tokens", "4", "--token-dim", "8",
+     "--embedding-dim", "4", "--hidden-units", "8", "--verbose", "0"]
 )  # fmt: skip
+with open(f"{sys.argv[1]}/metrics.json") as handle:
+    metrics = json.load(handle)
 imported = sorted(name for name in sys.modules if name.split(".")[0] == "tensorflow")
 print(json.dumps({"test": metrics["test"], "tensorflow_modules": imported}))

@@ -22,7 +22,8 @@ export XLA_PYTHON_CLIENT_PREALLOCATE=false TF_CPP_MIN_LOG_LEVEL=2 PYTHONUNBUFFER
 if "$PYTHON" -c "import tensorflow" 2>/dev/null; then echo "note: TensorFlow is importable here"; fi
 
 echo "=== layer tests under JAX ($(($(date +%s) - start)) s)"
-timeout 170 "$PYTHON" -m pytest -q -p no:cacheprovider -x tests/layers tests/test_evaluation.py \
+timeout 170 "$PYTHON" -m pytest -q -p no:cacheprovider -x -n "${TEST_WORKERS:-8}" \
+  tests/layers tests/test_evaluation.py \
   -o addopts="" --durations=5 2>&1 | tail -25 | tee "$OUT/layer_tests.log"
 
 echo "=== a small tune (3 trials, synthetic data) ($(($(date +%s) - start)) s)"
