@@ -20,6 +20,22 @@ def random_tokens(shape, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).standard_normal(shape).astype("float32")
 
 
+def gradient_of(function, value) -> np.ndarray:
+    """The gradient of a scalar `function(value)` at the array `value`, under the process's
+    backend (JAX's `grad`, or a TensorFlow tape)."""
+    if keras.backend.backend() == "jax":
+        import jax
+
+        return np.asarray(jax.grad(function)(value))
+    import tensorflow as tf
+
+    value = tf.constant(value)
+    with tf.GradientTape() as tape:
+        tape.watch(value)
+        result = function(value)
+    return tape.gradient(result, value).numpy()
+
+
 def _single_output_model(layer, input_shape):
     inputs = keras.Input(shape=tuple(input_shape[1:]), name="tokens")
     return keras.Model(inputs, layer(inputs))

@@ -4,6 +4,7 @@ import pytest
 
 from keras_unimixer import layers
 from keras_unimixer.layers import constrain_matrix, log_sinkhorn
+from keras_unimixer.testing import gradient_of
 
 
 def logits(size, stddev=1.0, seed=0):
@@ -112,20 +113,6 @@ def test_fixed_rounds_alone_leave_sharp_matrices_unbalanced():
     assert np.abs(weights.sum(axis=1) - 1.0).max() > 0.1
 
 
-def gradient(function, value):
-    if keras.backend.backend() == "jax":
-        import jax
-
-        return np.asarray(jax.grad(function)(value))
-    import tensorflow as tf
-
-    value = tf.constant(value)
-    with tf.GradientTape() as tape:
-        tape.watch(value)
-        result = function(value)
-    return tape.gradient(result, value).numpy()
-
-
 def test_warm_started_sinkhorn_gradient_is_close_to_the_converged_one():
     # The gradient flows through the last 10 rounds only, starting from the balanced point; it
     # should match the gradient of a long unrolled run (the fixed point's) far better than ten
@@ -140,9 +127,9 @@ def test_warm_started_sinkhorn_gradient_is_close_to_the_converged_one():
             * weights
         )  # fmt: skip
 
-    reference = gradient(loss(0, 400), matrix)
-    warm = gradient(loss(300, 10), matrix)
-    cold = gradient(loss(0, 10), matrix)
+    reference = gradient_of(loss(0, 400), matrix)
+    warm = gradient_of(loss(300, 10), matrix)
+    cold = gradient_of(loss(0, 10), matrix)
     relative = lambda g: np.linalg.norm(g - reference) / np.linalg.norm(reference)  # noqa: E731
     assert np.all(np.isfinite(warm))
     assert relative(warm) < 0.03

@@ -63,24 +63,30 @@ def rms_norm(x, scale, epsilon=1e-6):
     return x / np.sqrt(np.mean(x**2, axis=-1, keepdims=True) + epsilon) * scale
 
 
+def apply(layer, x):
+    """A layer on float64 NumPy values (computed in float32)."""
+    return keras.ops.convert_to_numpy(layer(x.astype("float32"))).astype("float64")
+
+
+def scale(norm_layer):
+    return keras.ops.convert_to_numpy(norm_layer.scale).astype("float64")
+
+
+def randomize_norm_scales(encoder):
+    """Non-trivial norm scales, so that a swapped norm would show."""
+    rng = np.random.default_rng(3)
+    for weight in [w for w in encoder.weights if w.name == "scale"]:
+        weight.assign(rng.uniform(0.5, 1.5, weight.shape).astype("float32"))
+
+
 def test_siamese_encoder_matches_a_numpy_reference():
     encoder = layers.UniMixerEncoder(
         num_layers=2, mixing=layers.UniMixing(block_size=8), ffn_multiplier=2, norm="siamese"
     )
     inputs = random_tokens(SHAPE)
+    encoder.build(SHAPE)
+    randomize_norm_scales(encoder)
     outputs = keras.ops.convert_to_numpy(encoder(inputs))
-    # Give the norms non-trivial scales so a swapped norm would show.
-    rng = np.random.default_rng(3)
-    norm_layers = [w for w in encoder.weights if w.name == "scale"]
-    for weight in norm_layers:
-        weight.assign(rng.uniform(0.5, 1.5, weight.shape).astype("float32"))
-    outputs = keras.ops.convert_to_numpy(encoder(inputs))
-
-    def apply(layer, x):
-        return keras.ops.convert_to_numpy(layer(x.astype("float32"))).astype("float64")
-
-    def scale(norm_layer):
-        return keras.ops.convert_to_numpy(norm_layer.scale).astype("float64")
 
     post, pre = inputs.astype("float64"), inputs.astype("float64")
     for block in encoder.blocks:
@@ -177,16 +183,8 @@ def test_block_scope_siamese_encoder_matches_spec_section_7():
     )
     inputs = random_tokens(SHAPE)
     encoder.build(SHAPE)
-    rng = np.random.default_rng(3)
-    for weight in [w for w in encoder.weights if w.name == "scale"]:
-        weight.assign(rng.uniform(0.5, 1.5, weight.shape).astype("float32"))
+    randomize_norm_scales(encoder)
     outputs = keras.ops.convert_to_numpy(encoder(inputs))
-
-    def apply(layer, x):
-        return keras.ops.convert_to_numpy(layer(x.astype("float32"))).astype("float64")
-
-    def scale(norm_layer):
-        return keras.ops.convert_to_numpy(norm_layer.scale).astype("float64")
 
     post, pre = inputs.astype("float64"), inputs.astype("float64")
     for block in encoder.blocks:

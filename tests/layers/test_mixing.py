@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from keras_unimixer import layers
-from keras_unimixer.testing import check_layer, random_tokens
+from keras_unimixer.testing import check_layer, gradient_of, random_tokens
 
 BATCH, TOKENS, DIM = 3, 4, 8
 SHAPE = (BATCH, TOKENS, DIM)
@@ -346,20 +346,6 @@ def test_lite_basis_coefficients_get_gradients_at_the_first_step():
     # The defect: identical basis matrices (the old identity start) give no gradient at all.
     layer.local_basis.assign(np.broadcast_to(np.eye(4, dtype="float32"), (3, 4, 4)))
     assert coefficient_gradient(layer, inputs, target).max() < 1e-5
-
-
-def gradient_of(function, value):
-    if keras.backend.backend() == "jax":
-        import jax
-
-        return np.asarray(jax.grad(function)(value))
-    import tensorflow as tf
-
-    value = tf.constant(value)
-    with tf.GradientTape() as tape:
-        tape.watch(value)
-        result = function(value)
-    return tape.gradient(result, value).numpy()
 
 
 def test_frozen_weights_leave_no_stale_compiled_predict_behind():
