@@ -27,7 +27,7 @@ timeout 170 "$PYTHON" -m pytest -q -p no:cacheprovider -x -n "${TEST_WORKERS:-8}
   -o addopts="" --durations=5 2>&1 | tail -25 | tee "$OUT/layer_tests.log"
 
 echo "=== a small tune (3 trials, synthetic data) ($(($(date +%s) - start)) s)"
-timeout 100 "$PYTHON" -m keras_unimixer tune --config tuning/synthetic_random.yaml \
+timeout 120 "$PYTHON" -m keras_unimixer tune --config tuning/synthetic_random.yaml \
   --output /tmp/keras_unimixer_tune --no-retrain --max-trials 3 2>&1 | tail -20 | tee "$OUT/tune.log"
 
 echo "=== mixer speed, mixed_bfloat16, with MFU ($(($(date +%s) - start)) s)"
