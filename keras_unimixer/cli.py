@@ -318,6 +318,28 @@ def add_scale_arguments(parser):
     )
     parser.add_argument("--output", default=defaults.output, help="ladder folder")
     parser.add_argument(
+        "--budget", choices=("fixed", "proportional"), default=defaults.budget,
+        help="fixed: every run on --max-examples rows; proportional: --rows-per-param rows per "
+        "dense parameter, within [--min-examples, --max-examples]",
+    )  # fmt: skip
+    parser.add_argument(
+        "--rows-per-param",
+        type=float,
+        default=defaults.rows_per_param,
+        help="training rows per dense parameter (proportional budget)",
+    )
+    parser.add_argument(
+        "--min-examples",
+        type=_positive_int,
+        default=defaults.min_examples,
+        help="fewest training rows (proportional budget)",
+    )
+    parser.add_argument(
+        "--reference",
+        default=defaults.reference,
+        help="reference model of the gain law dAUC = a N^alpha ('none': no gain fit)",
+    )
+    parser.add_argument(
         "--quick",
         action="store_true",
         help="smoke ladder: synthetic data, 3 sizes, 1 seed, 2 epochs (minutes on 2 cores)",
@@ -330,12 +352,15 @@ def _int_list_any(text):
 
 def run_scale(args) -> int:
     from keras_unimixer.scaling import QUICK, LadderConfig, ablation_table, fit_ladder, run_ladder
-    from keras_unimixer.scaling.plots import plot_scaling
+    from keras_unimixer.scaling.plots import plot_learning_curves, plot_scaling
 
     values = {
         "dataset": args.dataset, "data_dir": args.data_dir, "models": args.models,
         "sizes": args.sizes, "seeds": args.seeds, "epochs": args.epochs,
         "batch_size": args.batch_size, "max_examples": args.max_examples, "output": args.output,
+        "budget": args.budget, "rows_per_param": args.rows_per_param,
+        "min_examples": args.min_examples,
+        "reference": None if args.reference == "none" else args.reference,
     }  # fmt: skip
     if args.quick:
         values.update({key: tuple(v) if isinstance(v, list) else v for key, v in QUICK.items()})
@@ -349,11 +374,15 @@ def run_scale(args) -> int:
         str(plot_scaling(rows, fits, output / "scaling_params.png", "dense_params", title)),
         str(plot_scaling(rows, fits, output / "scaling_flops.png", "flops_per_example", title)),
     ]
+    curves = plot_learning_curves(output, output / "learning_curves.png")
+    if curves is not None:
+        figures.append(str(curves))
     if any("+" in name for name in config.models):
         (output / "ablations.json").write_text(json.dumps(ablation_table(rows), indent=1))
     for fit in fits:
         print(
-            f"{fit['model']:24s} vs {fit['against']:18s}: alpha = {fit['alpha']:.4f} "
+            f"{fit['model']:24s} {fit.get('law', 'auc'):4s} vs {fit['against']:18s}: "
+            f"alpha = {fit['alpha']:.4f} "
             f"[{fit['alpha_low']:.4f}, {fit['alpha_high']:.4f}] ({fit['interval']})"
         )
     print(json.dumps({"csv": str(output / "ladder.csv"), "figures": figures}, indent=1))

@@ -443,7 +443,8 @@ class RunExists(ValueError):
 
 def _comparable(values: dict) -> dict:
     ignored = ("resume", "verbose", "overwrite")
-    values = {k: v for k, v in values.items() if k not in ignored}
+    # Through JSON, as config.json stores them: a tuple and the list it was saved as compare equal.
+    values = json.loads(json.dumps({k: v for k, v in values.items() if k not in ignored}))
     if values.get("output") is not None:
         values["output"] = str(Path(values["output"]).resolve())
     return values

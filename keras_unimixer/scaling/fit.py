@@ -66,3 +66,28 @@ def fit_power_law(rows, x_key: str = "dense_params", y_key: str = "test_auc") ->
         "interval": method,
         "num_runs": len(rows),
     }
+
+
+def fit_gain_law(rows, reference: dict, x_key: str = "dense_params") -> dict | None:
+    """The paper's law for the GAIN over a fixed reference model: `dAUC = a * N^alpha`.
+
+    Args:
+        rows: one architecture's runs (`x_key`, `test_auc`, `seed`).
+        reference: seed -> the reference model's test AUC (same data and seed).
+        x_key: `"dense_params"` (N in millions, as the paper) or `"flops_per_example"`.
+
+    Returns:
+        `fit_power_law`'s result on the gains, plus `excluded` (runs with no positive gain, which
+        a power law cannot fit), or None when fewer than 2 sizes keep a positive gain.
+    """
+    scale = 1e6 if x_key == "dense_params" else 1.0
+    gains = []
+    for row in rows:
+        if row["seed"] in reference:
+            gain = row["test_auc"] - reference[row["seed"]]
+            gains.append({**row, x_key: row[x_key] / scale, "gain": gain})
+    positive = [row for row in gains if row["gain"] > 0]
+    if len({row[x_key] for row in positive}) < 2:
+        return None
+    fit = fit_power_law(positive, x_key=x_key, y_key="gain")
+    return {**fit, "excluded": len(gains) - len(positive)}

@@ -7,7 +7,7 @@ import dataclasses
 import logging
 from pathlib import Path
 
-from keras_unimixer.scaling.fit import fit_power_law
+from keras_unimixer.scaling.fit import fit_gain_law, fit_power_law
 
 logger = logging.getLogger("keras_unimixer.scaling")
 
@@ -28,7 +28,17 @@ VARIANTS = {
     "post_norm": {"norm": "post"},
     "depth2": {"num_layers": 2},
     "depth4": {"num_layers": 4},
+    "depth8": {"num_layers": 8},
+    "basis2": {"num_basis": 2},
+    "basis4": {"num_basis": 4},
+    "basis8": {"num_basis": 8},
+    "rank2": {"rank": 2},
+    "rank16": {"rank": 16},
+    "rank64": {"rank": 64},
+    "rank256": {"rank": 256},  # capped at the number of blocks
 }
+BUDGETS = ("fixed", "proportional")
+REFERENCE_SIZE = "reference"
 QUICK = {
     "dataset": "synthetic",
     "models": ["unimixer", "unimixer_lite", "rankmixer"],
@@ -55,6 +65,14 @@ class LadderConfig:
     max_examples: int | None = None
     data_dir: str | None = None
     output: str = "runs/scale"
+    # "fixed": every run trains on the same rows (`max_examples`); "proportional": a run trains on
+    # `rows_per_param` rows per dense parameter, within [`min_examples`, `max_examples`] (data
+    # that grows with the model; for data of any size, e.g. synthetic_stream).
+    budget: str = "fixed"
+    rows_per_param: float = 10.0
+    min_examples: int = 100_000
+    # The fixed reference of the paper's gain law dAUC = a N^alpha (trained once per seed).
+    reference: str | None = "logistic_regression"
 
     def __post_init__(self):
         from keras_unimixer.layers import mixer_names
@@ -78,15 +96,28 @@ class LadderConfig:
                 raise ValueError(f"`models` entry {name!r}: {error}") from None
             if variant == "shared_local" and mixer != "unimixer":
                 raise ValueError(f"`models` entry {name!r}: shared_local applies to 'unimixer'.")
+        if self.budget not in BUDGETS:
+            raise ValueError(f"`budget` must be one of {BUDGETS}, got {self.budget!r}.")
+        if self.budget == "proportional" and not self.max_examples:
+            raise ValueError("budget 'proportional' needs `max_examples` (the largest run).")
         if len(self.sizes) < 2:
             raise ValueError("`sizes` needs at least 2 sizes to fit a curve.")
 
 
-def train_config(config: LadderConfig, name: str, size: str, seed: int):
+def train_config(config: LadderConfig, name: str, size: str, seed: int, features=None):
+    """The run of one (model, size, seed); `features` sizes a proportional budget."""
     from keras_unimixer.layers import get_mixer
     from keras_unimixer.training import TrainConfig
 
     mixer, _, variant = name.partition("+")
+    if size == REFERENCE_SIZE:
+        return TrainConfig(
+            dataset=config.dataset, data_dir=config.data_dir, model=mixer,
+            embedding_dim=config.embedding_dim, epochs=config.epochs,
+            batch_size=config.batch_size, learning_rate=config.learning_rate,
+            patience=config.patience, seed=seed, max_examples=config.max_examples, verbose=0,
+            output=str(Path(config.output) / "runs" / f"reference_{mixer}_seed{seed}"),
+        )  # fmt: skip
     num_layers, num_tokens, token_dim = SIZES[size]
     values = dict(
         dataset=config.dataset, data_dir=config.data_dir, model=mixer, num_layers=num_layers,
@@ -98,7 +129,23 @@ def train_config(config: LadderConfig, name: str, size: str, seed: int):
     values.update(VARIANTS.get(variant, {}))
     if get_mixer(mixer).ffn_activation == "gelu":
         values["ffn_multiplier"] = 3  # GELU FFN: 2 matrices to SwiGLU's 3, equal parameters
-    return TrainConfig(**values)
+    run = TrainConfig(**values)
+    if config.budget == "proportional" and features is not None:
+        run.max_examples = proportional_rows(config, run, features)
+    return run
+
+
+def proportional_rows(config: LadderConfig, run, features) -> int:
+    """Training rows of a run under the proportional budget: rows_per_param x dense params."""
+    import keras
+
+    from keras_unimixer.scaling.counts import parameter_counts
+    from keras_unimixer.training import build
+
+    dense = parameter_counts(build(run, features))["dense"]
+    keras.utils.clear_session()
+    rows = int(config.rows_per_param * dense)
+    return max(config.min_examples, min(config.max_examples, rows))
 
 
 def run_ladder(config: LadderConfig, progress=print) -> list[dict]:
@@ -115,33 +162,48 @@ def run_ladder(config: LadderConfig, progress=print) -> list[dict]:
     rows = read_rows(table)
     done = {(r["model"], r["size"], int(r["seed"])) for r in rows}
     data_by_seed = {}
+
+    def run_one(name, size, seed):
+        if (name, size, seed) in done:
+            return
+        if config.budget == "proportional":
+            features = load_data(train_config(config, name, size, seed)).features
+            run = train_config(config, name, size, seed, features)
+            data = load_data(run)
+        else:
+            run = train_config(config, name, size, seed)
+            if seed not in data_by_seed:
+                data_by_seed[seed] = load_data(run)
+            data = data_by_seed[seed]
+        metrics = train(run, data=data)
+        row = {
+            "model": name, "size": size, "seed": seed,
+            "num_layers": run.num_layers, "num_tokens": run.num_tokens,
+            "token_dim": run.token_dim,
+            "dense_params": metrics["parameters"]["dense"],
+            "embedding_params": metrics["parameters"]["embedding"],
+            "flops_per_example": metrics["flops_per_example"],
+            "train_rows": data.num_examples("train"),
+            "test_auc": metrics["test"]["auc"], "test_logloss": metrics["test"]["logloss"],
+            "best_epoch": metrics["best_epoch"],
+            "fit_seconds": round(metrics["fit_seconds"], 2),
+        }  # fmt: skip
+        append_row(table, row)
+        rows.append(row)
+        progress(
+            f"{name:24s} {size:9s} seed {seed}: AUC {row['test_auc']:.4f}, "
+            f"{row['dense_params']} dense params, {row['train_rows']} rows, "
+            f"{row['fit_seconds']:.0f} s"
+        )
+
     for seed in config.seeds:
+        if config.reference:
+            run_one(config.reference, REFERENCE_SIZE, seed)
         for name in config.models:
             for size in config.sizes:
-                if (name, size, seed) in done:
-                    continue
-                run = train_config(config, name, size, seed)
-                if seed not in data_by_seed:
-                    data_by_seed[seed] = load_data(run)
-                metrics = train(run, data=data_by_seed[seed])
-                row = {
-                    "model": name, "size": size, "seed": seed,
-                    "num_layers": run.num_layers, "num_tokens": run.num_tokens,
-                    "token_dim": run.token_dim,
-                    "dense_params": metrics["parameters"]["dense"],
-                    "embedding_params": metrics["parameters"]["embedding"],
-                    "flops_per_example": metrics["flops_per_example"],
-                    "test_auc": metrics["test"]["auc"], "test_logloss": metrics["test"]["logloss"],
-                    "best_epoch": metrics["best_epoch"],
-                    "fit_seconds": round(metrics["fit_seconds"], 2),
-                }  # fmt: skip
-                append_row(table, row)
-                rows.append(row)
-                progress(
-                    f"{name:24s} {size:4s} seed {seed}: AUC {row['test_auc']:.4f}, "
-                    f"{row['dense_params']} dense params, {row['fit_seconds']:.0f} s"
-                )
+                run_one(name, size, seed)
     wanted = {(m, s, seed) for m in config.models for s in config.sizes for seed in config.seeds}
+    wanted |= {(config.reference, REFERENCE_SIZE, seed) for seed in config.seeds}
     return [r for r in rows if (r["model"], r["size"], int(r["seed"])) in wanted]
 
 
@@ -171,7 +233,7 @@ def read_rows(path) -> list[dict]:
     if not path.is_file():
         return []
     numeric = {"seed", "num_layers", "num_tokens", "token_dim", "dense_params",
-               "embedding_params", "flops_per_example", "best_epoch"}  # fmt: skip
+               "embedding_params", "flops_per_example", "best_epoch", "train_rows"}  # fmt: skip
     rows = []
     with open(path) as handle:
         for row in csv.DictReader(handle):
@@ -195,20 +257,27 @@ def append_row(path, row: dict) -> None:
 
 
 def fit_ladder(rows) -> list[dict]:
-    """Power-law fits per model, against dense parameters and against FLOPs per example."""
+    """Power-law fits per model, against dense parameters and against FLOPs per example: of
+    test AUC itself (`law: "auc"`), and, where the ladder has reference runs, the paper's law of
+    the AUC gain over the reference (`law: "gain"`, N in millions of dense parameters)."""
+    reference = {int(row["seed"]): row["test_auc"] for row in rows if row["size"] == REFERENCE_SIZE}
     fits = []
-    for name in dict.fromkeys(row["model"] for row in rows):
-        chosen = [row for row in rows if row["model"] == name]
+    for name in dict.fromkeys(row["model"] for row in rows if row["size"] != REFERENCE_SIZE):
+        chosen = [row for row in rows if row["model"] == name and row["size"] != REFERENCE_SIZE]
         if len({row["size"] for row in chosen}) < 2:
             continue
         for x_key in ("dense_params", "flops_per_example"):
             fit = fit_power_law(chosen, x_key=x_key)
-            fits.append({"model": name, "against": x_key, **fit})
+            fits.append({"model": name, "against": x_key, "law": "auc", **fit})
+            gain = fit_gain_law(chosen, reference, x_key) if reference else None
+            if gain is not None:
+                fits.append({"model": name, "against": x_key, "law": "gain", **gain})
     return fits
 
 
 def ablation_table(rows, size: str | None = None) -> list[dict]:
     """Mean test AUC per model (and variant) at one size, with the difference to the base."""
+    rows = [row for row in rows if row["size"] != REFERENCE_SIZE]
     size = size or rows[0]["size"]
     means = {}
     for name in dict.fromkeys(row["model"] for row in rows):

@@ -20,13 +20,17 @@ def plot_scaling(rows, fits, path, x_key: str = "dense_params", title: str = "")
 
     plt = _pyplot()
     figure, axis = plt.subplots(figsize=(6.4, 4.4))
-    for name in dict.fromkeys(row["model"] for row in rows):
-        chosen = [row for row in rows if row["model"] == name]
+    for name in dict.fromkeys(row["model"] for row in rows if row["size"] != "reference"):
+        chosen = [row for row in rows if row["model"] == name and row["size"] != "reference"]
         sizes = sorted({row[x_key] for row in chosen})
         aucs = [[r["test_auc"] for r in chosen if r[x_key] == size] for size in sizes]
         means = np.array([np.mean(a) for a in aucs])
         errors = np.array([[m - min(a), max(a) - m] for m, a in zip(means, aucs, strict=True)]).T
-        fit = next((f for f in fits if f["model"] == name and f["against"] == x_key), None)
+        fit = next(
+            (f for f in fits if f["model"] == name and f["against"] == x_key
+             and f.get("law", "auc") == "auc"),
+            None,
+        )  # fmt: skip
         label = name if fit is None else f"{name} (alpha={fit['alpha']:.4f})"
         line = axis.errorbar(sizes, means, yerr=errors, marker="o", capsize=3, label=label)
         if fit is not None:
@@ -57,5 +61,33 @@ def plot_matrices(matrices: dict, path, title: str = "") -> Path:
     figure.tight_layout()
     path = Path(path)
     figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return path
+
+
+def plot_learning_curves(output, path, seed: int = 0) -> Path | None:
+    """Validation AUC per epoch of every run of a ladder (one seed): is the largest size still
+    learning when it stops (data-starved), or did it converge?"""
+    import json
+
+    plt = _pyplot()
+    figure, axis = plt.subplots(figsize=(6.4, 4.4))
+    drawn = 0
+    for metrics_path in sorted(Path(output, "runs").glob(f"*_seed{seed}/metrics.json")):
+        history = json.loads(metrics_path.read_text()).get("history", {})
+        if history.get("val_auc"):
+            values = history["val_auc"]
+            axis.plot(range(1, len(values) + 1), values, marker=".", label=metrics_path.parent.name)
+            drawn += 1
+    if not drawn:
+        plt.close(figure)
+        return None
+    axis.set_xlabel("epoch")
+    axis.set_ylabel("validation AUC (exact)")
+    axis.grid(True, alpha=0.3)
+    axis.legend(fontsize=6)
+    figure.tight_layout()
+    path = Path(path)
+    figure.savefig(path, dpi=120)
     plt.close(figure)
     return path

@@ -15,7 +15,8 @@ from keras_unimixer.scaling import (
     permutation_closeness,
     run_ladder,
 )
-from keras_unimixer.scaling.ladder import read_rows
+from keras_unimixer.scaling.fit import fit_gain_law
+from keras_unimixer.scaling.ladder import read_rows, train_config
 
 
 def test_power_law_fit_recovers_the_exponent_and_covers_it_with_seed_intervals():
@@ -61,27 +62,58 @@ def test_ladder_trains_fits_plots_and_continues(tmp_path):
         max_examples=1500, output=str(tmp_path),
     )  # fmt: skip
     rows = run_ladder(config, progress=lambda line: None)
-    assert len(rows) == 4 and all(0 <= row["test_auc"] <= 1 for row in rows)
+    assert len(rows) == 5 and all(0 <= row["test_auc"] <= 1 for row in rows)
+    assert [r["model"] for r in rows if r["size"] == "reference"] == ["logistic_regression"]
     params = {(r["model"], r["size"]): r["dense_params"] for r in rows}
     assert params["unimixer", "s"] > params["unimixer", "xs"]
     assert params["unimixer+shared_local", "s"] < params["unimixer", "s"]  # one local matrix
     fits = fit_ladder(rows)
-    assert {(f["model"], f["against"]) for f in fits} == {
+    assert {(f["model"], f["against"]) for f in fits if f["law"] == "auc"} == {
         (m, x) for m in config.models for x in ("dense_params", "flops_per_example")
     }
-    assert len(read_rows(tmp_path / "ladder.csv")) == 4
+    assert {f["law"] for f in fits} <= {"auc", "gain"}
+    assert len(read_rows(tmp_path / "ladder.csv")) == 5
     again = run_ladder(config, progress=lambda line: pytest.fail(f"retrained: {line}"))
     assert again == read_rows(tmp_path / "ladder.csv")
     # The command draws the figures from the same (already complete) ladder.
     assert cli.main(["scale", "--models", "unimixer,unimixer+shared_local", "--sizes", "xs,s",
                      "--seeds", "0", "--epochs", "1", "--max-examples", "1500",
                      "--output", str(tmp_path)]) == 0  # fmt: skip
-    for figure in ("scaling_params.png", "scaling_flops.png"):
+    for figure in ("scaling_params.png", "scaling_flops.png", "learning_curves.png"):
         assert (tmp_path / figure).stat().st_size > 10_000
     with pytest.raises(ValueError, match="other settings"):
         run_ladder(LadderConfig(**{**config.__dict__, "epochs": 2}))
     ablations = json.loads((tmp_path / "ablations.json").read_text())
     assert [a["model"] for a in ablations] == ["unimixer", "unimixer+shared_local"]
+
+
+def test_gain_law_is_fitted_on_the_gain_over_the_reference():
+    sizes = np.array([1e5, 3e5, 1e6, 3e6, 1e7])
+    reference = {0: 0.70, 1: 0.71}
+    rows = [
+        {"dense_params": n, "seed": seed, "test_auc": reference[seed] + 0.004 * (n / 1e6) ** 0.13}
+        for seed in reference
+        for n in sizes
+    ]
+    rows.append({"dense_params": 1e4, "seed": 0, "test_auc": 0.69})  # below the reference
+    fit = fit_gain_law(rows, reference)
+    assert fit["alpha"] == pytest.approx(0.13, abs=1e-6)
+    assert fit["a"] == pytest.approx(0.004, rel=1e-6)  # N in millions, as the paper
+    assert fit["excluded"] == 1
+    assert fit_gain_law(rows[:1], reference) is None
+
+
+def test_proportional_budget_gives_bigger_models_more_rows():
+    config = LadderConfig(
+        models=("rankmixer",), sizes=("xs", "m"), seeds=(0,), budget="proportional",
+        rows_per_param=2.0, min_examples=1000, max_examples=50_000, dataset="synthetic",
+    )  # fmt: skip
+    features = datasets.make_synthetic(num_examples=500).features
+    small = train_config(config, "rankmixer", "xs", 0, features).max_examples
+    large = train_config(config, "rankmixer", "m", 0, features).max_examples
+    assert 1000 <= small < large <= 50_000
+    with pytest.raises(ValueError, match="needs `max_examples`"):
+        LadderConfig(budget="proportional")
 
 
 def test_inspect_reports_a_sharp_global_matrix_as_a_permutation(tmp_path):
