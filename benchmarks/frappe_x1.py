@@ -195,6 +195,17 @@ def best_by_validation(rows) -> dict:
     return best
 
 
+def reproducing_command(argv: list[str]) -> str:
+    """The command that produces a results file: `--time-budget` (a snapshot's 0) left out."""
+    kept, skip = [], False
+    for arg in argv:
+        if skip or arg.startswith("--time-budget"):
+            skip = arg == "--time-budget"
+            continue
+        kept.append(arg)
+    return "python benchmarks/frappe_x1.py " + " ".join(kept)
+
+
 def table_markdown(rows, command: str) -> str:
     by_model: dict = {}
     for row in rows:
@@ -306,7 +317,7 @@ def main(argv=None):
             for seed in seeds
         ]
         rows = run_all(jobs, output, "ablation", args.workers, args.data_dir, args.time_budget)
-        command = "python benchmarks/frappe_x1.py " + " ".join(argv or sys.argv[1:])
+        command = reproducing_command(argv or sys.argv[1:])
         markdown = ablation_markdown(rows, command)
         backend = rows[0]["backend"] if rows else "none"
         (ROOT / "benchmarks" / "results" / f"frappe_x1_ablation_{backend}.md").write_text(markdown)
@@ -324,7 +335,7 @@ def main(argv=None):
     seeds = [int(s) for s in args.seeds.split(",") if s]
     jobs = [(model, extra, seed) for model in models for seed in seeds]
     rows = run_all(jobs, output, "table", args.workers, args.data_dir, args.time_budget)
-    command = "python benchmarks/frappe_x1.py " + " ".join(argv or sys.argv[1:])
+    command = reproducing_command(argv or sys.argv[1:])
     markdown = table_markdown(rows, command)
     backend = rows[0]["backend"] if rows else "none"
     (ROOT / "benchmarks" / "results" / f"frappe_x1_{backend}.md").write_text(markdown)

@@ -4,7 +4,7 @@ A description (YAML or JSON) is everything `from_config` needs to stream a datas
 
 ```yaml
 name: frappe_x1
-format: csv                 # csv, tsv or parquet (a .gz file is read through gzip)
+format: csv                 # csv, tsv, parquet or tfrecord (a .gz file is read through gzip)
 header: true                # csv/tsv: first line names the columns (else give `columns:`)
 files:                      # per split: paths or glob patterns, relative to this file
   train: [train.csv]        # (or `data_dir`); several files are read as shards
@@ -22,6 +22,11 @@ features:
   genres: {kind: multi_categorical, separator: "|", max_length: 6}
 user_feature: user          # optional: UAUC / GAUC per user
 ```
+
+A TFRecord file holds `tf.train.Example`s, one feature per column: a categorical value as a bytes
+or int64 list of one value (a multi-categorical one as several values, or one string with the
+separator), a numeric value or label as a float or int64 list of one; an absent feature is a
+missing value. Reading TFRecord needs TensorFlow (the other formats need only pyarrow).
 
 A feature's `column` defaults to its name. Ids follow the package's convention everywhere: 0 is
 a missing value, 1 out of vocabulary (or below `min_count`), vocabulary entries from 2; a hashed
@@ -46,7 +51,8 @@ from keras_unimixer.datasets.schema import (
     SPLITS,
 )
 
-FORMATS = ("csv", "tsv", "parquet")
+FORMATS = ("csv", "tsv", "parquet", "tfrecord")
+SELF_DESCRIBING = ("parquet", "tfrecord")  # columns named in the file itself
 TRANSFORMS = (None, "signed_log1p")
 
 
@@ -198,7 +204,7 @@ def parse_description(values: dict, base: Path, source: str = "description") -> 
         raise _problem(source, "a description needs at least one feature and one label.")
     header = bool(values.get("header", True))
     columns = values.get("columns")
-    if data_format != "parquet" and not header and not columns:
+    if data_format not in SELF_DESCRIBING and not header and not columns:
         raise _problem(source, "a file without a header needs `columns:` (their names, in order).")
     user_feature = values.get("user_feature")
     if user_feature is not None and user_feature not in {f.name for f in features}:

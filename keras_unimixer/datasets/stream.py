@@ -145,6 +145,68 @@ class TableReader:
         except (pa.ArrowInvalid, pa.ArrowKeyError) as error:
             raise ValueError(f"{path}: {error}") from None
 
+    def _tfrecord_batches(self, path: Path):
+        try:
+            import tensorflow as tf
+        except ImportError:
+            raise ValueError(
+                f"{path}: `format: tfrecord` needs TensorFlow, which is not installed; convert the "
+                "shards to parquet (pyarrow only) to read them without it."
+            ) from None
+        compression = "GZIP" if str(path).endswith(".gz") else ""
+        records = tf.data.TFRecordDataset(str(path), compression_type=compression)
+        spec = None
+        try:
+            for serialized in records.batch(1 << 16):
+                spec = spec or self._tfrecord_spec(path, serialized[0].numpy())
+                parsed = tf.io.parse_example(serialized, spec)
+                yield self._tfrecord_table(path, parsed, int(serialized.shape[0]))
+        except tf.errors.OpError as error:
+            raise ValueError(f"{path}: not a readable TFRecord file of tf.train.Example: "
+                             f"{error.message.splitlines()[0]}") from None  # fmt: skip
+
+    def _tfrecord_spec(self, path: Path, first_record: bytes) -> dict:
+        """Each column's stored type, from the first record (TFRecord files carry no schema)."""
+        import tensorflow as tf
+
+        stored = tf.train.Example.FromString(first_record).features.feature
+        dtypes = {"bytes_list": tf.string, "int64_list": tf.int64, "float_list": tf.float32}
+        spec = {}
+        for column in self.column_types:
+            if column not in stored:
+                raise ValueError(f"{path}: the first record has no feature {column!r}.")
+            spec[column] = tf.io.VarLenFeature(dtypes[stored[column].WhichOneof("kind")])
+        return spec
+
+    def _tfrecord_table(self, path: Path, parsed: dict, count: int):
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        separators = {f.column: f.separator for f in self.description.features}
+        columns = {}
+        for column, values in parsed.items():
+            rows = values.indices.numpy()[:, 0]
+            flat = values.values.numpy()
+            offsets = np.searchsorted(rows, np.arange(count + 1)).astype(np.int32)
+            lengths = np.diff(offsets)
+            if self.column_types[column] == pa.string():
+                if flat.dtype == object:
+                    strings = pa.array(flat, type=pa.binary()).cast(pa.string())
+                else:
+                    strings = pa.array(flat).cast(pa.string())
+                lists = pa.ListArray.from_arrays(pa.array(offsets), strings)
+                joined = pc.binary_join(lists, separators.get(column, "|"))
+                columns[column] = pc.if_else(pa.array(lengths > 0), joined, None)
+                continue
+            if (lengths > 1).any():
+                row = int(np.argmax(lengths > 1))
+                raise ValueError(f"{path}: record {row}: numeric column {column!r} holds "
+                                 f"{lengths[row]} values; expected one.")  # fmt: skip
+            dense = np.full(count, np.nan)
+            dense[rows] = flat
+            columns[column] = pa.array(dense, mask=lengths == 0)
+        return pa.table(columns)
+
     def tables(self, split: str, files=None, shard=None):
         """`(path, first_row, table)` of `split`, over `files` (default: the split's, in order);
         `shard=(index, count)` keeps the rows of one of `count` disjoint shards."""
@@ -152,11 +214,8 @@ class TableReader:
         all_files = description.split_files(split)
         for path in files if files is not None else all_files:
             file_index = all_files.index(path)
-            batches = (
-                self._parquet_batches(path)
-                if description.format == "parquet"
-                else self._csv_batches(path)
-            )
+            read = {"parquet": self._parquet_batches, "tfrecord": self._tfrecord_batches}
+            batches = read.get(description.format, self._csv_batches)(path)
             first_row = 0
             for table in batches:
                 count = table.num_rows

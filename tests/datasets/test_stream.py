@@ -84,10 +84,41 @@ def test_vocabularies_ids_and_statistics_follow_the_package_conventions(toy):
     np.testing.assert_array_equal(valid["tags"][2], [1, 2, 0])  # z: unseen tag -> OOV
 
 
-@pytest.mark.parametrize("data_format", ["tsv_gzip", "parquet"])
+def write_tfrecord(path, rows, compress=False):
+    """Rows as tf.train.Examples: an empty value is an absent feature, tags a bytes list."""
+    import tensorflow as tf
+
+    def feature(kind, values):
+        return tf.train.Feature(**{kind: getattr(tf.train, kind.title().replace("_", ""))(
+            value=values)})  # fmt: skip
+
+    options = tf.io.TFRecordOptions(compression_type="GZIP" if compress else "")
+    with tf.io.TFRecordWriter(str(path), options) as writer:
+        for label, user, item, price, tags in rows:
+            features = {"label": feature("int64_list", [int(label)]),
+                        "item": feature("bytes_list", [item.encode()])}  # fmt: skip
+            if user:
+                features["user"] = feature("bytes_list", [user.encode()])
+            if price:
+                features["price"] = feature("float_list", [float(price)])
+            if tags:
+                features["tags"] = feature("bytes_list", [t.encode() for t in tags.split("|")])
+            example = tf.train.Example(features=tf.train.Features(feature=features))
+            writer.write(example.SerializeToString())
+
+
+@pytest.mark.parametrize("data_format", ["tsv_gzip", "parquet", "tfrecord", "tfrecord_gzip"])
 def test_other_formats_give_the_same_ids(tmp_path, toy, data_format):
     header = ("label", "user", "item", "price", "tags")
-    if data_format == "parquet":
+    if data_format.startswith("tfrecord"):
+        pytest.importorskip("tensorflow")
+        suffix = ".tfrecord.gz" if data_format.endswith("gzip") else ".tfrecord"
+        write_tfrecord(tmp_path / f"train{suffix}", ROWS, compress=suffix.endswith(".gz"))
+        write_tfrecord(tmp_path / f"valid{suffix}", ROWS[:2], compress=suffix.endswith(".gz"))
+        files = {"train": [f"train{suffix}"], "validation": [f"valid{suffix}"],
+                 "test": [f"valid{suffix}"]}  # fmt: skip
+        other = datasets.from_config(describe(tmp_path, format="tfrecord", files=files))
+    elif data_format == "parquet":
         import pyarrow as pa
         import pyarrow.parquet as pq
 
@@ -112,10 +143,22 @@ def test_other_formats_give_the_same_ids(tmp_path, toy, data_format):
         other = datasets.from_config(
             describe(tmp_path, format="tsv", header=False, columns=list(header), files=files)
         )
-    expected, _ = toy.arrays("train")
-    features, _ = other.arrays("train")
+    expected, expected_labels = toy.arrays("train")
+    features, labels = other.arrays("train")
     for name in expected:
         np.testing.assert_allclose(features[name], expected[name], rtol=1e-6, err_msg=name)
+    np.testing.assert_array_equal(labels["click"], expected_labels["click"])
+
+
+def test_tfrecord_problems_name_the_file_and_column(tmp_path):
+    pytest.importorskip("tensorflow")
+    write_tfrecord(tmp_path / "train.tfrecord", [("1", "u1", "i1", "", "a")])
+    files = {split: ["train.tfrecord"] for split in ("train", "validation", "test")}
+    with pytest.raises(ValueError, match="train.tfrecord: the first record has no feature 'price'"):
+        datasets.from_config(describe(tmp_path, format="tfrecord", files=files))
+    (tmp_path / "train.tfrecord").write_bytes(b"not a record file")
+    with pytest.raises(ValueError, match="train.tfrecord: not a readable TFRecord"):
+        datasets.from_config(describe(tmp_path, format="tfrecord", files=files))
 
 
 def test_bad_labels_and_rows_name_the_file(tmp_path):
