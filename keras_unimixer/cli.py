@@ -289,6 +289,7 @@ def _names(text):
 def add_scale_arguments(parser):
     from keras_unimixer.datasets import DATASETS
     from keras_unimixer.scaling import LadderConfig
+    from keras_unimixer.scaling.ladder import MLP_BASELINES, VARIANTS
 
     defaults = LadderConfig()
     parser.add_argument(
@@ -300,8 +301,8 @@ def add_scale_arguments(parser):
         "--models",
         type=_names,
         default=defaults.models,
-        help="mixers, or mixer+ablation: no_anneal, no_symmetry, shared_local, post_norm, "
-        "depth2, depth4 (e.g. unimixer,unimixer+post_norm)",
+        help="mixers, mixer+ablation (" + ", ".join(VARIANTS) + "; e.g. unimixer+post_norm), "
+        "or MLP baselines sized by the ladder (" + ", ".join(MLP_BASELINES) + ")",
     )
     parser.add_argument("--sizes", type=_names, default=defaults.sizes, help="xs,s,m,l,xl,xxl")
     parser.add_argument(

@@ -37,6 +37,9 @@ VARIANTS = {
     "rank64": {"rank": 64},
     "rank256": {"rank": 256},  # capped at the number of blocks
 }
+# Classic baselines on the same ladder: an MLP of `num_layers` layers of `num_tokens * token_dim`
+# units (the width of the mixers' token matrix); DCNv2 adds as many cross layers.
+MLP_BASELINES = ("dnn", "dcnv2")
 BUDGETS = ("fixed", "proportional")
 REFERENCE_SIZE = "reference"
 QUICK = {
@@ -84,8 +87,13 @@ class LadderConfig:
                 raise ValueError(f"`sizes` entry {size!r} is not one of {list(SIZES)}.")
         for name in self.models:
             mixer, _, variant = name.partition("+")
+            if mixer in MLP_BASELINES and not variant:
+                continue
             if mixer not in mixer_names():
-                raise ValueError(f"`models` entry {name!r}: mixer must be one of {mixer_names()}.")
+                raise ValueError(
+                    f"`models` entry {name!r}: must be one of {mixer_names()} (a mixer, with an "
+                    f"optional +variant) or a baseline {list(MLP_BASELINES)}."
+                )
             if variant and variant not in VARIANTS:
                 raise ValueError(
                     f"`models` entry {name!r}: ablation must be one of {list(VARIANTS)}."
@@ -127,7 +135,13 @@ def train_config(config: LadderConfig, name: str, size: str, seed: int, features
         output=str(Path(config.output) / "runs" / f"{name}_{size}_seed{seed}"),
     )  # fmt: skip
     values.update(VARIANTS.get(variant, {}))
-    if get_mixer(mixer).ffn_activation == "gelu":
+    if mixer in MLP_BASELINES:
+        for key in ("num_layers", "num_tokens", "token_dim"):
+            del values[key]
+        values["hidden_units"] = (num_tokens * token_dim,) * num_layers
+        if mixer == "dcnv2":
+            values["num_cross_layers"] = num_layers
+    elif get_mixer(mixer).ffn_activation == "gelu":
         values["ffn_multiplier"] = 3  # GELU FFN: 2 matrices to SwiGLU's 3, equal parameters
     run = TrainConfig(**values)
     if config.budget == "proportional" and features is not None:
@@ -178,8 +192,8 @@ def run_ladder(config: LadderConfig, progress=print) -> list[dict]:
         metrics = train(run, data=data)
         row = {
             "model": name, "size": size, "seed": seed,
-            "num_layers": run.num_layers, "num_tokens": run.num_tokens,
-            "token_dim": run.token_dim,
+            **dict(zip(("num_layers", "num_tokens", "token_dim"), SIZES.get(size, (0, 0, 0)),
+                       strict=True)),
             "dense_params": metrics["parameters"]["dense"],
             "embedding_params": metrics["parameters"]["embedding"],
             "flops_per_example": metrics["flops_per_example"],

@@ -41,7 +41,8 @@ def test_power_law_fit_recovers_the_exponent_and_covers_it_with_seed_intervals()
     "overrides,pattern",
     [
         ({"sizes": ("xs", "huge")}, "`sizes` entry 'huge'"),
-        ({"models": ("mamba",)}, "mixer must be one of"),
+        ({"models": ("mamba",)}, "must be one of .* or a baseline"),
+        ({"models": ("dnn+no_anneal",)}, "'dnn\\+no_anneal': must be one of"),
         ({"models": ("unimixer+dropout",)}, "ablation must be one of"),
         (
             {"models": ("rankmixer+no_symmetry",)},
@@ -58,25 +59,26 @@ def test_bad_ladders_are_rejected(overrides, pattern):
 
 def test_ladder_trains_fits_plots_and_continues(tmp_path):
     config = LadderConfig(
-        models=("unimixer", "unimixer+shared_local"), sizes=("xs", "s"), seeds=(0,), epochs=1,
+        models=("unimixer", "unimixer+shared_local", "dnn"), sizes=("xs", "s"), seeds=(0,), epochs=1,
         max_examples=1500, output=str(tmp_path),
     )  # fmt: skip
     rows = run_ladder(config, progress=lambda line: None)
-    assert len(rows) == 5 and all(0 <= row["test_auc"] <= 1 for row in rows)
+    assert len(rows) == 7 and all(0 <= row["test_auc"] <= 1 for row in rows)
     assert [r["model"] for r in rows if r["size"] == "reference"] == ["logistic_regression"]
     params = {(r["model"], r["size"]): r["dense_params"] for r in rows}
     assert params["unimixer", "s"] > params["unimixer", "xs"]
     assert params["unimixer+shared_local", "s"] < params["unimixer", "s"]  # one local matrix
+    assert params["dnn", "s"] > params["dnn", "xs"]
     fits = fit_ladder(rows)
     assert {(f["model"], f["against"]) for f in fits if f["law"] == "auc"} == {
         (m, x) for m in config.models for x in ("dense_params", "flops_per_example")
     }
     assert {f["law"] for f in fits} <= {"auc", "gain"}
-    assert len(read_rows(tmp_path / "ladder.csv")) == 5
+    assert len(read_rows(tmp_path / "ladder.csv")) == 7
     again = run_ladder(config, progress=lambda line: pytest.fail(f"retrained: {line}"))
     assert again == read_rows(tmp_path / "ladder.csv")
     # The command draws the figures from the same (already complete) ladder.
-    assert cli.main(["scale", "--models", "unimixer,unimixer+shared_local", "--sizes", "xs,s",
+    assert cli.main(["scale", "--models", "unimixer,unimixer+shared_local,dnn", "--sizes", "xs,s",
                      "--seeds", "0", "--epochs", "1", "--max-examples", "1500",
                      "--output", str(tmp_path)]) == 0  # fmt: skip
     for figure in ("scaling_params.png", "scaling_flops.png", "learning_curves.png"):
@@ -84,7 +86,16 @@ def test_ladder_trains_fits_plots_and_continues(tmp_path):
     with pytest.raises(ValueError, match="other settings"):
         run_ladder(LadderConfig(**{**config.__dict__, "epochs": 2}))
     ablations = json.loads((tmp_path / "ablations.json").read_text())
-    assert [a["model"] for a in ablations] == ["unimixer", "unimixer+shared_local"]
+    assert [a["model"] for a in ablations] == ["unimixer", "unimixer+shared_local", "dnn"]
+
+
+def test_mlp_baselines_climb_the_ladder_with_the_mixers_width_and_depth():
+    config = LadderConfig(models=("dnn", "dcnv2", "rankmixer"), sizes=("xs", "l"))
+    dnn = train_config(config, "dnn", "l", seed=0)
+    assert dnn.model == "dnn" and dnn.hidden_units == (512, 512, 512)  # l: 3 x 8 tokens x 64
+    dcnv2 = train_config(config, "dcnv2", "xs", seed=0)
+    assert dcnv2.hidden_units == (64,) and dcnv2.num_cross_layers == 1
+    assert train_config(config, "rankmixer", "l", seed=0).num_tokens == 8
 
 
 def test_gain_law_is_fitted_on_the_gain_over_the_reference():
