@@ -68,6 +68,12 @@ def run(model_names, seeds, output_root, data_dir):
     return rows
 
 
+def mean_std(values) -> str:
+    """`mean ± std` (sample std; 0 for one value) to 4 decimals."""
+    std = statistics.stdev(values) if len(values) > 1 else 0.0
+    return f"{statistics.mean(values):.4f} ± {std:.4f}"
+
+
 def summarize(rows):
     lines = [
         "| model | test AUC | test log loss | params (dense) | FLOPs/example | train ex/s "
@@ -77,15 +83,13 @@ def summarize(rows):
     for name in dict.fromkeys(r["model"] for r in rows):
         group = [r for r in rows if r["model"] == name]
 
-        def mean_std(key, group=group):
-            values = [r[key] for r in group]
-            std = statistics.stdev(values) if len(values) > 1 else 0.0
-            return f"{statistics.mean(values):.4f} ± {std:.4f}"
+        def column(key, group=group):
+            return mean_std([r[key] for r in group])
 
         epochs = "/".join(str(r["best_epoch"]) for r in group)
         speed = statistics.mean(r["examples_per_second"] for r in group)
         lines.append(
-            f"| {name} | {mean_std('test_auc')} | {mean_std('test_logloss')} | "
+            f"| {name} | {column('test_auc')} | {column('test_logloss')} | "
             f"{group[0]['params']:,} ({group[0]['dense_params']:,}) | "
             f"{group[0]['flops_per_example']:,} | {speed:,.0f} | {epochs} |"
         )

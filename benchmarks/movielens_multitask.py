@@ -17,7 +17,6 @@ import argparse
 import datetime
 import os
 import platform
-import statistics
 import sys
 from pathlib import Path
 
@@ -26,7 +25,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).parent))
-from movielens_models import COMMON, OVERRIDES  # noqa: E402
+from movielens_models import COMMON, OVERRIDES, mean_std  # noqa: E402
 
 from keras_unimixer import datasets  # noqa: E402
 from keras_unimixer.training import TrainConfig, train  # noqa: E402
@@ -73,9 +72,7 @@ def markdown(rows, model, command):
         group = [r for r in rows if r["heads"] == heads]
         cells = []
         for key, _ in COLUMNS:
-            values = [r[key] for r in group]
-            std = statistics.stdev(values) if len(values) > 1 else 0.0
-            cells.append(f"{statistics.mean(values):.4f} ± {std:.4f}")
+            cells.append(mean_std([r[key] for r in group]))
         epochs = "/".join(str(r["best_epoch"]) for r in group)
         cells += [f"{group[0]['params']:,}", epochs]
         lines.append(f"| {heads} | " + " | ".join(cells) + " |")

@@ -16,7 +16,6 @@ import argparse
 import datetime
 import os
 import platform
-import statistics
 import sys
 from pathlib import Path
 
@@ -25,7 +24,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).parent))
-from movielens_models import COMMON, OVERRIDES  # noqa: E402
+from movielens_models import COMMON, OVERRIDES, mean_std  # noqa: E402
 
 from keras_unimixer import datasets, evaluation  # noqa: E402
 from keras_unimixer.datasets.negatives import MODES  # noqa: E402
@@ -73,9 +72,7 @@ def markdown(rows, model, command):
         group = [r for r in rows if r["trained_on"] == trained_on]
         cells = []
         for scored_on in MODES:
-            values = [r[scored_on] for r in group]
-            std = statistics.stdev(values) if len(values) > 1 else 0.0
-            cells.append(f"{statistics.mean(values):.4f} ± {std:.4f}")
+            cells.append(mean_std([r[scored_on] for r in group]))
         lines.append(f"| {trained_on} negatives | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 

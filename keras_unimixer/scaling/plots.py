@@ -42,9 +42,13 @@ def plot_scaling(rows, fits, path, x_key: str = "dense_params", title: str = "")
     axis.set_title(title)
     axis.grid(True, which="both", alpha=0.3)
     axis.legend(fontsize=8)
+    return _save(plt, figure, path, dpi=120)
+
+
+def _save(plt, figure, path, dpi: int) -> Path:
     figure.tight_layout()
     path = Path(path)
-    figure.savefig(path, dpi=120)
+    figure.savefig(path, dpi=dpi)
     plt.close(figure)
     return path
 
@@ -58,11 +62,7 @@ def plot_matrices(matrices: dict, path, title: str = "") -> Path:
         axis.set_title(name, fontsize=9)
         figure.colorbar(image, ax=axis, fraction=0.046)
     figure.suptitle(title)
-    figure.tight_layout()
-    path = Path(path)
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
-    return path
+    return _save(plt, figure, path, dpi=110)
 
 
 def plot_learning_curves(output, path, seed: int = 0) -> Path | None:
@@ -86,8 +86,4 @@ def plot_learning_curves(output, path, seed: int = 0) -> Path | None:
     axis.set_ylabel("validation AUC (exact)")
     axis.grid(True, alpha=0.3)
     axis.legend(fontsize=6)
-    figure.tight_layout()
-    path = Path(path)
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
-    return path
+    return _save(plt, figure, path, dpi=120)
