@@ -135,6 +135,9 @@ class Retrieval(keras.layers.Layer):
             raise ValueError(f"`temperature` must be > 0 or None, got {temperature!r}.")
         self.temperature = temperature
         self.remove_accidental_hits = bool(remove_accidental_hits)
+        import keras_rs  # imported where used, as for FeatureCross: keeps package import light
+
+        self.sampling_correction = keras_rs.layers.SamplingProbabilityCorrection(epsilon=1e-6)
 
     def get_config(self):
         config = super().get_config()
@@ -175,8 +178,9 @@ class Retrieval(keras.layers.Layer):
             scores = scores / self.temperature
         if candidate_sampling_probability is not None:
             probability = ops.cast(candidate_sampling_probability, scores.dtype)
-            scores = scores - ops.log(ops.clip(probability, 1e-6, 1.0))[None, :]
+            scores = self.sampling_correction(scores, probability[None, :])  # logQ correction
         if self.remove_accidental_hits:
+            # Hand-written on purpose: keras-rs 0.4.0's RemoveAccidentalHits is a no-op (PR #206).
             if candidate_ids is None:
                 raise ValueError("`remove_accidental_hits`=True needs `candidate_ids` in the call.")
             positive_ids = candidate_ids[:num_queries]
