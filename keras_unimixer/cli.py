@@ -130,7 +130,8 @@ def add_train_arguments(parser):
     )  # fmt: skip
     option(
         "--anneal-epochs", "anneal_epochs",
-        "annealing horizon in epochs (none: the whole budget)", type=_float_or_none,
+        "annealing horizon in epochs, capped at the budget (none: the whole budget)",
+        type=_float_or_none,
     )  # fmt: skip
     run.add_argument(
         "--no-anneal", action="store_true", help="same as --temperature-schedule constant"

@@ -57,7 +57,10 @@ class TrainConfig(ModelConfig):
     temperature_start: float = 1.0
     temperature_end: float = 0.05
     temperature_schedule: str = "anneal"
-    anneal_epochs: float | None = None
+    # Annealing horizon in epochs (capped at the budget; None: the whole budget). Early stopping
+    # waits for its end, so a horizon as long as the budget disables early stopping: on MovieLens
+    # 100K (seed 1, validation AUC) 2 epochs gave 0.7746, 4 gave 0.7698, the whole 10 gave 0.7531.
+    anneal_epochs: float | None = 2.0
     seed: int = 42
     mixed_precision: bool = False
     negatives: int = 0
@@ -484,7 +487,9 @@ def exact_metrics(model, data, split: str, tasks) -> dict:
 
 
 def _anneal_epochs(config: TrainConfig) -> float:
-    return config.anneal_epochs if config.anneal_epochs is not None else float(config.epochs)
+    if config.anneal_epochs is None:
+        return float(config.epochs)
+    return min(config.anneal_epochs, float(config.epochs))
 
 
 def _watch_from_epoch(config: TrainConfig, model) -> int:

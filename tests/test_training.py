@@ -202,6 +202,10 @@ def test_annealing_horizon_is_set_in_epochs_and_early_stopping_waits_for_it(tmp_
     # but not before the one where annealing ends.
     assert temperatures[1] == pytest.approx(0.05)
     assert metrics["epochs_run"] >= 2
+    # The default horizon (2 epochs) is capped at a shorter budget; None means the whole budget.
+    assert training._anneal_epochs(TrainConfig(epochs=1)) == 1.0
+    assert training._anneal_epochs(TrainConfig(epochs=10)) == 2.0
+    assert training._anneal_epochs(TrainConfig(epochs=10, anneal_epochs=None)) == 10.0
 
 
 @pytest.mark.skipif(

@@ -59,8 +59,8 @@ def test_bad_ladders_are_rejected(overrides, pattern):
 
 def test_ladder_trains_fits_plots_and_continues(tmp_path):
     config = LadderConfig(
-        models=("unimixer", "unimixer+shared_local", "dnn"), sizes=("xs", "s"), seeds=(0,), epochs=1,
-        max_examples=1500, output=str(tmp_path),
+        models=("unimixer", "unimixer+shared_local", "dnn"), sizes=("xs", "s"), seeds=(0,),
+        epochs=1, max_examples=1500, output=str(tmp_path),
     )  # fmt: skip
     rows = run_ladder(config, progress=lambda line: None)
     assert len(rows) == 7 and all(0 <= row["test_auc"] <= 1 for row in rows)
