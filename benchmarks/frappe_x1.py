@@ -63,16 +63,15 @@ ABLATIONS = {
             "mixing_options": {"global_init": "identity", "init_scale": 3.0}
         },
         "no symmetry": {"mixing_options": {"symmetric": False}},
+        "10 Sinkhorn rounds only (no tolerance phase)": {
+            "mixing_options": {"sinkhorn_max_iterations": 0}
+        },
         "SiameseNorm per sublayer": {"norm": "siamese"},
         "SiameseNorm per block": {"norm": "siamese", "siamese_scope": "block"},
     },
     "unimixer": {
         "base": {},
         "shared local matrix (not block-specific)": {"mixing_options": {"block_specific": False}},
-        # UniMixing's Sinkhorn (UniMixing-Lite's W_G is low-rank, with no Sinkhorn to ablate).
-        "10 Sinkhorn rounds only (no tolerance phase)": {
-            "mixing_options": {"sinkhorn_max_iterations": 0}
-        },
     },
 }
 # BARS's published test AUC on Frappe_x1 (mean of their 3 seeds where they give them).

@@ -63,3 +63,12 @@ def test_a_registered_user_mixer_reaches_models_tuning_and_counts():
     np.testing.assert_allclose(
         again.predict(features, verbose=0), direct.predict(features, verbose=0), atol=1e-6
     )
+
+
+@pytest.mark.parametrize("name", ["unimixer", "unimixer_lite"])
+def test_mixing_options_reach_the_sinkhorn_arguments_and_unknown_ones_are_named(name):
+    options = {"sinkhorn_max_iterations": 0, "sinkhorn_tolerance": 1e-4}
+    layer = layers.make_mixing(name, 4, 8, mixing_options=options)
+    assert (layer.sinkhorn_max_iterations, layer.sinkhorn_tolerance) == (0, 1e-4)
+    with pytest.raises(ValueError, match=r"\['rounds'\] .* valid: .*'sinkhorn_max_iter"):
+        layers.make_mixing(name, 4, 8, mixing_options={"rounds": 3})

@@ -574,7 +574,11 @@ def default_block_size(num_tokens: int, token_dim: int) -> int:
 def _checked_options(layer_class, options: dict | None) -> dict:
     """`mixing_options`: further constructor arguments of the layer, checked by name."""
     options = dict(options or {})
-    allowed = set(inspect.signature(layer_class.__init__).parameters) - {
+    # The layer's own arguments and those it passes on to `_ConstrainedMixing` (the Sinkhorn ones).
+    allowed = set(inspect.signature(layer_class.__init__).parameters) | set(
+        inspect.signature(_ConstrainedMixing.__init__).parameters
+    )
+    allowed -= {
         "self", "kwargs", "block_size", "num_basis", "rank", "temperature", "sinkhorn_iterations",
     }  # fmt: skip
     unknown = sorted(set(options) - allowed)
