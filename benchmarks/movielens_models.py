@@ -68,6 +68,27 @@ def run(model_names, seeds, output_root, data_dir):
     return rows
 
 
+def model_seed_arguments(description: str, default_output: str):
+    """The command line shared by the MovieLens benchmarks of one model over seeds."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--model", default="unimixer_lite")
+    parser.add_argument("--seeds", default="1,2,3")
+    parser.add_argument("--output", default=default_output)
+    parser.add_argument("--data-dir", default=None)
+    args = parser.parse_args()
+    args.seeds = [int(s) for s in args.seeds.split(",")]
+    return args
+
+
+def write_markdown(name: str, markdown) -> None:
+    """`markdown(command)` written to benchmarks/results/<name>_<backend>.md and printed."""
+    backend = keras.backend.backend()
+    text = markdown(f"KERAS_BACKEND={backend} python {' '.join(sys.argv)}")
+    path = Path(__file__).parent / "results" / f"{name}_{backend}.md"
+    path.write_text(text)
+    print(text + f"\nWrote {path}")
+
+
 def mean_std(values) -> str:
     """`mean ± std` (sample std; 0 for one value) to 4 decimals."""
     std = statistics.stdev(values) if len(values) > 1 else 0.0

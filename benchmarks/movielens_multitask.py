@@ -13,7 +13,6 @@ AUC, UAUC, log loss and rating RMSE).
 
 from __future__ import annotations
 
-import argparse
 import datetime
 import os
 import platform
@@ -25,7 +24,13 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).parent))
-from movielens_models import COMMON, OVERRIDES, mean_std  # noqa: E402
+from movielens_models import (  # noqa: E402
+    COMMON,
+    OVERRIDES,
+    mean_std,
+    model_seed_arguments,
+    write_markdown,
+)
 
 from keras_unimixer import datasets  # noqa: E402
 from keras_unimixer.training import TrainConfig, train  # noqa: E402
@@ -80,18 +85,9 @@ def markdown(rows, model, command):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="unimixer_lite")
-    parser.add_argument("--seeds", default="1,2,3")
-    parser.add_argument("--output", default="runs/benchmark_multitask")
-    parser.add_argument("--data-dir", default=None)
-    args = parser.parse_args()
-    rows = run(args.model, [int(s) for s in args.seeds.split(",")], args.output, args.data_dir)
-    command = f"KERAS_BACKEND={keras.backend.backend()} python {' '.join(sys.argv)}"
-    text = markdown(rows, args.model, command)
-    path = Path(__file__).parent / "results" / f"movielens_multitask_{keras.backend.backend()}.md"
-    path.write_text(text)
-    print(text + f"\nWrote {path}")
+    args = model_seed_arguments(__doc__.splitlines()[0], "runs/benchmark_multitask")
+    rows = run(args.model, args.seeds, args.output, args.data_dir)
+    write_markdown("movielens_multitask", lambda command: markdown(rows, args.model, command))
 
 
 if __name__ == "__main__":
