@@ -52,3 +52,13 @@ def check_token_input_shape(layer_name: str, input_shape) -> tuple[int, int]:
 def divisors(value: int) -> list[int]:
     """All positive divisors of `value`, ascending."""
     return [d for d in range(1, value + 1) if value % d == 0]
+
+
+def check_head_dim(num_heads: int, token_dim: int) -> int:
+    """`token_dim // num_heads`, refusing a head count that does not divide the token width."""
+    if token_dim % num_heads:
+        raise ValueError(
+            f"`num_heads`={num_heads} must divide token_dim={token_dim}; "
+            f"valid values: {divisors(token_dim)}."
+        )
+    return token_dim // num_heads

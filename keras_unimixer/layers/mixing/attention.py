@@ -8,7 +8,7 @@ import keras
 from keras import ops
 
 from keras_unimixer.layers.mixing.base import MixingLayer, register_mixer
-from keras_unimixer.layers.validation import check_positive_int, divisors
+from keras_unimixer.layers.validation import check_head_dim, check_positive_int, divisors
 
 
 @keras.saving.register_keras_serializable(package="keras_unimixer")
@@ -40,12 +40,7 @@ class AttentionMixing(MixingLayer):
 
     def build(self, input_shape):
         self.set_token_shape(input_shape)
-        if self.token_dim % self.num_heads:
-            raise ValueError(
-                f"`num_heads`={self.num_heads} must divide token_dim={self.token_dim}; "
-                f"valid values: {divisors(self.token_dim)}."
-            )
-        self.head_dim = self.token_dim // self.num_heads
+        self.head_dim = check_head_dim(self.num_heads, self.token_dim)
         for name in ("query", "key", "value", "output"):
             kernel = self.add_weight(
                 name=f"{name}_kernel",

@@ -17,7 +17,7 @@ from keras import ops
 from keras_unimixer.layers.ffn import per_token_kernel_initializer
 from keras_unimixer.layers.mixing.attention import default_heads
 from keras_unimixer.layers.mixing.base import MixingLayer, register_mixer
-from keras_unimixer.layers.validation import check_positive_int, divisors
+from keras_unimixer.layers.validation import check_head_dim, check_positive_int
 
 _PROJECTIONS = ("query", "key", "value", "output")
 
@@ -54,12 +54,7 @@ class HeterogeneousAttention(MixingLayer):
 
     def build(self, input_shape):
         tokens, dim = self.set_token_shape(input_shape)
-        if dim % self.num_heads:
-            raise ValueError(
-                f"`num_heads`={self.num_heads} must divide token_dim={dim}; "
-                f"valid values: {divisors(dim)}."
-            )
-        self.head_dim = dim // self.num_heads
+        self.head_dim = check_head_dim(self.num_heads, dim)
         initializer = self.kernel_initializer or per_token_kernel_initializer(tokens)
         for name in _PROJECTIONS:
             kernel = self.add_weight(

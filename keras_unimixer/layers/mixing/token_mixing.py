@@ -8,9 +8,9 @@ from keras import ops
 from keras_unimixer.layers.initializers import token_mixing_permutation
 from keras_unimixer.layers.mixing.base import MixingLayer, register_mixer
 from keras_unimixer.layers.validation import (
+    check_head_dim,
     check_positive_int,
     check_token_input_shape,
-    divisors,
 )
 
 
@@ -44,12 +44,7 @@ class TokenMixing(MixingLayer):
 
     def build(self, input_shape):
         self.set_token_shape(input_shape)
-        if self.token_dim % self.num_heads:
-            raise ValueError(
-                f"`num_heads`={self.num_heads} must divide token_dim={self.token_dim}; "
-                f"valid values: {divisors(self.token_dim)}."
-            )
-        self.head_dim = self.token_dim // self.num_heads
+        self.head_dim = check_head_dim(self.num_heads, self.token_dim)
 
     def call(self, inputs):
         heads = ops.reshape(inputs, (-1, self.num_tokens, self.num_heads, self.head_dim))
