@@ -5,9 +5,10 @@ over the training files to build the vocabularies (`min_count`), numeric statist
 counts, and returns a `StreamingDataset`: the same interface as the in-memory `RecDataset`, with
 training batches read from the files as `fit` consumes them (`batches()`, a `keras.utils.
 PyDataset`, so the JAX backend needs no TensorFlow). Reading and encoding are pyarrow's and
-NumPy's vectorized kernels (CSV parsing, `index_in` lookups); only the distinct values of a batch
-pass through Python (vocabulary counts, hashing). Memory is bounded by the reader's block and the
-shuffle buffer, whatever the number of rows; validation and test are held in memory when asked
+NumPy's vectorized kernels (CSV parsing, `index_in` lookups, group-by counts); only the distinct
+values of a batch of a hashed feature pass through Python. Memory is bounded by the reader's
+block, the shuffle buffer and the in-memory share of the vocabulary counts (`ValueCounts`, which
+spills to disk), whatever the number of rows; validation and test are held in memory when asked
 for (`arrays`), as exact metrics need all their predictions.
 """
 
@@ -17,7 +18,6 @@ import logging
 import math
 import re
 import zlib
-from collections import Counter
 from pathlib import Path
 
 import keras
@@ -35,6 +35,7 @@ from keras_unimixer.datasets.schema import (
     FeatureSpec,
     log_report,
 )
+from keras_unimixer.datasets.value_counts import DEFAULT_MEMORY_VALUES, ValueCounts, mix64
 
 logger = logging.getLogger("keras_unimixer.datasets")
 
@@ -44,21 +45,12 @@ _SPLIT_SALT = 0x5EED5
 _SHARD_SALT = 0x5A4D
 
 
-def _mix64(values: np.ndarray) -> np.ndarray:
-    """splitmix64 finalizer: a vectorized, well-mixed 64-bit hash of uint64 values."""
-    with np.errstate(over="ignore"):
-        z = values.astype(np.uint64) + np.uint64(0x9E3779B97F4A7C15)
-        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-        return z ^ (z >> np.uint64(31))
-
-
 def row_uniforms(seed: int, file_index: int, first_row: int, count: int) -> np.ndarray:
     """A uniform [0, 1) number per row, from (seed, file, row) only: reproducible splits."""
     rows = np.arange(first_row, first_row + count, dtype=np.uint64)
     mixed = (seed * 1_000_003 + file_index + _SPLIT_SALT) & 0xFFFFFFFFFFFFFFFF
-    key = _mix64(np.array([mixed], dtype=np.uint64))[0]
-    return (_mix64(rows ^ key) >> np.uint64(11)).astype(np.float64) / float(1 << 53)
+    key = mix64(np.array([mixed], dtype=np.uint64))[0]
+    return (mix64(rows ^ key) >> np.uint64(11)).astype(np.float64) / float(1 << 53)
 
 
 def hash_ids(strings: list, buckets: int) -> np.ndarray:
@@ -293,10 +285,11 @@ def _split_lists(strings, separator: str):
 
 
 def _fit(description: DatasetDescription, reader: TableReader):
-    """One pass over the training rows: value counts, numeric sums, row count."""
-    import pyarrow.compute as pc
-
-    counts = {f.name: Counter() for f in description.features if _needs_counts(f)}
+    """One pass over the training rows: value counts (bounded in memory, see `ValueCounts`),
+    numeric sums, row count."""
+    counted = [f for f in description.features if _needs_counts(f)]
+    max_values = max(1 << 10, DEFAULT_MEMORY_VALUES // max(len(counted), 1))
+    counts = {f.name: ValueCounts(max_values) for f in counted}
     sums = {f.name: np.zeros(3) for f in description.features if f.kind == NUMERIC}
     rows = 0
     for _, _, table in reader.tables("train"):
@@ -307,14 +300,7 @@ def _fit(description: DatasetDescription, reader: TableReader):
                 values = _split_lists(column, feature.separator)[1] if (
                     feature.kind == MULTI_CATEGORICAL
                 ) else column  # fmt: skip
-                tallies = pc.value_counts(pc.drop_null(values))
-                for value, count in zip(
-                    tallies.field("values").to_pylist(),
-                    tallies.field("counts").to_pylist(),
-                    strict=True,
-                ):
-                    if value != "":
-                        counts[feature.name][value] += count
+                counts[feature.name].add(values)
             elif feature.kind == NUMERIC:
                 values = _numeric(column, feature)
                 finite = values[np.isfinite(values)]
@@ -374,9 +360,8 @@ class StreamingDataset:
                 if feature.vocabulary_file:
                     values = _read_vocabulary_file(self.description, feature)
                 else:
-                    kept = [v for v, c in counts[feature.name].items() if c >= feature.min_count]
-                    values = sorted(kept)
-                    below = len(counts[feature.name]) - len(kept)
+                    values, below = counts[feature.name].kept(feature.min_count)
+                    counts[feature.name].close()
                     self.report[f"{feature.name}.values_below_min_count"] = below
                 vocabulary = _Vocabulary(feature, values)
                 self.preprocessing[feature.name] = {"vocabulary": list(values)}

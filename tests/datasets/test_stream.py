@@ -190,13 +190,13 @@ def test_bad_descriptions_are_named(tmp_path, overrides, message):
         datasets.from_config(describe(tmp_path, **overrides))
 
 
-def big_toy(tmp_path, rows=5000, files=3):
+def big_toy(tmp_path, rows=5000, files=3, users=50):
     rng = np.random.default_rng(0)
     header = ("label", "user", "item", "price", "tags")
     names = []
     for index in range(files):
         body = [
-            (str(int(rng.random() < 0.3)), f"u{rng.integers(50)}", f"i{rng.integers(200)}",
+            (str(int(rng.random() < 0.3)), f"u{rng.integers(users)}", f"i{rng.integers(200)}",
              f"{rng.random():.3f}", "a|b")
             for _ in range(rows)
         ]  # fmt: skip
