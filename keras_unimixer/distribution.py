@@ -6,6 +6,13 @@ inside `data_parallel()`; `fit` then splits each global batch over the devices.
 
 For tests and laptops, `use_virtual_cpu_devices(n)` splits the host CPU into `n` devices; it must
 run before the backend initializes its devices (first thing in the process).
+
+Several processes (hosts), JAX: `initialize_processes(coordinator, n, i)` first thing in every
+process (CPU collectives over Gloo where there is no accelerator), then `data_parallel()` spans
+every process's devices, and `process_batches(data, split, global_batch_size)` gives each process
+its own shard of the rows, `global_batch_size / n` rows per step, with the same number of steps
+in every process. `fit` assembles the processes' local batches into one global batch per step, so
+the run is the one-process run on those global batches (`tests/test_distribution.py`).
 """
 
 from __future__ import annotations
@@ -53,6 +60,103 @@ def local_devices(kind: str | None = None) -> list:
     return tf.config.list_logical_devices(kind.upper())
 
 
+def initialize_processes(coordinator_address: str, num_processes: int, process_id: int) -> None:
+    """Joins a JAX multi-process job (call first thing, before any device is touched).
+
+    Args:
+        coordinator_address: `"host:port"` of process 0 (the coordinator).
+        num_processes: processes in the job.
+        process_id: this process's index, `0 <= process_id < num_processes`.
+    """
+    if keras.backend.backend() != "jax":
+        raise ValueError(
+            "initialize_processes() needs the JAX backend (KERAS_BACKEND=jax); under TensorFlow "
+            "use tf.distribute.MultiWorkerMirroredStrategy with TF_CONFIG (see the README)."
+        )
+    if not isinstance(num_processes, int) or num_processes < 1:
+        raise ValueError(f"`num_processes` must be a positive integer, got {num_processes!r}.")
+    if not isinstance(process_id, int) or not 0 <= process_id < num_processes:
+        raise ValueError(
+            f"`process_id` must be in [0, {num_processes - 1}] (num_processes={num_processes}), "
+            f"got {process_id!r}."
+        )
+    if ":" not in str(coordinator_address):
+        raise ValueError(f"`coordinator_address` must be 'host:port', got {coordinator_address!r}.")
+    import jax
+
+    # CPU-only machines need a collectives backend for cross-process all-reduce.
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    keras.distribution.initialize(coordinator_address, num_processes, process_id)
+
+
+def process_index_and_count() -> tuple[int, int]:
+    """(This process's index, number of processes); (0, 1) outside a multi-process job."""
+    if keras.backend.backend() != "jax":
+        return 0, 1
+    import jax
+
+    return jax.process_index(), jax.process_count()
+
+
+class ProcessBatches(keras.utils.PyDataset):
+    """This process's local batches of a split: its shard of the rows, cut to the step count
+    that every process can fill (full local batches only), so that all processes step together.
+
+    Args:
+        data: a dataset whose `batches()` takes `shard=(index, count)` (e.g. a `StreamingDataset`).
+        split: "train", "validation" or "test".
+        global_batch_size: rows per step over all processes (a multiple of the process count).
+        labels, shuffle, seed, start_epoch: as `data.batches()`.
+        process: `(index, count)`; default: this process in the running job.
+    """
+
+    def __init__(self, data, split, global_batch_size, labels=None, shuffle=False, seed=0,
+                 start_epoch=0, process=None):  # fmt: skip
+        super().__init__()
+        index, count = process or process_index_and_count()
+        if global_batch_size % count:
+            raise ValueError(
+                f"`global_batch_size` ({global_batch_size}) must be a multiple of the number of "
+                f"processes ({count})."
+            )
+        self.local_batch_size = global_batch_size // count
+        self.shards = [
+            data.batches(split, self.local_batch_size, labels=labels, shuffle=shuffle, seed=seed,
+                         start_epoch=start_epoch, shard=(i, count))
+            if i == index else None
+            for i in range(count)
+        ]  # fmt: skip
+        self.local = self.shards[index]
+        shard_rows = [
+            self.local.num_rows if shard is not None else _shard_rows(data, split, (i, count))
+            for i, shard in enumerate(self.shards)
+        ]  # fmt: skip
+        self.steps = min(shard_rows) // self.local_batch_size
+        if not self.steps:
+            raise ValueError(
+                f"{split}: a process's shard has {min(shard_rows)} rows, fewer than one local "
+                f"batch of {self.local_batch_size}; use a smaller `global_batch_size`."
+            )
+
+    def __len__(self):
+        return self.steps
+
+    def __getitem__(self, index):
+        return self.local[index]
+
+    def on_epoch_end(self):
+        self.local.on_epoch_end()
+
+
+def _shard_rows(data, split, shard) -> int:
+    return sum(table.num_rows for _, _, table in data.reader.tables(split, shard=shard))
+
+
+def process_batches(data, split, global_batch_size, **kwargs) -> ProcessBatches:
+    """`ProcessBatches(data, split, global_batch_size, **kwargs)` for this process."""
+    return ProcessBatches(data, split, global_batch_size, **kwargs)
+
+
 @contextlib.contextmanager
 def data_parallel(devices=None):
     """Build and train models inside this block to replicate them over `devices` (default: all).
@@ -67,7 +171,10 @@ def data_parallel(devices=None):
     devices = list(devices) if devices is not None else local_devices()
     if keras.backend.backend() == "jax":
         previous = keras.distribution.distribution()
-        keras.distribution.set_distribution(keras.distribution.DataParallel(devices=devices))
+        parallel = keras.distribution.DataParallel(devices=devices)
+        # Each process passes its own shard (`process_batches`), not a dataset to split.
+        parallel.auto_shard_dataset = process_index_and_count()[1] == 1
+        keras.distribution.set_distribution(parallel)
         try:
             yield
         finally:

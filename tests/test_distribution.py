@@ -25,3 +25,77 @@ def test_data_parallel_on_two_virtual_devices_matches_one_device(mixer):
     assert len(losses["single"]) == len(losses["parallel"]) == 2
     np.testing.assert_allclose(losses["parallel"], losses["single"], rtol=1e-4)
     assert losses["single"][1] < losses["single"][0]  # it trained
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("localhost", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.mark.skipif(keras.backend.backend() != "jax", reason="JAX multi-process")
+def test_two_processes_train_like_one_process_on_the_same_global_batches(tmp_path):
+    """Two JAX processes (Gloo CPU collectives), each reading its own shard of the files."""
+    from tests.datasets.test_stream import big_toy
+
+    big_toy(tmp_path, rows=3000, files=4)
+    description = str(tmp_path / "toy.json")
+    script = str(ROOT / "tests" / "multi_process_check.py")
+    environment = {**os.environ, "KERAS_BACKEND": "jax", "PYTHONPATH": str(ROOT)}
+    port = str(_free_port())
+    workers = [
+        subprocess.Popen(
+            [sys.executable, script, description, "process", str(index), "2", port],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=environment,
+        )  # fmt: skip
+        for index in range(2)
+    ]
+    outputs = [worker.communicate(timeout=300) for worker in workers]
+    for worker, (_, stderr) in zip(workers, outputs, strict=True):
+        assert worker.returncode == 0, stderr[-3000:]
+    results = [json.loads(out.strip().splitlines()[-1]) for out, _ in outputs]
+    single = subprocess.run(
+        [sys.executable, script, description, "single", "2"],
+        capture_output=True, text=True, env=environment, timeout=300,
+    )  # fmt: skip
+    assert single.returncode == 0, single.stderr[-3000:]
+    expected = json.loads(single.stdout.strip().splitlines()[-1])
+    assert [r["devices"] for r in results] == [2, 2] and expected["devices"] == 1
+    assert results[0]["steps"] == results[1]["steps"] == expected["steps"] >= 30
+    for result in results:
+        np.testing.assert_allclose(result["loss"], expected["loss"], rtol=1e-5)
+        np.testing.assert_allclose(result["checksum"], expected["checksum"], rtol=1e-5)
+    assert expected["loss"][1] < expected["loss"][0]  # it trained
+
+
+@pytest.mark.skipif(keras.backend.backend() != "jax", reason="JAX multi-process")
+@pytest.mark.parametrize(
+    "arguments, message",
+    [
+        (("localhost:1234", 0, 0), "num_processes"),
+        (("localhost:1234", 2, 2), r"process_id.*\[0, 1\]"),
+        (("localhost", 2, 0), "coordinator_address"),
+    ],
+)
+def test_initialize_processes_names_bad_arguments(arguments, message):
+    from keras_unimixer import distribution
+
+    with pytest.raises(ValueError, match=message):
+        distribution.initialize_processes(*arguments)
+
+
+def test_process_batches_need_a_global_batch_divisible_by_the_processes(tmp_path):
+    from keras_unimixer import distribution
+    from tests.datasets.test_stream import big_toy
+
+    data = big_toy(tmp_path, rows=500, files=2)
+    with pytest.raises(ValueError, match="global_batch_size"):
+        distribution.ProcessBatches(data, "train", 255, process=(0, 2))
+    shards = [distribution.ProcessBatches(data, "train", 64, process=(i, 2)) for i in (0, 1)]
+    assert len(shards[0]) == len(shards[1]) == min(s.local.num_rows for s in shards) // 32
+    assert shards[0][0][1].shape == (32, 1)

@@ -1,0 +1,67 @@
+"""Run by tests/test_distribution.py: one process of a JAX multi-process data-parallel run, or
+the one-process run on the same global batches. Prints the loss history and a weight checksum.
+
+    multi_process_check.py DESCRIPTION process INDEX COUNT PORT
+    multi_process_check.py DESCRIPTION single COUNT
+"""
+
+import json
+import sys
+
+import keras
+import numpy as np
+
+from keras_unimixer import distribution
+
+description, mode = sys.argv[1], sys.argv[2]
+if mode == "process":
+    index, count, port = (int(value) for value in sys.argv[3:6])
+    distribution.initialize_processes(f"localhost:{port}", count, index)
+else:
+    count = int(sys.argv[3])
+
+from keras_unimixer import datasets, models  # noqa: E402
+
+GLOBAL_BATCH = 256
+ARGS = dict(labels=["click"], shuffle=True, seed=1)
+
+
+class GlobalBatches(keras.utils.PyDataset):
+    """The global batch of each step: every process's local batch, in process order."""
+
+    def __init__(self, shards):
+        super().__init__()
+        self.shards = shards
+
+    def __len__(self):
+        return len(self.shards[0])
+
+    def __getitem__(self, index):
+        parts = [shard[index] for shard in self.shards]
+        features = {name: np.concatenate([p[0][name] for p in parts]) for name in parts[0][0]}
+        return features, np.concatenate([p[1] for p in parts])
+
+    def on_epoch_end(self):
+        for shard in self.shards:
+            shard.on_epoch_end()
+
+
+data = datasets.from_config(description)
+keras.utils.set_random_seed(0)
+with distribution.data_parallel():
+    model = models.RankingModel(data.features, mixer="rankmixer", num_layers=1, num_tokens=4,
+                                token_dim=16)  # fmt: skip
+    models.compile_ranking(model, ["click"], learning_rate=1e-2)
+    if mode == "process":
+        batches = distribution.process_batches(data, "train", GLOBAL_BATCH, **ARGS)
+    else:
+        batches = GlobalBatches([
+            distribution.ProcessBatches(data, "train", GLOBAL_BATCH, process=(i, count), **ARGS)
+            for i in range(count)
+        ])  # fmt: skip
+    history = model.fit(batches, epochs=2, verbose=0)
+checksum = float(sum(np.abs(np.asarray(w, dtype=np.float64)).sum() for w in model.get_weights()))
+print(json.dumps({
+    "loss": history.history["loss"], "checksum": checksum, "steps": len(batches),
+    "devices": len(keras.distribution.list_devices()),
+}))  # fmt: skip
