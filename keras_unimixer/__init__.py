@@ -4,7 +4,16 @@ Subpackages imported on demand: `keras_unimixer.export` (TF Serving / ONNX), `ke
 (Keras Tuner), `keras_unimixer.tfrs` (TensorFlow Recommenders).
 """
 
-from keras_unimixer import callbacks, datasets, distribution, layers, models, scaling, tasks
+from keras_unimixer import (
+    callbacks,
+    datasets,
+    distribution,
+    layers,
+    models,
+    optimizers,
+    scaling,
+    tasks,
+)
 from keras_unimixer.callbacks import TemperatureAnnealing
 from keras_unimixer.layers import (
     AttentionMixing,
@@ -35,6 +44,7 @@ __all__ = [
     "distribution",
     "layers",
     "models",
+    "optimizers",
     "scaling",
     "tasks",
     "token_mixing_permutation",

@@ -12,6 +12,7 @@ from pathlib import Path
 from keras_unimixer.layers.encoder import NORM_STYLES, SIAMESE_SCOPES
 from keras_unimixer.layers.tokenizer import TOKENIZER_MODES
 from keras_unimixer.models.ranking import POOLINGS
+from keras_unimixer.optimizers import TABLE_OPTIMIZERS
 from keras_unimixer.training import TEMPERATURE_SCHEDULES, TrainConfig
 
 
@@ -114,6 +115,15 @@ def add_train_arguments(parser):
     option("--epochs", "epochs", "epoch budget", type=_positive_int)
     option("--batch-size", "batch_size", "batch size", type=_positive_int)
     option("--learning-rate", "learning_rate", "Adam learning rate", type=float)
+    option(
+        "--embedding-optimizer", "embedding_optimizer",
+        "train the embedding tables with this optimizer instead of Adam (RankMixer: adagrad)",
+        choices=TABLE_OPTIMIZERS,
+    )  # fmt: skip
+    option(
+        "--embedding-learning-rate", "embedding_learning_rate",
+        "learning rate of --embedding-optimizer (none: --learning-rate)", type=float,
+    )  # fmt: skip
     option("--patience", "patience", "early-stopping patience (validation AUC)", type=int)
     option(
         "--reduce-lr-on-plateau", "reduce_lr_on_plateau", "learning rate x0.1 on a plateau",

@@ -31,6 +31,7 @@ from keras_unimixer.callbacks import (
 from keras_unimixer.datasets.serving_spec import write_serving_spec
 from keras_unimixer.evaluation import task_metrics
 from keras_unimixer.models.config import ModelConfig
+from keras_unimixer.optimizers import make_optimizer
 from keras_unimixer.presets import train_preset
 from keras_unimixer.scaling import flops_per_example, parameter_counts
 
@@ -52,6 +53,10 @@ class TrainConfig(ModelConfig):
     epochs: int = 5
     batch_size: int = 512
     learning_rate: float = 1e-3
+    # Embedding tables trained by their own optimizer (e.g. "adagrad", as in RankMixer), at
+    # `embedding_learning_rate` (default: `learning_rate`); None: Adam for every variable.
+    embedding_optimizer: str | None = None
+    embedding_learning_rate: float | None = None
     patience: int = 2
     reduce_lr_on_plateau: bool = False
     temperature_start: float = 1.0
@@ -228,8 +233,17 @@ def build(config: TrainConfig, features, kinds=None):
         model = models.build_model(
             config.model, features, tasks=list(config.tasks), **config.model_options()
         )
-    models.compile_ranking(model, list(config.tasks), config.learning_rate, kinds=kinds)
+    models.compile_ranking(
+        model, list(config.tasks), optimizer=_optimizer(config), kinds=kinds
+    )  # fmt: skip
     return model
+
+
+def _optimizer(config: TrainConfig):
+    """Adam, or a `SplitOptimizer` with `embedding_optimizer` for the embedding tables."""
+    return make_optimizer(
+        config.learning_rate, config.embedding_optimizer, config.embedding_learning_rate
+    )
 
 
 @contextlib.contextmanager
@@ -316,6 +330,9 @@ def check_fits_in_memory(config: TrainConfig, features, fraction: float = 0.8) -
             raise ValueError(f"`{name}` must be a positive integer, got {value!r}.")
     if not config.learning_rate > 0:
         raise ValueError(f"`learning_rate` must be > 0, got {config.learning_rate!r}.")
+    if config.embedding_learning_rate is not None and config.embedding_optimizer is None:
+        raise ValueError("`embedding_learning_rate` needs `embedding_optimizer`.")
+    make_optimizer(config.learning_rate, config.embedding_optimizer, config.embedding_learning_rate)
     if config.temperature_schedule not in TEMPERATURE_SCHEDULES:
         raise ValueError(
             f"`temperature_schedule` must be one of {TEMPERATURE_SCHEDULES}, "
@@ -598,7 +615,7 @@ def _start_next_stage(model, config, checkpoint_dir, temperature: float, kinds) 
     _, state = artifacts.latest_checkpoint(checkpoint_dir)
     model.load_weights(_best_weights(checkpoint_dir, state))
     _set_temperature(model, temperature)
-    models.compile_ranking(model, list(config.tasks), config.learning_rate, kinds=kinds)
+    models.compile_ranking(model, list(config.tasks), optimizer=_optimizer(config), kinds=kinds)
 
 
 def _stopped_early(state, config) -> bool:

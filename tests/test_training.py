@@ -55,8 +55,12 @@ def test_train_writes_every_artefact(tmp_path):
     assert history["temperature"][0] > history["temperature"][-1] >= 0.05
 
 
-def test_resume_after_interruption_matches_an_uninterrupted_run(tmp_path, monkeypatch):
-    reference = training.train(TrainConfig(output=str(tmp_path / "full"), **SMALL))
+@pytest.mark.parametrize(
+    "optimizer", [{}, {"embedding_optimizer": "adagrad", "embedding_learning_rate": 0.05}]
+)
+def test_resume_after_interruption_matches_an_uninterrupted_run(tmp_path, monkeypatch, optimizer):
+    settings = {**SMALL, **optimizer}
+    reference = training.train(TrainConfig(output=str(tmp_path / "full"), **settings))
 
     original = training.RunCheckpoint.on_epoch_end
 
@@ -66,20 +70,23 @@ def test_resume_after_interruption_matches_an_uninterrupted_run(tmp_path, monkey
             raise Interrupted
 
     monkeypatch.setattr(training.RunCheckpoint, "on_epoch_end", crash_after_first_epoch)
-    interrupted = TrainConfig(output=str(tmp_path / "resumed"), **SMALL)
+    interrupted = TrainConfig(output=str(tmp_path / "resumed"), **settings)
     with pytest.raises(Interrupted):
         training.train(interrupted)
     monkeypatch.setattr(training.RunCheckpoint, "on_epoch_end", original)
     _, state = artifacts.latest_checkpoint(tmp_path / "resumed" / "checkpoint")
     assert state["completed_epochs"] == 1
 
-    resumed = training.train(TrainConfig(output=str(tmp_path / "resumed"), resume=True, **SMALL))
+    resumed = training.train(TrainConfig(output=str(tmp_path / "resumed"), resume=True, **settings))
     assert resumed["epochs_run"] == reference["epochs_run"] == 3
     np.testing.assert_allclose(
         resumed["history"]["val_auc"], reference["history"]["val_auc"], atol=1e-5
     )
     assert resumed["test"]["auc"] == pytest.approx(reference["test"]["auc"], abs=1e-5)
     assert resumed["test"]["logloss"] == pytest.approx(reference["test"]["logloss"], abs=1e-5)
+    trained = keras.models.load_model(tmp_path / "resumed" / "model.keras")
+    expected = "SplitOptimizer" if optimizer else "Adam"
+    assert type(trained.optimizer).__name__ == expected
 
 
 def test_resume_refuses_different_settings(tmp_path):

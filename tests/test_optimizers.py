@@ -1,0 +1,83 @@
+import keras
+import numpy as np
+import pytest
+
+from keras_unimixer.optimizers import SplitOptimizer, is_embedding_table, make_optimizer
+
+
+def tiny_model():
+    keras.utils.set_random_seed(0)
+    return keras.Sequential([
+        keras.Input((3,), dtype="int32"), keras.layers.Embedding(10, 4), keras.layers.Flatten(),
+        keras.layers.Dense(1),
+    ])  # fmt: skip
+
+
+def data():
+    rng = np.random.default_rng(0)
+    return rng.integers(0, 10, (64, 3)), rng.normal(size=(64, 1)).astype("float32")
+
+
+def test_tables_and_dense_variables_follow_their_own_optimizer():
+    """Three steps of SplitOptimizer(Adam, Adagrad) equal Adam and Adagrad applied separately."""
+    model, reference = tiny_model(), tiny_model()
+    reference.set_weights(model.get_weights())
+    split = SplitOptimizer(keras.optimizers.Adam(0.01), keras.optimizers.Adagrad(0.5))
+    adam, adagrad = keras.optimizers.Adam(0.01), keras.optimizers.Adagrad(0.5)
+    rng = np.random.default_rng(1)
+    variables = model.trainable_variables
+    tables = [v for v in reference.trainable_variables if is_embedding_table(v)]
+    dense = [v for v in reference.trainable_variables if not is_embedding_table(v)]
+    assert len(tables) == 1 and tables[0].path.endswith("/embeddings") and len(dense) == 2
+    for _ in range(3):
+        grads = [rng.normal(size=v.shape).astype("float32") for v in variables]
+        split.apply([keras.ops.convert_to_tensor(g) for g in grads], variables)
+        table_grads = [g for g, v in zip(grads, variables, strict=True) if is_embedding_table(v)]
+        dense_grads = [
+            g for g, v in zip(grads, variables, strict=True) if not is_embedding_table(v)
+        ]
+        adagrad.apply([keras.ops.convert_to_tensor(g) for g in table_grads], tables)
+        adam.apply([keras.ops.convert_to_tensor(g) for g in dense_grads], dense)
+    for got, want in zip(model.get_weights(), reference.get_weights(), strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-7)
+    assert int(split.iterations) == int(split.table_optimizer.iterations) == 3
+
+
+def test_fit_saves_reloads_and_continues_like_an_uninterrupted_run(tmp_path):
+    """Under this pass's backend (JAX: stateless_apply); the optimizer state travels in .keras."""
+    x, y = data()
+
+    def fitted(epochs):
+        model = tiny_model()
+        model.compile(optimizer=make_optimizer(0.01, "adagrad", 0.3), loss="mse")
+        model.fit(x, y, epochs=epochs, batch_size=16, shuffle=False, verbose=0)
+        return model
+
+    model = fitted(2)
+    model.save(tmp_path / "model.keras")
+    reloaded = keras.models.load_model(tmp_path / "model.keras")
+    assert isinstance(reloaded.optimizer, SplitOptimizer)
+    assert isinstance(reloaded.optimizer.table_optimizer, keras.optimizers.Adagrad)
+    assert int(reloaded.optimizer.iterations) == 8
+    reloaded.fit(x, y, epochs=1, batch_size=16, shuffle=False, verbose=0)
+    straight = fitted(3)
+    for got, want in zip(reloaded.get_weights(), straight.get_weights(), strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    assert straight.evaluate(x, y, verbose=0) < float(np.mean(y**2))  # it trained
+
+
+def test_a_new_learning_rate_scales_both_optimizers():
+    optimizer = make_optimizer(0.01, "sgd", 0.4)
+    optimizer.learning_rate = 0.001
+    assert float(optimizer.learning_rate) == pytest.approx(0.001)
+    assert float(optimizer.table_optimizer.learning_rate) == pytest.approx(0.04)
+
+
+@pytest.mark.parametrize(
+    "arguments, message",
+    [(("ftrl", None), "embedding_optimizer"), (("adagrad", 0.0), "embedding_learning_rate")],
+)
+def test_bad_table_optimizers_are_named(arguments, message):
+    with pytest.raises(ValueError, match=message):
+        make_optimizer(0.01, *arguments)
+    assert isinstance(make_optimizer(0.01), keras.optimizers.Adam)
