@@ -39,7 +39,9 @@ from keras_unimixer.datasets.value_counts import DEFAULT_MEMORY_VALUES, ValueCou
 
 logger = logging.getLogger("keras_unimixer.datasets")
 
-READ_BLOCK_BYTES = 16 << 20
+# pyarrow reads ahead a fixed number of blocks: 16 MiB blocks held ~600 MiB, 4 MiB ~150 MiB
+# (and parsed faster: 0.8M vs 0.5M rows/s on 2 cores, generated Criteo TSV).
+READ_BLOCK_BYTES = 4 << 20
 SHUFFLE_BUFFER_ROWS = 1 << 18
 _SPLIT_SALT = 0x5EED5
 _SHARD_SALT = 0x5A4D
