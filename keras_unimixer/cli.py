@@ -28,9 +28,15 @@ def _int_list(text):
 
 
 def _dataset(text):
-    from keras_unimixer.datasets import DATASETS, is_description
+    from keras_unimixer.datasets import DATASETS, is_description, parse_stream_name
 
     if text in DATASETS or is_description(text):
+        return text
+    if text.startswith("synthetic_stream:"):
+        try:
+            parse_stream_name(text)
+        except ValueError as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
         return text
     raise argparse.ArgumentTypeError(
         f"must be one of {', '.join(DATASETS)} or a description file ending in .yaml or .json, "

@@ -211,7 +211,7 @@ def load_data(config: TrainConfig):
         kwargs["num_examples"] = config.max_examples
     if config.dataset == "criteo" and config.max_examples:
         kwargs["max_rows"] = config.max_examples
-    if config.dataset == "synthetic_stream" and config.max_examples:
+    if config.dataset.partition(":")[0] == "synthetic_stream" and config.max_examples:
         kwargs["train_rows"] = config.max_examples
     data = datasets.load_dataset(
         config.dataset, data_dir=config.data_dir, seed=config.seed, split=config.split, **kwargs

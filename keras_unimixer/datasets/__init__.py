@@ -22,7 +22,11 @@ from keras_unimixer.datasets.schema import (
 )
 from keras_unimixer.datasets.stream import StreamingDataset, from_config
 from keras_unimixer.datasets.synthetic import make_synthetic
-from keras_unimixer.datasets.synthetic_stream import SyntheticStream, make_synthetic_stream
+from keras_unimixer.datasets.synthetic_stream import (
+    SyntheticStream,
+    make_synthetic_stream,
+    parse_stream_name,
+)
 
 DATASETS = ("synthetic", "movielens", "criteo", "frappe_x1", "synthetic_stream")
 
@@ -37,7 +41,8 @@ def is_description(name: str) -> bool:
 
 def load_dataset(name: str, data_dir=None, seed: int = 42, split: str = "random", **kwargs):
     """Load a dataset by name: `"synthetic"` (embedded), `"movielens"`, `"criteo"` or
-    `"frappe_x1"` (fixed BARS split: `seed` and `split` do not apply), or stream one from a
+    `"frappe_x1"` (fixed BARS split: `seed` and `split` do not apply), `"synthetic_stream"`
+    (options in the name: `"synthetic_stream:vocabulary_size=2000,zipf=1.2"`), or stream one from a
     description file (`PATH.yaml`; files relative to `data_dir`; see `from_config`). Shipped
     descriptions: `DESCRIPTIONS_DIR / "frappe_x1.yaml"`, `"criteo.yaml"`."""
     if is_description(name):
@@ -49,8 +54,8 @@ def load_dataset(name: str, data_dir=None, seed: int = 42, split: str = "random"
         return from_config(name, data_dir=data_dir)
     if name == "synthetic":
         return make_synthetic(seed=seed, **kwargs)
-    if name == "synthetic_stream":
-        return make_synthetic_stream(seed=seed, **kwargs)
+    if name.partition(":")[0] == "synthetic_stream":
+        return make_synthetic_stream(seed=seed, **{**parse_stream_name(name), **kwargs})
     if name == "movielens":
         return load_movielens(data_dir=data_dir, split=split, seed=seed, **kwargs)
     if name == "criteo":
@@ -94,6 +99,7 @@ __all__ = [
     "make_lists",
     "make_synthetic",
     "make_synthetic_stream",
+    "parse_stream_name",
     "read_description",
     "sample_negatives",
 ]

@@ -208,6 +208,36 @@ class SyntheticBatches(keras.utils.PyDataset):
         self._stream, self._next_index = None, 0
 
 
+# Options a dataset name may set: `synthetic_stream:vocabulary_size=2000,zipf=1.2`.
+STREAM_OPTIONS = {"vocabulary_size": int, "num_fields": int, "zipf": float, "eval_rows": int,
+                  "teacher_seed": int}  # fmt: skip
+
+
+def parse_stream_name(name: str) -> dict:
+    """The options of a `synthetic_stream[:key=value,...]` dataset name, checked and typed."""
+    base, _, text = name.partition(":")
+    if base != "synthetic_stream":
+        raise ValueError(f"Not a synthetic_stream dataset name: {name!r}.")
+    options = {}
+    for item in filter(None, text.split(",")):
+        key, equals, value = item.partition("=")
+        if key not in STREAM_OPTIONS or not equals:
+            raise ValueError(
+                f"dataset {name!r}: option {item!r} must be key=value with key one of "
+                f"{list(STREAM_OPTIONS)}."
+            )
+        try:
+            options[key] = STREAM_OPTIONS[key](value)
+        except ValueError:
+            raise ValueError(
+                f"dataset {name!r}: {key} must be {STREAM_OPTIONS[key].__name__}, got {value!r}."
+            ) from None
+        minimum = 1.0 + 1e-9 if key == "zipf" else (0 if key == "teacher_seed" else 1)
+        if options[key] < minimum:
+            raise ValueError(f"dataset {name!r}: {key} must be >= {minimum:g}, got {value}.")
+    return options
+
+
 def make_synthetic_stream(train_rows=1_000_000, seed=0, **kwargs) -> SyntheticStream:
     """`SyntheticStream(train_rows, seed=seed, **kwargs)` (`--dataset synthetic_stream`)."""
     return SyntheticStream(train_rows=train_rows, seed=seed, **kwargs)

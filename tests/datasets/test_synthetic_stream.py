@@ -45,3 +45,21 @@ def test_epochs_are_ordered_by_seed_and_epoch(monkeypatch):
     np.testing.assert_array_equal(np.sort(first), np.sort(data.arrays("train")[0]["f1"]))
     resumed = data.batches("train", 500, shuffle=True, seed=4, start_epoch=1)
     np.testing.assert_array_equal(epoch(resumed), second)
+
+
+def test_options_in_the_dataset_name_are_typed_and_checked():
+    data = datasets.load_dataset(
+        "synthetic_stream:vocabulary_size=300,num_fields=5,zipf=1.3,eval_rows=2000",
+        seed=1, train_rows=5000,
+    )  # fmt: skip
+    assert [f.vocabulary_size for f in data.features] == [302] * 5
+    assert data.num_examples("train") == 5000 and data.num_examples("test") == 2000
+    train, _ = data.arrays("test")
+    assert max(int(values.max()) for values in train.values()) < 302
+    for name, message in [
+        ("synthetic_stream:vocab=3", "one of"),
+        ("synthetic_stream:zipf=abc", "zipf must be float"),
+        ("synthetic_stream:vocabulary_size=0", "vocabulary_size must be >= 1"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            datasets.load_dataset(name)
