@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from keras_unimixer.layers.encoder import NORM_STYLES, SIAMESE_SCOPES
-from keras_unimixer.layers.tokenizer import TOKENIZER_MODES
+from keras_unimixer.layers.tokenizer import EMBEDDINGS, TOKENIZER_MODES
 from keras_unimixer.models.ranking import POOLINGS
 from keras_unimixer.optimizers import TABLE_OPTIMIZERS
 from keras_unimixer.training import TEMPERATURE_SCHEDULES, TrainConfig
@@ -87,6 +87,11 @@ def add_model_arguments(parser):
     option(
         "--embedding-init-stddev", "embedding_init_stddev",
         "normal embedding init (none: uniform)", type=_float_or_none,
+    )  # fmt: skip
+    option(
+        "--embedding", "embedding",
+        "embedding tables: dense weights, or one keras-rs DistributedEmbedding (SparseCore)",
+        choices=EMBEDDINGS,
     )  # fmt: skip
     option("--num-cross-layers", "num_cross_layers", "DCNv2 cross layers", type=_positive_int)
     option("--heads", "heads", "multi-task heads", choices=("independent", "mmoe", "ple"))

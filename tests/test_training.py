@@ -380,3 +380,27 @@ def test_train_with_sampled_negatives_for_implicit_feedback(tmp_path):
     report = metrics["data_report"]
     assert report["negatives.test.sampled"] == 2 * report["negatives.test.positives"]
     assert 0.5 < metrics["test"]["auc"] <= 1.0 and "uauc" in metrics["test"]
+
+
+def test_distributed_embedding_trains_like_dense_tables_with_its_own_table_optimizer(tmp_path):
+    """--embedding distributed (keras-rs; the default-device fallback here) with Adagrad tables:
+    the same run as dense tables (same initial weights, same updates), every table routed to
+    Adagrad, and a model that reloads."""
+    settings = {
+        **SMALL, "model": "rankmixer", "epochs": 2, "embedding_optimizer": "adagrad",
+        "embedding_learning_rate": 0.05,
+    }  # fmt: skip
+    dense = training.train(TrainConfig(output=str(tmp_path / "dense"), **settings))
+    config = TrainConfig(output=str(tmp_path / "distributed"), embedding="distributed", **settings)
+    metrics = training.train(config)
+    assert metrics["parameters"] == dense["parameters"]
+    np.testing.assert_allclose(metrics["history"]["loss"], dense["history"]["loss"], rtol=1e-5)
+    assert metrics["test"]["auc"] == pytest.approx(dense["test"]["auc"], abs=1e-5)
+    model = keras.models.load_model(tmp_path / "distributed" / "model.keras")
+    data = training.load_data(config)
+    tables = [w for w in model.trainable_variables if w.path.endswith("_table/embeddings")]
+    assert len(tables) == len([f for f in data.features if f.kind != "numeric"]) > 0
+    accumulators = [v for v in model.optimizer.table_optimizer.variables if "accumulator" in v.path]
+    assert len(accumulators) == len(tables)
+    reloaded = training.exact_metrics(model, data, "test", ["click"])
+    assert reloaded["auc"] == pytest.approx(metrics["test"]["auc"], abs=1e-6)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import keras
 from keras import ops
 
+from keras_unimixer.layers.initializers import distinct
 from keras_unimixer.layers.validation import (
     check_choice,
     check_positive_int,
@@ -75,11 +76,12 @@ class PerTokenFFN(keras.layers.Layer):
             self.gate_kernel = self.add_weight(
                 name="gate_kernel",
                 shape=(num_tokens, token_dim, hidden_dim),
-                initializer=initializer,
+                initializer=distinct(initializer, 1),
             )
         self.output_kernel = self.add_weight(
-            name="output_kernel", shape=(num_tokens, hidden_dim, token_dim), initializer=initializer
-        )
+            name="output_kernel", shape=(num_tokens, hidden_dim, token_dim),
+            initializer=distinct(initializer, 2),
+        )  # fmt: skip
         if self.use_bias:
             self.hidden_bias = self.add_weight(
                 name="hidden_bias", shape=(num_tokens, hidden_dim), initializer="zeros"

@@ -164,3 +164,22 @@ class CircularFactor(keras.initializers.Initializer):
             "noise_stddev": self.noise_stddev,
             "seed": self.seed,
         }
+
+
+def distinct(initializer, index: int):
+    """`initializer` for the `index`-th of several weights that share it.
+
+    A Keras 3 initializer instance fixes its seed when it is made, so every call gives the same
+    values: weights built from one instance start identical (e.g. SwiGLU's hidden and gate
+    kernels, attention's query and key). The copy for `index` > 0 has its own seed, derived from
+    the instance's, so the weights differ and a seeded model stays reproducible. Initializers
+    without a seed (deterministic ones) are returned as they are.
+    """
+    seed = getattr(initializer, "seed", None)
+    if index == 0 or isinstance(seed, bool) or not isinstance(seed, int):
+        return initializer
+    config = initializer.get_config()
+    if "seed" not in config:
+        return initializer
+    config["seed"] = (seed + 1_000_003 * index) % (2**31 - 1)
+    return type(initializer).from_config(config)

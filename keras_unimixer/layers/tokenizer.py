@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import math
+import random
 
 import keras
 from keras import ops
@@ -12,9 +14,12 @@ from keras_unimixer.datasets.schema import (
     NUMERIC,
     features_from_config,
 )
+from keras_unimixer.layers.initializers import distinct
 from keras_unimixer.layers.validation import check_choice, check_positive_int
 
 TOKENIZER_MODES = ("rankmixer", "field", "group")
+EMBEDDINGS = ("dense", "distributed")
+logger = logging.getLogger("keras_unimixer.layers")
 
 
 @keras.saving.register_keras_serializable(package="keras_unimixer")
@@ -43,6 +48,10 @@ class FeatureTokenizer(keras.layers.Layer):
         embeddings_initializer: initializer of the embedding tables.
         embeddings_regularizer: regularizer of the embedding tables and numeric-feature weights
             (e.g. `keras.regularizers.L2(0.025)`, FuxiCTR's `embedding_regularizer: 0.05`).
+        embedding: `"dense"`: one Keras weight per table; `"distributed"`: every table in one
+            keras-rs `DistributedEmbedding` (tables sharded on TPU SparseCore where there is one;
+            elsewhere keras-rs keeps them on the default device, as plain lookups with the same
+            results, and this layer logs that it fell back).
         **kwargs: base `keras.layers.Layer` arguments.
 
     Call arguments:
@@ -67,9 +76,11 @@ class FeatureTokenizer(keras.layers.Layer):
         project: bool = True,
         embeddings_initializer="uniform",
         embeddings_regularizer=None,
+        embedding: str = "dense",
         **kwargs,
     ):
         super().__init__(**kwargs)
+        self.embedding = check_choice("embedding", embedding, EMBEDDINGS)
         self.features = features_from_config(features)
         if not self.features:
             raise ValueError("`features` must list at least one FeatureSpec.")
@@ -88,6 +99,11 @@ class FeatureTokenizer(keras.layers.Layer):
             )
         self.embeddings_initializer = keras.initializers.get(embeddings_initializer)
         self.embeddings_regularizer = keras.regularizers.get(embeddings_regularizer)
+        if self.embedding == "distributed" and self.embeddings_regularizer is not None:
+            raise ValueError(
+                "`embedding`='distributed' takes no `embeddings_regularizer` (keras-rs tables have "
+                "none): use embedding='dense' for an L2 on the tables (`embedding_l2`)."
+            )
         # Token order: features sorted by group (stable), as the spec groups them by meaning.
         group_order = {group: i for i, group in enumerate(self.groups())}
         self.ordered_features = sorted(self.features, key=lambda f: group_order[f.group])
@@ -106,7 +122,7 @@ class FeatureTokenizer(keras.layers.Layer):
                 f"{type(input_shape).__name__}."
             )
         self._check_names(input_shape)
-        for spec in self.features:
+        for index, spec in enumerate(self.features):
             if spec.kind == NUMERIC:
                 setattr(
                     self,
@@ -127,17 +143,19 @@ class FeatureTokenizer(keras.layers.Layer):
                         initializer="zeros",
                     ),
                 )
-            else:
+            elif self.embedding == "dense":
                 setattr(
                     self,
                     f"{spec.name}_embedding",
                     self.add_weight(
                         name=f"{spec.name}_embedding",
                         shape=(spec.vocabulary_size, self.embedding_dim),
-                        initializer=self.embeddings_initializer,
+                        initializer=distinct(self.embeddings_initializer, index),
                         regularizer=self.embeddings_regularizer,
                     ),
                 )
+        if self.embedding == "distributed":
+            self._build_distributed_embedding()
         glorot = "glorot_uniform"
         if self.mode == "rankmixer":
             total = len(self.features) * self.embedding_dim
@@ -166,6 +184,74 @@ class FeatureTokenizer(keras.layers.Layer):
                     ),
                 )
 
+    def _build_distributed_embedding(self):
+        """One keras-rs `DistributedEmbedding` over every categorical table (mean combiner)."""
+        # Importing keras-rs draws a Keras seed (its TableConfig default initializer is made at
+        # import): keep the draw from shifting the later weights of a seeded model.
+        state = random.getstate()
+        import keras_rs
+
+        random.setstate(state)
+
+        configs = {}
+        for index, spec in enumerate(self.features):
+            if spec.kind == NUMERIC:
+                continue
+            table = keras_rs.layers.TableConfig(
+                name=f"{spec.name}_table", vocabulary_size=spec.vocabulary_size,
+                embedding_dim=self.embedding_dim,
+                initializer=distinct(self.embeddings_initializer, index),
+                combiner="mean", placement="auto",
+            )  # fmt: skip
+            length = 1 if spec.kind == CATEGORICAL else spec.max_length
+            configs[spec.name] = keras_rs.layers.FeatureConfig(
+                name=spec.name, table=table, input_shape=(None, length),
+                output_shape=(None, self.embedding_dim),
+            )  # fmt: skip
+        self.distributed_embedding = keras_rs.layers.DistributedEmbedding(
+            configs, name="distributed_embedding"
+        )
+        # Tables now (keras-rs would make them at the first eager call, after a symbolic build).
+        self.distributed_embedding.build({name: c.input_shape for name, c in configs.items()})
+        placements = set(self.distributed_embedding._placement_to_path_to_feature_config)
+        if "sparsecore" not in placements:
+            logger.warning(
+                "embedding='distributed': no TPU SparseCore here, so keras-rs keeps the %d tables "
+                "on the default device as plain lookups (same results as embedding='dense'; "
+                "TableConfig optimizers do not apply, use --embedding-optimizer).",
+                len(configs),
+            )
+
+    # keras-rs keeps its tables in private attributes, which `.keras` saving does not visit:
+    # this layer saves and loads them with its own variables (keys `distributed_<i>`).
+    def save_own_variables(self, store):
+        super().save_own_variables(store)
+        if self.embedding == "distributed":
+            for index, variable in enumerate(self.distributed_embedding.weights):
+                store[f"distributed_{index}"] = variable
+
+    def load_own_variables(self, store):
+        own = {key: store[key] for key in store.keys() if not key.startswith("distributed_")}
+        super().load_own_variables(own)
+        if self.embedding == "distributed":
+            for index, variable in enumerate(self.distributed_embedding.weights):
+                variable.assign(store[f"distributed_{index}"])
+
+    def _distributed_lookups(self, inputs) -> dict:
+        """Every categorical feature's `(batch, embedding_dim)` embedding, in one call; padding
+        ids (0) of multi-valued features get weight 0, as in the dense path."""
+        ids, weights = {}, {}
+        for spec in self.features:
+            if spec.kind == NUMERIC:
+                continue
+            values = ops.cast(inputs[spec.name], "int32")
+            values = ops.reshape(values, (-1, 1)) if spec.kind == CATEGORICAL else values
+            ids[spec.name] = values
+            weights[spec.name] = ops.cast(ops.not_equal(values, 0), self.compute_dtype)
+            if spec.kind == CATEGORICAL:
+                weights[spec.name] = ops.ones_like(weights[spec.name])
+        return self.distributed_embedding(ids, weights)
+
     def _add_token_projection(self, input_dim: int):
         """Token-specific `(input_dim -> token_dim)` maps, Glorot-scaled per token."""
         self.token_kernel = self.add_weight(
@@ -187,8 +273,11 @@ class FeatureTokenizer(keras.layers.Layer):
                 f"{[spec.name for spec in self.features]}."
             )
 
-    def embed(self, spec, value):
-        """The `(batch, embedding_dim)` embedding of one feature."""
+    def embed(self, spec, value, looked_up=None):
+        """The `(batch, embedding_dim)` embedding of one feature (`looked_up`: the distributed
+        embedding's outputs)."""
+        if looked_up is not None and spec.kind != NUMERIC:
+            return looked_up[spec.name]
         if spec.kind == NUMERIC:
             value = ops.reshape(ops.cast(value, self.compute_dtype), (-1, 1))
             kernel = getattr(self, f"{spec.name}_numeric_kernel")
@@ -204,7 +293,10 @@ class FeatureTokenizer(keras.layers.Layer):
 
     def call(self, inputs):
         self._check_names(inputs)
-        embeddings = [self.embed(spec, inputs[spec.name]) for spec in self.ordered_features]
+        looked_up = self._distributed_lookups(inputs) if self.embedding == "distributed" else None
+        embeddings = [
+            self.embed(spec, inputs[spec.name], looked_up) for spec in self.ordered_features
+        ]
         if self.mode == "field":
             tokens = ops.stack(embeddings, axis=1)
             if not self.project:
@@ -244,6 +336,7 @@ class FeatureTokenizer(keras.layers.Layer):
                 "project": self.project,
                 "embeddings_initializer": keras.initializers.serialize(self.embeddings_initializer),
                 "embeddings_regularizer": keras.regularizers.serialize(self.embeddings_regularizer),
+                "embedding": self.embedding,
             }
         )
         return config

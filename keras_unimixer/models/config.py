@@ -41,6 +41,7 @@ class ModelConfig:
         batch_norm: batch normalization in the MLP.
         embedding_l2: adds `(embedding_l2 / 2) * ||E||^2` over the embedding tables to the loss.
         embedding_init_stddev: normal embedding initialization (`None`: Keras' uniform).
+        embedding: `"dense"` tables, or `"distributed"` (one keras-rs `DistributedEmbedding`).
         temperature: initial UniMixing temperature.
         sinkhorn_iterations: differentiable UniMixing Sinkhorn rounds.
         mixing_options: further UniMixing / UniMixing-Lite constructor arguments.
@@ -70,6 +71,7 @@ class ModelConfig:
     batch_norm: bool = False
     embedding_l2: float = 0.0
     embedding_init_stddev: float | None = None
+    embedding: str = "dense"
     temperature: float | None = 1.0
     sinkhorn_iterations: int = 10
     mixing_options: dict = dataclasses.field(default_factory=dict)
@@ -89,7 +91,7 @@ MODEL_OPTIONS = tuple(f.name for f in dataclasses.fields(ModelConfig) if f.name 
 ENCODER_OPTIONS = (
     "num_layers", "num_tokens", "token_dim", "embedding_dim", "ffn_multiplier", "ffn_activation",
     "norm", "siamese_scope", "tokenizer_mode", "pooling", "hidden_units", "dropout", "batch_norm",
-    "embedding_l2", "embedding_init_stddev", "heads", "num_experts", "expert_units",
+    "embedding_l2", "embedding_init_stddev", "heads", "num_experts", "expert_units", "embedding",
 )  # fmt: skip
 _DEEP = ("embedding_dim", "hidden_units", "dropout", "batch_norm", "embedding_l2",
          "embedding_init_stddev")  # fmt: skip

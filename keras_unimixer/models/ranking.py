@@ -85,6 +85,7 @@ def encode_features(features, mixer, config: ModelConfig):
         token_dim=config.token_dim,
         num_tokens=config.num_tokens,
         mode=config.tokenizer_mode,
+        embedding=config.embedding,
         name="tokenizer",
         **embedding_options(config.embedding_l2, config.embedding_init_stddev),
     )

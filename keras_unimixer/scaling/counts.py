@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from keras_unimixer.layers import FeatureTokenizer, MixingLayer, PerTokenFFN
+from keras_unimixer.optimizers import is_embedding_table
 
 
 def mixing_flops(layer) -> int:
@@ -63,6 +64,6 @@ def parameter_counts(model) -> dict:
         for layer in model._flatten_layers(include_self=False, recursive=True)
         if isinstance(layer, FeatureTokenizer)
         for w in layer.weights
-        if w.name.endswith("_embedding")
+        if is_embedding_table(w)
     )
     return {"total": total, "embedding": int(embedding), "dense": total - int(embedding)}

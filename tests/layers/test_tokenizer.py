@@ -87,8 +87,11 @@ def test_group_mode_has_one_token_per_group():
     }
 
 
-@pytest.mark.parametrize("mode", ["rankmixer", "field", "group"])
-def test_config_and_keras_round_trip_inside_a_model(mode):
+@pytest.mark.parametrize(
+    "mode, embedding",
+    [("rankmixer", "dense"), ("field", "dense"), ("group", "dense"), ("rankmixer", "distributed")],
+)
+def test_config_and_keras_round_trip_inside_a_model(mode, embedding):
     data = inputs()
     model_inputs = {
         "user": keras.Input(shape=(), dtype="int32", name="user"),
@@ -97,7 +100,9 @@ def test_config_and_keras_round_trip_inside_a_model(mode):
         "genres": keras.Input(shape=(3,), dtype="int32", name="genres"),
         "hour": keras.Input(shape=(), dtype="int32", name="hour"),
     }
-    tokenizer = layers.FeatureTokenizer(SPECS, 4, token_dim=8, num_tokens=2, mode=mode)
+    tokenizer = layers.FeatureTokenizer(
+        SPECS, 4, token_dim=8, num_tokens=2, mode=mode, embedding=embedding
+    )
     config = tokenizer.get_config()
     assert layers.FeatureTokenizer.from_config(config).get_config() == config
     model = keras.Model(model_inputs, tokenizer(model_inputs))
@@ -108,6 +113,37 @@ def test_config_and_keras_round_trip_inside_a_model(mode):
     np.testing.assert_allclose(
         restored.predict(data, verbose=0), model.predict(data, verbose=0), atol=1e-6
     )
+
+
+def test_distributed_embedding_gives_the_dense_tokens(caplog):
+    """keras-rs DistributedEmbedding (no SparseCore here: the default-device fallback, logged)
+    with the dense path's tables gives the dense path's tokens, padding ids excluded."""
+    data = inputs(3)
+    dense = layers.FeatureTokenizer(SPECS, 4, token_dim=8, num_tokens=3)
+    dense(data)
+    with caplog.at_level("WARNING", logger="keras_unimixer.layers"):
+        distributed = layers.FeatureTokenizer(
+            SPECS, 4, token_dim=8, num_tokens=3, embedding="distributed"
+        )
+        distributed(data)
+    assert "no TPU SparseCore" in caplog.text
+    tables = {w.name: w for w in dense.weights}
+    for weight in distributed.weights:
+        if weight.name == "embeddings":  # .../<feature>_table/embeddings
+            feature = weight.path.split("/")[-2].removesuffix("_table")
+            weight.assign(tables[f"{feature}_embedding"])
+        else:
+            weight.assign(tables[weight.name])
+    assert len(distributed.weights) == len(dense.weights)
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(distributed(data)), keras.ops.convert_to_numpy(dense(data)),
+        atol=1e-6,
+    )  # fmt: skip
+    with pytest.raises(ValueError, match="embeddings_regularizer"):
+        layers.FeatureTokenizer(
+            SPECS, 4, token_dim=8, num_tokens=3, embedding="distributed",
+            embeddings_regularizer="l2",
+        )  # fmt: skip
 
 
 def test_missing_feature_is_named():
@@ -124,6 +160,7 @@ def test_missing_feature_is_named():
         ({"embedding_dim": 0, "token_dim": 8, "num_tokens": 2}, "embedding_dim"),
         ({"embedding_dim": 4, "token_dim": 8, "num_tokens": None}, "num_tokens"),
         ({"embedding_dim": 4, "token_dim": 8, "mode": "bag"}, "mode"),
+        ({"embedding_dim": 4, "token_dim": 8, "num_tokens": 2, "embedding": "sparse"}, "embedding"),
         ({"embedding_dim": 4, "token_dim": 8, "mode": "field", "project": False}, "project"),
     ],
 )

@@ -7,6 +7,7 @@ import math
 import keras
 from keras import ops
 
+from keras_unimixer.layers.initializers import distinct
 from keras_unimixer.layers.mixing.base import MixingLayer, register_mixer
 from keras_unimixer.layers.validation import check_head_dim, check_positive_int, divisors
 
@@ -41,11 +42,11 @@ class AttentionMixing(MixingLayer):
     def build(self, input_shape):
         self.set_token_shape(input_shape)
         self.head_dim = check_head_dim(self.num_heads, self.token_dim)
-        for name in ("query", "key", "value", "output"):
+        for index, name in enumerate(("query", "key", "value", "output")):
             kernel = self.add_weight(
                 name=f"{name}_kernel",
                 shape=(self.token_dim, self.token_dim),
-                initializer=self.kernel_initializer,
+                initializer=distinct(self.kernel_initializer, index),
             )
             setattr(self, f"{name}_kernel", kernel)
 

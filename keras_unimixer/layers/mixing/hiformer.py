@@ -15,6 +15,7 @@ import keras
 from keras import ops
 
 from keras_unimixer.layers.ffn import per_token_kernel_initializer
+from keras_unimixer.layers.initializers import distinct
 from keras_unimixer.layers.mixing.attention import default_heads
 from keras_unimixer.layers.mixing.base import MixingLayer, register_mixer
 from keras_unimixer.layers.validation import check_head_dim, check_positive_int
@@ -56,10 +57,11 @@ class HeterogeneousAttention(MixingLayer):
         tokens, dim = self.set_token_shape(input_shape)
         self.head_dim = check_head_dim(self.num_heads, dim)
         initializer = self.kernel_initializer or per_token_kernel_initializer(tokens)
-        for name in _PROJECTIONS:
+        for index, name in enumerate(_PROJECTIONS):
             kernel = self.add_weight(
-                name=f"{name}_kernel", shape=(tokens, dim, dim), initializer=initializer
-            )
+                name=f"{name}_kernel", shape=(tokens, dim, dim),
+                initializer=distinct(initializer, index),
+            )  # fmt: skip
             setattr(self, f"{name}_kernel", kernel)
 
     def _heads(self, inputs, kernel):
