@@ -1,0 +1,120 @@
+"""What share of a UniMixing training step goes to the matrix constraints (symmetry, temperature,
+Sinkhorn), at batch 512 and 4096?
+
+The constraints turn the raw mixing parameters into `W_G` / `W_B` once per step, whatever the
+batch, so their share shrinks as the batch grows. Measured as the step time of the live model
+against the same model with its matrices frozen as constants (`frozen_mixing_weights`: no
+constraint work, no gradient to the raw mixing parameters), and against the live model without
+the gradient-free balancing phase (`sinkhorn_max_iterations=0`: only the differentiable rounds).
+Models are `benchmarks/mixer_speed.py`'s encoder (2 blocks, SwiGLU FFN x2, post-norm), trained
+with `train_on_batch`; steps are interleaved so machine drift hits every variant alike.
+
+Usage (from the repository root):
+    KERAS_BACKEND=jax .venv/bin/python benchmarks/sinkhorn_share.py
+Writes benchmarks/results/sinkhorn_share_<backend>.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import platform
+import sys
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+from mixer_speed import interleaved_step_seconds  # noqa: E402
+
+from keras_unimixer.layers import UniMixerEncoder, frozen_mixing_weights, make_mixing  # noqa: E402
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def model_for(mixer, num_tokens, token_dim, **mixing_options):
+    inputs = keras.Input((num_tokens, token_dim))
+    mixing = make_mixing(mixer, num_tokens, token_dim, **mixing_options)
+    encoder = UniMixerEncoder(
+        num_layers=2, mixing=mixing, ffn_multiplier=2, ffn_activation="swiglu", norm="post"
+    )
+    pooled = keras.layers.GlobalAveragePooling1D()(encoder(inputs))
+    model = keras.Model(inputs, keras.layers.Dense(1)(pooled))
+    model.compile(optimizer="adam", loss="mse")
+    return model
+
+
+def measure(mixer, num_tokens, token_dim, batch_size, steps, rng) -> dict:
+    keras.utils.clear_session()
+    inputs = rng.standard_normal((batch_size, num_tokens, token_dim)).astype("float32")
+    targets = rng.standard_normal((batch_size, 1)).astype("float32")
+    models = {
+        "live": model_for(mixer, num_tokens, token_dim),
+        "frozen": model_for(mixer, num_tokens, token_dim),
+        "no_balancing": model_for(
+            mixer, num_tokens, token_dim, mixing_options={"sinkhorn_max_iterations": 0}
+        ),
+    }
+    with frozen_mixing_weights(models["frozen"]):
+        seconds = interleaved_step_seconds(models, inputs, targets, steps)
+    live = seconds["live"]
+    return {
+        "mixer": mixer, "T": num_tokens, "D": token_dim, "batch": batch_size,
+        "live_ms": 1e3 * live, "frozen_ms": 1e3 * seconds["frozen"],
+        "no_balancing_ms": 1e3 * seconds["no_balancing"],
+        "constraint_share": (live - seconds["frozen"]) / live,
+        "balancing_share": (live - seconds["no_balancing"]) / live,
+    }  # fmt: skip
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--mixers", default="unimixer_lite,unimixer")
+    parser.add_argument("--shapes", default="16x64,32x256", help="TxD cells")
+    parser.add_argument("--batches", default="512,4096")
+    parser.add_argument("--steps", type=int, default=7)
+    parser.add_argument("--output", default=None)
+    args = parser.parse_args(argv)
+    rng = np.random.default_rng(0)
+    rows = []
+    for mixer in args.mixers.split(","):
+        for shape in args.shapes.split(","):
+            num_tokens, token_dim = (int(v) for v in shape.split("x"))
+            for batch in (int(b) for b in args.batches.split(",")):
+                row = measure(mixer, num_tokens, token_dim, batch, args.steps, rng)
+                rows.append(row)
+                print(
+                    f"{mixer:14s} T{num_tokens} D{token_dim} batch {batch:5d}: live "
+                    f"{row['live_ms']:.1f} ms, frozen {row['frozen_ms']:.1f} ms, no balancing "
+                    f"{row['no_balancing_ms']:.1f} ms; constraints {row['constraint_share']:.1%}",
+                    flush=True,
+                )
+    backend = keras.backend.backend()
+    command = "python benchmarks/sinkhorn_share.py " + " ".join(argv or sys.argv[1:])
+    lines = [
+        f"Constraint share of a UniMixing training step, {backend}, {datetime.date.today()}, "
+        f"{platform.machine()} {os.cpu_count()} CPUs; `{command.strip()}`. Median of "
+        f"{args.steps} interleaved steps (forward, backward, Adam). constraints: (live - frozen) / "
+        "live; balancing: (live - no balancing phase) / live.",
+        "",
+        "| mixer | T | D | batch | live ms | frozen ms | no balancing ms | constraints share "
+        "| balancing share |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['mixer']} | {r['T']} | {r['D']} | {r['batch']} | {r['live_ms']:.1f} "
+            f"| {r['frozen_ms']:.1f} | {r['no_balancing_ms']:.1f} | {r['constraint_share']:.1%} "
+            f"| {r['balancing_share']:.1%} |"
+        )
+    output = Path(args.output or RESULTS / f"sinkhorn_share_{backend}.md")
+    output.write_text("\n".join(lines) + "\n")
+    print(f"wrote {output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
