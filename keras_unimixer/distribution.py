@@ -120,17 +120,15 @@ class ProcessBatches(keras.utils.PyDataset):
                 f"processes ({count})."
             )
         self.local_batch_size = global_batch_size // count
-        self.shards = [
-            data.batches(split, self.local_batch_size, labels=labels, shuffle=shuffle, seed=seed,
-                         start_epoch=start_epoch, shard=(i, count))
-            if i == index else None
-            for i in range(count)
-        ]  # fmt: skip
-        self.local = self.shards[index]
+        self.local = data.batches(
+            split, self.local_batch_size, labels=labels, shuffle=shuffle, seed=seed,
+            start_epoch=start_epoch, shard=(index, count),
+        )  # fmt: skip
+        # Every process counts every shard's rows (one read each), so all agree on the steps.
         shard_rows = [
-            self.local.num_rows if shard is not None else _shard_rows(data, split, (i, count))
-            for i, shard in enumerate(self.shards)
-        ]  # fmt: skip
+            self.local.num_rows if i == index else data.batches(split, 1, shard=(i, count)).num_rows
+            for i in range(count)
+        ]
         self.steps = min(shard_rows) // self.local_batch_size
         if not self.steps:
             raise ValueError(
@@ -146,10 +144,6 @@ class ProcessBatches(keras.utils.PyDataset):
 
     def on_epoch_end(self):
         self.local.on_epoch_end()
-
-
-def _shard_rows(data, split, shard) -> int:
-    return sum(table.num_rows for _, _, table in data.reader.tables(split, shard=shard))
 
 
 def process_batches(data, split, global_batch_size, **kwargs) -> ProcessBatches:
