@@ -211,7 +211,8 @@ class FeatureTokenizer(keras.layers.Layer):
         self.distributed_embedding = keras_rs.layers.DistributedEmbedding(
             configs, name="distributed_embedding"
         )
-        # Tables now (keras-rs would make them at the first eager call, after a symbolic build).
+        # Tables now: keras-rs would make them at the first eager call, after a symbolic build, so
+        # a model saved before any eager call would hold no tables (and reload with random ones).
         self.distributed_embedding.build({name: c.input_shape for name, c in configs.items()})
         placements = set(self.distributed_embedding._placement_to_path_to_feature_config)
         if "sparsecore" not in placements:
@@ -221,21 +222,6 @@ class FeatureTokenizer(keras.layers.Layer):
                 "TableConfig optimizers do not apply, use --embedding-optimizer).",
                 len(configs),
             )
-
-    # keras-rs keeps its tables in private attributes, which `.keras` saving does not visit:
-    # this layer saves and loads them with its own variables (keys `distributed_<i>`).
-    def save_own_variables(self, store):
-        super().save_own_variables(store)
-        if self.embedding == "distributed":
-            for index, variable in enumerate(self.distributed_embedding.weights):
-                store[f"distributed_{index}"] = variable
-
-    def load_own_variables(self, store):
-        own = {key: store[key] for key in store.keys() if not key.startswith("distributed_")}
-        super().load_own_variables(own)
-        if self.embedding == "distributed":
-            for index, variable in enumerate(self.distributed_embedding.weights):
-                variable.assign(store[f"distributed_{index}"])
 
     def _distributed_lookups(self, inputs) -> dict:
         """Every categorical feature's `(batch, embedding_dim)` embedding, in one call; padding
