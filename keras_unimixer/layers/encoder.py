@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import keras
+from keras import ops
 
 from keras_unimixer.layers.ffn import PerTokenFFN
+from keras_unimixer.layers.mixing.base import token_major_by_transposing
 from keras_unimixer.layers.validation import (
     check_choice,
     check_positive_float,
@@ -15,6 +17,7 @@ from keras_unimixer.layers.validation import (
 NORM_STYLES = ("siamese", "post", "pre")
 NORM_TYPES = ("rms", "layer")
 SIAMESE_SCOPES = ("sublayer", "block")
+LAYOUTS = ("token_major", "batch_major")
 
 
 def _make_norm(norm_type: str, epsilon: float, name: str, dtype=None):
@@ -38,6 +41,12 @@ def _is_shape_pair(shape) -> bool:
     return (
         isinstance(shape, (list, tuple)) and len(shape) == 2 and isinstance(shape[0], (list, tuple))
     )
+
+
+def _token_major(layer):
+    """`layer`'s token-major call: its own `call_token_major`, or one that transposes."""
+    own = getattr(layer, "call_token_major", None)
+    return own or (lambda inputs: token_major_by_transposing(layer, inputs))
 
 
 def _as_layer(mixing):
@@ -81,6 +90,7 @@ class UniMixerBlock(keras.layers.Layer):
 
     Call arguments:
         inputs: `(batch, T, D)` tensor; with `norm="siamese"`, also a list `[Xb, Yb]` of two.
+            `call_token_major` takes and returns the same in token-major layout, `(T, batch, D)`.
 
     Example:
     >>> x = keras.random.normal((2, 4, 8))
@@ -157,10 +167,16 @@ class UniMixerBlock(keras.layers.Layer):
             if not layer.built:
                 layer.build(input_shape)
 
-    def _residual_pairs(self):
-        return ((self.mixing, "mixing"), (self.ffn, "ffn"))
-
     def call(self, inputs):
+        return self._forward(inputs, self.mixing, self.ffn)
+
+    def call_token_major(self, inputs):
+        """The block on token-major `(T, batch, D)` inputs (or the pair of streams), in that
+        layout: the norms act on the last axis either way, and the mixing and FFN use their
+        token-major paths."""
+        return self._forward(inputs, _token_major(self.mixing), self.ffn.call_token_major)
+
+    def _forward(self, inputs, mixing, ffn):
         if self.norm == "siamese":
             if isinstance(inputs, (list, tuple)):
                 post_stream, pre_stream = inputs
@@ -168,16 +184,16 @@ class UniMixerBlock(keras.layers.Layer):
                 post_stream = pre_stream = inputs
             if self.siamese_scope == "block":
                 block_input = post_stream + self.mixing_stream_norm(pre_stream)
-                mixed = block_input + self.mixing(block_input)
-                update = mixed + self.ffn(mixed) - block_input
+                mixed = block_input + mixing(block_input)
+                update = mixed + ffn(mixed) - block_input
                 return [self.mixing_norm(post_stream + update), pre_stream + update]
-            for sublayer, name in self._residual_pairs():
+            for sublayer, name in ((mixing, "mixing"), (ffn, "ffn")):
                 branch = sublayer(post_stream + getattr(self, f"{name}_stream_norm")(pre_stream))
                 post_stream = getattr(self, f"{name}_norm")(post_stream + branch)
                 pre_stream = pre_stream + branch
             return [post_stream, pre_stream]
         outputs = inputs
-        for sublayer, name in self._residual_pairs():
+        for sublayer, name in ((mixing, "mixing"), (ffn, "ffn")):
             norm_layer = getattr(self, f"{name}_norm")
             if self.norm == "pre":
                 outputs = outputs + sublayer(norm_layer(outputs))
@@ -218,6 +234,14 @@ class UniMixerEncoder(keras.layers.Layer):
 
     Output: `"siamese"`: `Xb + N(Yb)`; `"pre"`: `N(X)`; `"post"`: `X` (already normalized).
 
+    With `layout="token_major"` (the default) the activations are transposed once to `(T, batch, D)`
+    on entry and back on exit, and every block runs in that layout (`call_token_major`): the
+    per-token FFN is then one batched matmul per projection, and UniMixing's blocks-first layout a
+    reshape (see `UniMixing.call_token_major`), instead of transposes around every sublayer.
+    `"batch_major"` runs the blocks on `(batch, T, D)` as they are. Both compute the same function
+    with the same weights (to float rounding); the layout only changes speed. Encoders saved before
+    this option existed load with the default.
+
     Args:
         num_layers: number of blocks.
         mixing: the mixing layer to copy into every block (a layer or its serialized config).
@@ -227,6 +251,7 @@ class UniMixerEncoder(keras.layers.Layer):
         norm_type: `"rms"` or `"layer"`.
         norm_epsilon: epsilon of the normalization layers.
         siamese_scope: `"sublayer"` or `"block"` (see `UniMixerBlock`).
+        layout: `"token_major"` or `"batch_major"`: the layout of the activations between blocks.
         **kwargs: base `keras.layers.Layer` arguments.
 
     Call arguments:
@@ -250,9 +275,11 @@ class UniMixerEncoder(keras.layers.Layer):
         norm_type: str = "rms",
         norm_epsilon: float = 1e-6,
         siamese_scope: str = "sublayer",
+        layout: str = "token_major",
         **kwargs,
     ):
         super().__init__(**kwargs)
+        self.layout = check_choice("layout", layout, LAYOUTS)
         self.num_layers = check_positive_int("num_layers", num_layers)
         self.mixing_config = keras.saving.serialize_keras_object(_as_layer(mixing))
         self.ffn_multiplier = ffn_multiplier
@@ -290,14 +317,21 @@ class UniMixerEncoder(keras.layers.Layer):
             self.output_norm.build(input_shape)
 
     def call(self, inputs):
+        if self.layout == "batch_major":
+            return self._forward(inputs, self.blocks)
+        tokens = ops.transpose(inputs, (1, 0, 2))
+        outputs = self._forward(tokens, [block.call_token_major for block in self.blocks])
+        return ops.transpose(outputs, (1, 0, 2))
+
+    def _forward(self, inputs, blocks):
         if self.norm == "siamese":
             streams = [inputs, inputs]
-            for block in self.blocks:
+            for block in blocks:
                 streams = block(streams)
             post_stream, pre_stream = streams
             return post_stream + self.output_norm(pre_stream)
         outputs = inputs
-        for block in self.blocks:
+        for block in blocks:
             outputs = block(outputs)
         return outputs if self.output_norm is None else self.output_norm(outputs)
 
@@ -316,6 +350,7 @@ class UniMixerEncoder(keras.layers.Layer):
                 "norm_type": self.norm_type,
                 "norm_epsilon": self.norm_epsilon,
                 "siamese_scope": self.siamese_scope,
+                "layout": self.layout,
             }
         )
         return config

@@ -104,6 +104,22 @@ class PerTokenFFN(keras.layers.Layer):
             outputs = outputs + self.output_bias
         return outputs
 
+    def call_token_major(self, inputs):
+        """The same network on token-major `(T, batch, D)` inputs, returning `(T, batch, D)`: each
+        projection is then one batched matmul over tokens, with no transposes (the einsums of
+        `call` transpose to that layout and back)."""
+        hidden = ops.matmul(inputs, self.hidden_kernel)
+        if self.use_bias:
+            hidden = hidden + ops.expand_dims(self.hidden_bias, 1)
+        if self.activation == "swiglu":
+            hidden = ops.silu(hidden) * ops.matmul(inputs, self.gate_kernel)
+        else:
+            hidden = ops.gelu(hidden, approximate=False)
+        outputs = ops.matmul(hidden, self.output_kernel)
+        if self.use_bias:
+            outputs = outputs + ops.expand_dims(self.output_bias, 1)
+        return outputs
+
     def compute_output_shape(self, input_shape):
         return tuple(input_shape)
 

@@ -27,6 +27,7 @@ def run_mixer_contract_test(
     - `num_params()` equals the trainable parameters Keras counts;
     - a symbolic call on `keras.Input` gives the right shape;
     - `mixing_matrix()` / `mixing_matrix(inputs)`, where the layer has one, reproduces `call`;
+    - `call_token_major` on `(T, batch, D)` gives `call`'s outputs in that layout;
     - under `mixed_bfloat16` the output is bfloat16 and finite;
     - under JAX, XLA's cost analysis of the forward pass counts between 1 and `max_flops_ratio`
       times `flops_per_example()` (the analytic count covers the matmuls; XLA adds element-wise
@@ -52,6 +53,7 @@ def run_mixer_contract_test(
     assert tuple(symbolic.shape[1:]) == tuple(input_shape[1:]), symbolic.shape
 
     _check_mixing_matrix(layer, random_tokens(input_shape, seed=3))
+    _check_token_major(layer, random_tokens(input_shape, seed=5))
     _check_mixed_precision(make_layer, input_shape)
     if keras.backend.backend() == "jax":
         _check_flops(make_layer, flops_shape, max_flops_ratio)
@@ -71,6 +73,16 @@ def _check_mixing_matrix(layer, inputs):
         matrices = keras.ops.convert_to_numpy(matrix_method(inputs))
         expected = np.einsum("bij,bj->bi", matrices, flat)
     np.testing.assert_allclose(outputs, expected, atol=1e-4, rtol=1e-4)
+
+
+def _check_token_major(layer, inputs):
+    token_major = layer.call_token_major(keras.ops.convert_to_tensor(inputs.transpose(1, 0, 2)))
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(token_major).transpose(1, 0, 2),
+        keras.ops.convert_to_numpy(layer(inputs)),
+        atol=1e-5,
+        rtol=1e-5,
+    )
 
 
 def _check_mixed_precision(make_layer, input_shape):

@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import keras
 import numpy as np
 import pytest
@@ -161,6 +163,7 @@ def test_token_mixing_with_heads_not_equal_tokens_is_rejected_in_a_residual_stac
         ({"num_layers": 1, "norm_type": "group"}, "norm_type"),
         ({"num_layers": 1, "ffn_multiplier": 0}, "ffn_multiplier"),
         ({"num_layers": 1, "ffn_activation": "tanh"}, "activation"),
+        ({"num_layers": 1, "layout": "blocks_first"}, "layout"),
     ],
 )
 def test_bad_arguments(kwargs, argument):
@@ -213,3 +216,51 @@ def test_encoder_dtype_policy_reaches_every_block():
     assert weights.dtype == np.float32
     again = layers.UniMixerEncoder.from_config(encoder.get_config())
     assert again.blocks[0].ffn.dtype_policy.name == "mixed_bfloat16"
+
+
+LAYOUT_CASES = [
+    (mixer, norm) for mixer in sorted(MIXERS) for norm in ("siamese", "post", "pre")
+] + [("unimixer_lite", "siamese_block")]
+
+
+def encoder_model(mixer, norm, layout):
+    encoder = layers.UniMixerEncoder(
+        num_layers=2, mixing=MIXERS[mixer](), ffn_multiplier=2, layout=layout,
+        norm="siamese" if norm == "siamese_block" else norm,
+        siamese_scope="block" if norm == "siamese_block" else "sublayer",
+    )  # fmt: skip
+    inputs = keras.Input(SHAPE[1:])
+    return keras.Model(inputs, keras.layers.Dense(1)(keras.layers.Flatten()(encoder(inputs))))
+
+
+@pytest.mark.parametrize("mixer,norm", LAYOUT_CASES)
+def test_token_major_and_batch_major_layouts_compute_the_same_function_and_gradients(mixer, norm):
+    models = {layout: encoder_model(mixer, norm, layout) for layout in layers.encoder.LAYOUTS}
+    models["token_major"].set_weights(models["batch_major"].get_weights())
+    inputs, targets = random_tokens((8,) + SHAPE[1:], seed=2), np.ones((8, 1), "float32")
+    outputs = {name: model.predict_on_batch(inputs) for name, model in models.items()}
+    np.testing.assert_allclose(outputs["token_major"], outputs["batch_major"], atol=1e-5)
+    for model in models.values():  # one SGD step: equal updates mean equal gradients
+        model.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
+        model.train_on_batch(inputs, targets)
+    trained = {name: model.get_weights() for name, model in models.items()}
+    for token_major, batch_major in zip(*trained.values(), strict=True):
+        np.testing.assert_allclose(token_major, batch_major, atol=1e-5, rtol=1e-5)
+    before = encoder_model(mixer, norm, "batch_major").get_weights()
+    assert any(not np.allclose(a, b) for a, b in zip(trained["token_major"], before, strict=True))
+
+
+FIXTURES = Path(__file__).parent / "data"
+
+
+@pytest.mark.parametrize(
+    "name", ["lite_siamese", "unimixing_pre", "tokenmixing_post", "attention_pre"]
+)
+def test_models_saved_before_the_layout_option_load_with_their_outputs(name):
+    # Saved at commit c6e9602, before `layout` existed (tests/layers/data/make_fixtures.py).
+    expected = np.load(FIXTURES / "encoder_c6e9602_outputs.npz")
+    model = keras.saving.load_model(FIXTURES / f"encoder_c6e9602_{name}.keras")
+    encoder = next(layer for layer in model.layers if isinstance(layer, layers.UniMixerEncoder))
+    assert encoder.layout == "token_major"
+    outputs = model.predict_on_batch(expected["inputs"])
+    np.testing.assert_allclose(outputs, expected[name], atol=1e-5, rtol=1e-5)

@@ -61,3 +61,18 @@ def test_default_init_has_dense_like_variance_per_token():
 def test_bad_arguments(kwargs, argument):
     with pytest.raises(ValueError, match=f"`{argument}`"):
         layers.PerTokenFFN(**kwargs)
+
+
+@pytest.mark.parametrize("activation", ["swiglu", "gelu"])
+@pytest.mark.parametrize("use_bias", [True, False])
+def test_token_major_call_equals_call(activation, use_bias):
+    layer = layers.PerTokenFFN(multiplier=2, activation=activation, use_bias=use_bias)
+    inputs = random_tokens(SHAPE)
+    layer.build(SHAPE)
+    for weight in layer.weights:  # non-zero biases, so that a misplaced bias would show
+        weight.assign(weight + 0.1)
+    expected = keras.ops.convert_to_numpy(layer(inputs))
+    token_major = layer.call_token_major(keras.ops.convert_to_tensor(inputs.transpose(1, 0, 2)))
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(token_major).transpose(1, 0, 2), expected, rtol=1e-5, atol=1e-5
+    )

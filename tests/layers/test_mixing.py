@@ -364,3 +364,26 @@ def test_frozen_weights_leave_no_stale_compiled_predict_behind():
     np.testing.assert_allclose(model.predict(x, verbose=0), eager, atol=1e-5)
     expected_loss = float(np.mean((eager - x) ** 2))
     assert model.evaluate(x, x, verbose=0) == pytest.approx(expected_loss, rel=1e-4)
+
+
+@pytest.mark.parametrize(
+    "shape,block_size",
+    [((3, 4, 8), 8), ((3, 4, 8), 2), ((3, 4, 8), 16), ((3, 4, 6), 4)],
+    ids=["block_is_token", "blocks_within_tokens", "blocks_span_tokens", "blocks_straddle"],
+)
+@pytest.mark.parametrize(
+    "make_layer",
+    [
+        lambda b: layers.UniMixing(block_size=b, local_init="random", init_stddev=1.0),
+        lambda b: layers.UniMixing(block_size=b, block_specific=False, local_init="random"),
+        lambda b: layers.UniMixingLite(block_size=b, num_basis=2, rank=1, init_stddev=1.0),
+    ],
+    ids=["unimixing", "unimixing_shared", "unimixing_lite"],
+)
+def test_token_major_call_equals_call_for_every_block_layout(shape, block_size, make_layer):
+    layer = make_layer(block_size)
+    inputs = random_tokens(shape)
+    expected = to_numpy(layer(inputs))
+    token_major = layer.call_token_major(keras.ops.convert_to_tensor(inputs.transpose(1, 0, 2)))
+    assert tuple(token_major.shape) == (shape[1], shape[0], shape[2])
+    np.testing.assert_allclose(to_numpy(token_major).transpose(1, 0, 2), expected, atol=1e-6)

@@ -4,9 +4,13 @@ A mixing layer maps `(batch, T, D)` tokens to tokens of the same shape (it sits 
 residuals of `UniMixerBlock`). Subclass `MixingLayer` and implement `build` (call
 `self.set_token_shape(input_shape)` first), `call`, `get_config`, and the closed forms
 `num_params()` (trainable parameters, checked against `count_params()`) and
-`flops_per_example()` (forward matmul FLOPs, checked against XLA's cost analysis). Layers whose
-output is linear in the input for fixed weights also give `mixing_matrix()` (the `(L, L)` matrix,
-`L = T * D`); data-dependent ones give `mixing_matrix(inputs)`.
+`flops_per_example()` (forward matmul FLOPs, checked against XLA's cost analysis). `UniMixerEncoder`
+keeps its activations token-major, `(T, batch, D)`, between layers and calls
+`call_token_major`; the default transposes to `(batch, T, D)` and back around `call`, and a
+layer overrides it where it can mix in that layout directly (the contract test checks that both
+agree). Layers whose output is linear in the input for fixed weights also give
+`mixing_matrix()` (the `(L, L)` matrix, `L = T * D`); data-dependent ones give
+`mixing_matrix(inputs)`.
 
 `register_mixer(name, build, ...)` makes a layer an architecture: `RankingModel(mixer=name)`,
 `train --model name`, `tune` and `scale` find it there, with its default norm, FFN activation,
@@ -20,6 +24,7 @@ import dataclasses
 from collections.abc import Callable
 
 import keras
+from keras import ops
 
 from keras_unimixer.layers.validation import check_token_input_shape
 
@@ -43,6 +48,14 @@ class MixingLayer(keras.layers.Layer):
     def compute_output_shape(self, input_shape):
         return tuple(input_shape)
 
+    def call_token_major(self, inputs):
+        """This layer's mixing of token-major `(T, batch, D)` inputs, in that layout.
+
+        The default transposes to `(batch, T, D)`, calls the layer and transposes back; override it
+        where the mixing can read and write the token-major layout directly.
+        """
+        return token_major_by_transposing(self, inputs)
+
     def num_params(self) -> int:
         """Closed-form number of trainable parameters of the built layer."""
         raise NotImplementedError(f"{type(self).__name__} does not give num_params().")
@@ -56,6 +69,11 @@ class MixingLayer(keras.layers.Layer):
             raise ValueError(
                 f"{type(self).__name__} must be built (called on an input) before this call."
             )
+
+
+def token_major_by_transposing(layer, inputs):
+    """`layer` (taking `(batch, T, D)`) applied to token-major `(T, batch, D)` inputs."""
+    return ops.transpose(layer(ops.transpose(inputs, (1, 0, 2))), (1, 0, 2))
 
 
 @dataclasses.dataclass(frozen=True)

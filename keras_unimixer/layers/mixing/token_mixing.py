@@ -51,6 +51,12 @@ class TokenMixing(MixingLayer):
         heads = ops.transpose(heads, (0, 2, 1, 3))
         return ops.reshape(heads, (-1, self.num_heads, self.num_tokens * self.head_dim))
 
+    def call_token_major(self, inputs):
+        """`(T, batch, D)` -> `(H, batch, T * d)`: one transpose, as in `call`."""
+        heads = ops.reshape(inputs, (self.num_tokens, -1, self.num_heads, self.head_dim))
+        heads = ops.transpose(heads, (2, 1, 0, 3))
+        return ops.reshape(heads, (self.num_heads, -1, self.num_tokens * self.head_dim))
+
     def compute_output_shape(self, input_shape):
         num_tokens, token_dim = check_token_input_shape(type(self).__name__, input_shape)
         return (input_shape[0], self.num_heads, num_tokens * token_dim // self.num_heads)

@@ -154,23 +154,49 @@ class _ConstrainedMixing(MixingLayer):
         """The effective local matrices `W_B`, `(n, b, b)` or shared `(b, b)`, float32."""
         return self._constrain(self.local_logits(), apply=self.constrain_local)
 
-    def call(self, inputs):
+    def _mix_blocks(self, blocks):
+        """`(n, batch, b)` blocks -> mixed `(n, batch, b)` blocks: the local step is one batched
+        matmul over blocks, the global step one plain `(n, n) @ (n, batch * b)` matmul. (Einsums
+        over a batch-major layout were ~15x slower on CPU: they broadcast W_G over the batch.)"""
         if self._frozen_weights is None:
             global_weights, local_weights = self.global_weights(), self.local_weights()
         else:
             global_weights, local_weights = self._frozen_weights
         global_weights = ops.cast(global_weights, self.compute_dtype)
         local_weights = ops.cast(local_weights, self.compute_dtype)
-        # Blocks first, `(n, batch, b)`: the local step is one batched matmul over blocks and the
-        # global step one plain `(n, n) @ (n, batch * b)` matmul. (Einsums over a batch-major
-        # layout were ~15x slower on CPU: they broadcast W_G over the batch.)
-        blocks = ops.reshape(inputs, (-1, self.num_blocks, self.block_size))
-        blocks = ops.transpose(blocks, (1, 0, 2))
         local_out = ops.matmul(blocks, local_weights)
-        flat = ops.reshape(local_out, (self.num_blocks, -1))
-        mixed = ops.matmul(global_weights, flat)
-        mixed = ops.transpose(ops.reshape(mixed, (self.num_blocks, -1, self.block_size)), (1, 0, 2))
-        return ops.reshape(mixed, (-1, self.num_tokens, self.token_dim))
+        mixed = ops.matmul(global_weights, ops.reshape(local_out, (self.num_blocks, -1)))
+        return ops.reshape(mixed, (self.num_blocks, -1, self.block_size))
+
+    def call(self, inputs):
+        blocks = ops.reshape(inputs, (-1, self.num_blocks, self.block_size))
+        mixed = self._mix_blocks(ops.transpose(blocks, (1, 0, 2)))
+        return ops.reshape(ops.transpose(mixed, (1, 0, 2)), (-1, self.num_tokens, self.token_dim))
+
+    def call_token_major(self, inputs):
+        """`(T, batch, D)` in and out. A block lies inside one token (`b` divides `D`: `D / b`
+        blocks per token) or spans whole tokens (`D` divides `b`); the blocks-first layout is then
+        a reshape, plus a transpose of the batch with the blocks-per-token (or tokens-per-block)
+        axis only where that axis is longer than 1. Otherwise (blocks straddle tokens) this
+        transposes to `(batch, T, D)` and back."""
+        num_tokens, token_dim, block_size = self.num_tokens, self.token_dim, self.block_size
+        if token_dim % block_size == 0:  # (T, batch, D / b, b) <-> (T, D / b, batch, b)
+            group = token_dim // block_size
+            grouped = (num_tokens, -1, group, block_size)
+        elif block_size % token_dim == 0:  # (n, b / D, batch, D) <-> (n, batch, b / D, D)
+            group = block_size // token_dim
+            grouped = (self.num_blocks, group, -1, token_dim)
+        else:
+            return super().call_token_major(inputs)
+        swap = group > 1
+        blocks = ops.reshape(inputs, grouped)
+        if swap:
+            blocks = ops.transpose(blocks, (0, 2, 1, 3))
+        mixed = self._mix_blocks(ops.reshape(blocks, (self.num_blocks, -1, block_size)))
+        if swap:
+            swapped = (grouped[0], grouped[2], grouped[1], grouped[3])
+            mixed = ops.transpose(ops.reshape(mixed, swapped), (0, 2, 1, 3))
+        return ops.reshape(mixed, (num_tokens, -1, token_dim))
 
     def flops_per_example(self) -> int:
         """`2 L b` (local) + `2 L n` (global); the constraints' per-batch cost is left out."""
