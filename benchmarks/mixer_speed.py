@@ -51,6 +51,9 @@ class NoMixing(keras.layers.Layer):
     def call(self, inputs):
         return inputs
 
+    def call_token_major(self, inputs):
+        return inputs
+
     def compute_output_shape(self, input_shape):
         return tuple(input_shape)
 
@@ -84,12 +87,14 @@ def encoder_norm(mixer: str, norm: str) -> str:
     return norm
 
 
-def encoder_model(mixer: str, num_tokens: int, token_dim: int, num_layers: int, norm: str):
+def encoder_model(
+    mixer: str, num_tokens: int, token_dim: int, num_layers: int, norm: str, layout: str
+):
     inputs = keras.Input((num_tokens, token_dim))
     mixing = NoMixing() if mixer == "none" else make_mixing(mixer, num_tokens, token_dim)
     encoder = UniMixerEncoder(
         num_layers=num_layers, mixing=mixing, ffn_multiplier=2, ffn_activation="swiglu",
-        norm=encoder_norm(mixer, norm),
+        norm=encoder_norm(mixer, norm), layout=layout,
     )  # fmt: skip
     pooled = keras.layers.GlobalAveragePooling1D()(encoder(inputs))
     return keras.Model(inputs, keras.layers.Dense(1)(pooled))
@@ -115,25 +120,31 @@ def time_cell(args, mixers, num_tokens, token_dim, jit, rng):
     targets = rng.integers(0, 2, (args.batch_size, 1)).astype("float32")
     keras.utils.clear_session()
     models = {}
-    for mixer in mixers:
-        if mixer == "rankmixer" and token_dim % num_tokens:
-            continue
-        model = encoder_model(mixer, num_tokens, token_dim, args.num_layers, args.norm)
-        model.compile(optimizer="adam", loss="mse", jit_compile=jit)
-        models[mixer] = model
+    for layout in args.layouts.split(","):
+        for mixer in mixers:
+            if mixer == "rankmixer" and token_dim % num_tokens:
+                continue
+            model = encoder_model(mixer, num_tokens, token_dim, args.num_layers, args.norm, layout)
+            model.compile(optimizer="adam", loss="mse", jit_compile=jit)
+            models[(mixer, layout)] = model
     seconds = interleaved_step_seconds(models, inputs, targets, args.steps)
-    rankmixer_seconds = seconds.get("rankmixer")
     rows = []
-    for mixer, model in models.items():
+    for (mixer, layout), model in models.items():
         flops = 3 * flops_per_example(model) * args.batch_size
         rows.append({
-            "T": num_tokens, "D": token_dim, "mixer": mixer,
+            "T": num_tokens, "D": token_dim, "mixer": mixer, "layout": layout,
             "norm": encoder_norm(mixer, args.norm), "jit": "xla" if jit else "off",
-            "params": model.count_params(), "step_ms": 1e3 * seconds[mixer],
-            "examples_per_s": args.batch_size / seconds[mixer],
-            "gflops": flops / seconds[mixer] / 1e9,
-            "vs_rankmixer": seconds[mixer] / rankmixer_seconds if rankmixer_seconds else None,
+            "params": model.count_params(), "step_ms": 1e3 * seconds[(mixer, layout)],
+            "examples_per_s": args.batch_size / seconds[(mixer, layout)],
+            "flops": flops, "gflops": flops / seconds[(mixer, layout)] / 1e9,
         })  # fmt: skip
+    for row in rows:  # against RankMixer in the same layout
+        reference = next(
+            (r for r in rows if r["mixer"] == "rankmixer" and r["layout"] == row["layout"]), None
+        )
+        row["vs_rankmixer"] = row["step_ms"] / reference["step_ms"] if reference else None
+        # The FLOP floor: the step-time excess a mixer would have at RankMixer's GFLOP/s.
+        row["flop_floor"] = row["flops"] / reference["flops"] - 1 if reference else None
     return rows
 
 
@@ -146,6 +157,9 @@ def main():
     parser.add_argument("--dims", default="64,256")
     parser.add_argument("--mixers", default=",".join(MIXERS))
     parser.add_argument("--norm", default="post", choices=("post", "pre", "siamese", "native"))
+    parser.add_argument(
+        "--layouts", default="token_major", help="UniMixerEncoder layouts to time, comma-separated"
+    )
     parser.add_argument(
         "--jit-off-dims", default="64", help="D values also timed without XLA (TensorFlow)"
     )
@@ -179,7 +193,8 @@ def main():
                 for row in time_cell(args, mixers, num_tokens, token_dim, jit, rng):
                     rows.append(row)
                     print(
-                        f"T={num_tokens:2d} D={token_dim:3d} {row['mixer']:14s} {row['norm']:8s} "
+                        f"T={num_tokens:2d} D={token_dim:3d} {row['mixer']:14s} "
+                        f"{row['layout']:11s} {row['norm']:8s} "
                         f"{row['jit']:3s} {row['step_ms']:8.1f} ms  {row['gflops']:6.1f} GFLOP/s"
                         f"  params {row['params']}",
                         flush=True,
@@ -209,16 +224,24 @@ def write(rows, roofline, args, backend):
         f"{roofline:.1f} GFLOP/s"
         + (f"; MFU against a peak of {args.peak_tflops:g} TFLOP/s" if args.peak_tflops else ""),
         "",
-        "| T | D | mixer | norm | XLA | params | step ms | vs RankMixer | examples/s | GFLOP/s "
-        "| of matmul | MFU |",
-        "|---:|---:|---|---|---|---:|---:|---:|---:|---:|---:|---:|",
+        "- `vs RankMixer`: step time over RankMixer's in the same layout; `FLOP floor`: the excess"
+        " a mixer would have at RankMixer's GFLOP/s (its FLOPs over RankMixer's, minus 1); "
+        "`excess / floor`: (vs RankMixer - 1) / FLOP floor (issue 18's target: <= 1.5 for Lite)",
+        "",
+        "| T | D | mixer | layout | norm | XLA | params | step ms | vs RankMixer | FLOP floor "
+        "| excess / floor | examples/s | GFLOP/s | of matmul | MFU |",
+        "|---:|---:|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
-        ratio = "" if r["vs_rankmixer"] is None else f"{r['vs_rankmixer']:.2f}"
+        ratio = "" if r["vs_rankmixer"] is None else f"{r['vs_rankmixer']:.3f}"
+        floor = "" if not r["flop_floor"] else f"{r['flop_floor']:.1%}"
+        excess = (
+            "" if not r["flop_floor"] else f"{(r['vs_rankmixer'] - 1) / r['flop_floor']:.2f}"
+        )
         lines.append(
-            f"| {r['T']} | {r['D']} | {r['mixer']} | {r['norm']} | {r['jit']} | {r['params']} | "
-            f"{r['step_ms']:.1f} | {ratio} | {r['examples_per_s']:.0f} | {r['gflops']:.1f} | "
-            f"{r['fraction_of_matmul']:.0%} | "
+            f"| {r['T']} | {r['D']} | {r['mixer']} | {r['layout']} | {r['norm']} | {r['jit']} | "
+            f"{r['params']} | {r['step_ms']:.1f} | {ratio} | {floor} | {excess} | "
+            f"{r['examples_per_s']:.0f} | {r['gflops']:.1f} | {r['fraction_of_matmul']:.0%} | "
             + ("-" if r.get("mfu") is None else f"{r['mfu']:.1%}")
             + " |"
         )
