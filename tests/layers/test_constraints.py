@@ -134,3 +134,38 @@ def test_warm_started_sinkhorn_gradient_is_close_to_the_converged_one():
     assert np.all(np.isfinite(warm))
     assert relative(warm) < 0.03
     assert relative(cold) > 2 * relative(warm)
+
+
+@pytest.mark.parametrize(
+    "shape,temperature,stddev",
+    [((3, 8, 8), 1.0, 1.0), ((16, 16), 0.05, 0.3), ((2, 64, 64), 0.1, 0.3)],
+    ids=["batch_of_matrices", "sharp", "large"],
+)
+def test_implicit_sinkhorn_gradient_is_the_fixed_points(shape, temperature, stddev):
+    rng = np.random.default_rng(6)
+    matrix = (rng.normal(size=shape) * stddev).astype("float32")
+    weights = rng.normal(size=shape).astype("float32")
+
+    def loss(gradient, max_iterations, rounds):
+        return lambda m: keras.ops.sum(
+            constrain_matrix(
+                m, symmetric=False, temperature=temperature, sinkhorn_iterations=rounds,
+                sinkhorn_tolerance=1e-5, sinkhorn_max_iterations=max_iterations,
+                sinkhorn_gradient=gradient,
+            )
+            * weights
+        )  # fmt: skip
+
+    implicit = loss("implicit", 3000, 10)
+    value = keras.ops.convert_to_numpy(implicit(matrix))
+    unrolled_value = keras.ops.convert_to_numpy(loss("unrolled", 3000, 10)(matrix))
+    np.testing.assert_allclose(value, unrolled_value, rtol=1e-6)  # the same forward value
+    reference = gradient_of(loss("unrolled", 0, 1000), matrix)  # a long unrolled run
+    gradient = gradient_of(implicit, matrix)
+    relative = np.linalg.norm(gradient - reference) / np.linalg.norm(reference)
+    assert relative < 1e-3, relative
+
+
+def test_unknown_sinkhorn_gradient_is_refused():
+    with pytest.raises(ValueError, match="`sinkhorn_gradient`"):
+        layers.UniMixing(block_size=8, sinkhorn_gradient="exact")
