@@ -235,9 +235,7 @@ def write(rows, roofline, args, backend):
     for r in rows:
         ratio = "" if r["vs_rankmixer"] is None else f"{r['vs_rankmixer']:.3f}"
         floor = "" if not r["flop_floor"] else f"{r['flop_floor']:.1%}"
-        excess = (
-            "" if not r["flop_floor"] else f"{(r['vs_rankmixer'] - 1) / r['flop_floor']:.2f}"
-        )
+        excess = "" if not r["flop_floor"] else f"{(r['vs_rankmixer'] - 1) / r['flop_floor']:.2f}"
         lines.append(
             f"| {r['T']} | {r['D']} | {r['mixer']} | {r['layout']} | {r['norm']} | {r['jit']} | "
             f"{r['params']} | {r['step_ms']:.1f} | {ratio} | {floor} | {excess} | "
