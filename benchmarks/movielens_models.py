@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import csv
 import datetime
+import json
 import os
 import platform
 import statistics
@@ -23,7 +24,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
 
-from keras_unimixer import datasets, models  # noqa: E402
+from keras_unimixer import datasets, layers, models  # noqa: E402
 from keras_unimixer.training import TrainConfig, train  # noqa: E402
 
 # One budget rule for all: same embeddings (16 per feature), same epochs and early stopping;
@@ -40,12 +41,18 @@ OVERRIDES = {
 }
 
 
-def run(model_names, seeds, output_root, data_dir):
+def takes_mixing_options(name: str) -> bool:
+    return name in layers.mixer_names() and "mixing_options" in layers.get_mixer(name).options
+
+
+def run(model_names, seeds, output_root, data_dir, mixing_options=None):
     data = {seed: datasets.load_movielens(data_dir, seed=seed) for seed in seeds}
     rows = []
     for name in model_names:
         for seed in seeds:
             settings = {**COMMON, **OVERRIDES.get(name, {})}
+            if mixing_options and takes_mixing_options(name):
+                settings["mixing_options"] = dict(mixing_options)
             config = TrainConfig(
                 model=name, seed=seed, output=str(Path(output_root) / f"{name}_{seed}"), **settings
             )
@@ -123,12 +130,17 @@ def main():
     parser.add_argument("--seeds", default="1,2,3")
     parser.add_argument("--output", default="runs/benchmark_movielens")
     parser.add_argument("--data-dir", default=None)
+    parser.add_argument(
+        "--mixing-options", type=json.loads, default=None,
+        help='UniMixing / UniMixing-Lite options as JSON, e.g. {"sinkhorn_gradient": "implicit"}',
+    )  # fmt: skip
+    parser.add_argument("--csv", default=None, help="results CSV (default: results/...)")
     args = parser.parse_args()
     seeds = [int(s) for s in args.seeds.split(",")]
-    rows = run(args.models.split(","), seeds, args.output, args.data_dir)
+    rows = run(args.models.split(","), seeds, args.output, args.data_dir, args.mixing_options)
     results = Path(__file__).parent / "results"
     results.mkdir(exist_ok=True)
-    path = results / f"movielens_models_{keras.backend.backend()}.csv"
+    path = Path(args.csv or results / f"movielens_models_{keras.backend.backend()}.csv")
     with open(path, "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
         writer.writeheader()
