@@ -38,6 +38,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 from keras_unimixer.layers import UniMixerEncoder, make_mixing, mixer_names  # noqa: E402
+from keras_unimixer.layers.encoder import prefers_token_major  # noqa: E402
 from keras_unimixer.scaling import flops_per_example  # noqa: E402
 
 MIXERS = ("none",) + mixer_names()  # "none": the encoder without mixing (the floor)
@@ -50,6 +51,8 @@ class NoMixing(keras.layers.Layer):
 
     def call(self, inputs):
         return inputs
+
+    token_major_backends = ("jax", "tensorflow")
 
     def call_token_major(self, inputs):
         return inputs
@@ -143,9 +146,19 @@ def time_cell(args, mixers, num_tokens, token_dim, jit, rng):
             (r for r in rows if r["mixer"] == "rankmixer" and r["layout"] == row["layout"]), None
         )
         row["vs_rankmixer"] = row["step_ms"] / reference["step_ms"] if reference else None
-        # The FLOP floor: the step-time excess a mixer would have at RankMixer's GFLOP/s.
-        row["flop_floor"] = row["flops"] / reference["flops"] - 1 if reference else None
+        row["extra_flops"] = row["flops"] - reference["flops"] if reference else None
+        row["rankmixer_ms"] = reference["step_ms"] if reference else None
     return rows
+
+
+def add_flop_floor(row, roofline_gflops):
+    """The FLOP floor: the time a mixer's FLOPs beyond RankMixer's take at the measured matmul
+    roofline, as a fraction of RankMixer's step (the least excess an exact implementation has)."""
+    if not row["extra_flops"] or row["extra_flops"] <= 0:
+        row["flop_floor"] = None
+        return
+    floor_ms = 1e3 * row["extra_flops"] / (roofline_gflops * 1e9)
+    row["flop_floor"] = floor_ms / row["rankmixer_ms"]
 
 
 def main():
@@ -203,8 +216,51 @@ def main():
     roofline = max(roofline, matmul_gflops(args.matmul_size, dtype=compute_dtype))
     for row in rows:
         row["fraction_of_matmul"] = row["gflops"] / roofline
+        add_flop_floor(row, roofline)
         row["mfu"] = None if not args.peak_tflops else row["gflops"] / (1e3 * args.peak_tflops)
     write(rows, roofline, args, backend)
+
+
+def auto_layout(mixer: str, num_tokens: int, token_dim: int) -> str:
+    """The layout `UniMixerEncoder(layout="auto")` picks for `mixer` under this backend."""
+    mixing = NoMixing() if mixer == "none" else make_mixing(mixer, num_tokens, token_dim)
+    return "token_major" if prefers_token_major(mixing) else "batch_major"
+
+
+def auto_layout_lines(rows, roofline) -> list[str]:
+    """Each mixer in the layout `layout="auto"` gives it, against RankMixer in its own."""
+    picked = [
+        r
+        for r in rows
+        if r["mixer"] != "none" and r["layout"] == auto_layout(r["mixer"], r["T"], r["D"])
+    ]
+    if not any(r["mixer"] == "rankmixer" for r in picked):
+        return []
+    lines = [
+        "",
+        'With `layout="auto"` (the default: each mixer in the layout the encoder picks for it on'
+        " this backend), against RankMixer in its own; FLOP floor as above:",
+        "",
+        "| T | D | XLA | mixer | layout | step ms | RankMixer layout | RankMixer ms | vs RankMixer "
+        "| FLOP floor | excess / floor |",
+        "|---:|---:|---|---|---|---:|---|---:|---:|---:|---:|",
+    ]
+    for r in picked:
+        reference = next(
+            (q for q in picked if q["mixer"] == "rankmixer" and (q["T"], q["D"], q["jit"]) ==
+             (r["T"], r["D"], r["jit"])), None,
+        )  # fmt: skip
+        if reference is None or r is reference:
+            continue
+        ratio = r["step_ms"] / reference["step_ms"]
+        floor_ms = 1e3 * (r["flops"] - reference["flops"]) / (roofline * 1e9)
+        floor = floor_ms / reference["step_ms"]
+        lines.append(
+            f"| {r['T']} | {r['D']} | {r['jit']} | {r['mixer']} | {r['layout']} | "
+            f"{r['step_ms']:.1f} | {reference['layout']} | {reference['step_ms']:.1f} | "
+            f"{ratio:.3f} | {floor:.1%} | {(ratio - 1) / floor:.2f} |"
+        )
+    return lines
 
 
 def write(rows, roofline, args, backend):
@@ -224,9 +280,10 @@ def write(rows, roofline, args, backend):
         f"{roofline:.1f} GFLOP/s"
         + (f"; MFU against a peak of {args.peak_tflops:g} TFLOP/s" if args.peak_tflops else ""),
         "",
-        "- `vs RankMixer`: step time over RankMixer's in the same layout; `FLOP floor`: the excess"
-        " a mixer would have at RankMixer's GFLOP/s (its FLOPs over RankMixer's, minus 1); "
-        "`excess / floor`: (vs RankMixer - 1) / FLOP floor (issue 18's target: <= 1.5 for Lite)",
+        "- `vs RankMixer`: step time over RankMixer's in the same layout; `FLOP floor`: the time"
+        " the mixer's FLOPs beyond RankMixer's take at the matmul roofline above, as a fraction of"
+        " RankMixer's step; `excess / floor`: (vs RankMixer - 1) / FLOP floor (issue 18's target:"
+        " <= 1.5 for UniMixing-Lite)",
         "",
         "| T | D | mixer | layout | norm | XLA | params | step ms | vs RankMixer | FLOP floor "
         "| excess / floor | examples/s | GFLOP/s | of matmul | MFU |",
@@ -243,6 +300,7 @@ def write(rows, roofline, args, backend):
             + ("-" if r.get("mfu") is None else f"{r['mfu']:.1%}")
             + " |"
         )
+    lines += auto_layout_lines(rows, roofline)
     path = Path(args.output) if args.output else RESULTS / f"mixer_speed_{backend}{suffix}.md"
     path.write_text("\n".join(lines) + "\n")
     print(path.read_text())

@@ -17,7 +17,7 @@ from keras_unimixer.layers.validation import (
 NORM_STYLES = ("siamese", "post", "pre")
 NORM_TYPES = ("rms", "layer")
 SIAMESE_SCOPES = ("sublayer", "block")
-LAYOUTS = ("token_major", "batch_major")
+LAYOUTS = ("auto", "token_major", "batch_major")
 
 
 def _make_norm(norm_type: str, epsilon: float, name: str, dtype=None):
@@ -47,6 +47,13 @@ def _token_major(layer):
     """`layer`'s token-major call: its own `call_token_major`, or one that transposes."""
     own = getattr(layer, "call_token_major", None)
     return own or (lambda inputs: token_major_by_transposing(layer, inputs))
+
+
+def prefers_token_major(mixing) -> bool:
+    """Whether `layout="auto"` runs blocks of this mixing layer token-major under this backend: its
+    `token_major_backends` (measured per layer; none for layers without their own token-major
+    path, which would only add transposes)."""
+    return keras.backend.backend() in getattr(mixing, "token_major_backends", ())
 
 
 def _as_layer(mixing):
@@ -234,13 +241,16 @@ class UniMixerEncoder(keras.layers.Layer):
 
     Output: `"siamese"`: `Xb + N(Yb)`; `"pre"`: `N(X)`; `"post"`: `X` (already normalized).
 
-    With `layout="token_major"` (the default) the activations are transposed once to `(T, batch, D)`
-    on entry and back on exit, and every block runs in that layout (`call_token_major`): the
-    per-token FFN is then one batched matmul per projection, and UniMixing's blocks-first layout a
-    reshape (see `UniMixing.call_token_major`), instead of transposes around every sublayer.
-    `"batch_major"` runs the blocks on `(batch, T, D)` as they are. Both compute the same function
-    with the same weights (to float rounding); the layout only changes speed. Encoders saved before
-    this option existed load with the default.
+    With `layout="token_major"` the activations are transposed once to `(T, batch, D)` on entry
+    and back on exit, and every block runs in that layout (`call_token_major`): the per-token FFN
+    is then one batched matmul per projection, and UniMixing's blocks-first layout a reshape (see
+    `UniMixing.call_token_major`), instead of transposes around every sublayer. `"batch_major"`
+    runs the blocks on `(batch, T, D)` as they are. Both compute the same function with the same
+    weights (to float rounding); the layout only changes speed. `"auto"` (the default) is
+    token-major where the mixing layer lists the backend in its `token_major_backends` (UniMixing
+    and UniMixing-Lite: JAX and TensorFlow; TokenMixing: JAX only, since its head transpose is
+    slower token-major under TensorFlow+XLA; `benchmarks/results/mixer_speed_*.md`), batch-major
+    otherwise. Encoders saved before this option existed load with `"auto"`.
 
     Args:
         num_layers: number of blocks.
@@ -251,7 +261,8 @@ class UniMixerEncoder(keras.layers.Layer):
         norm_type: `"rms"` or `"layer"`.
         norm_epsilon: epsilon of the normalization layers.
         siamese_scope: `"sublayer"` or `"block"` (see `UniMixerBlock`).
-        layout: `"token_major"` or `"batch_major"`: the layout of the activations between blocks.
+        layout: `"auto"`, `"token_major"` or `"batch_major"`: the layout of the activations
+            between blocks.
         **kwargs: base `keras.layers.Layer` arguments.
 
     Call arguments:
@@ -275,7 +286,7 @@ class UniMixerEncoder(keras.layers.Layer):
         norm_type: str = "rms",
         norm_epsilon: float = 1e-6,
         siamese_scope: str = "sublayer",
-        layout: str = "token_major",
+        layout: str = "auto",
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -316,8 +327,14 @@ class UniMixerEncoder(keras.layers.Layer):
         if self.output_norm is not None:
             self.output_norm.build(input_shape)
 
+    def resolved_layout(self) -> str:
+        """`"token_major"` or `"batch_major"`: the layout `call` uses (see `layout`)."""
+        if self.layout != "auto":
+            return self.layout
+        return "token_major" if prefers_token_major(self.blocks[0].mixing) else "batch_major"
+
     def call(self, inputs):
-        if self.layout == "batch_major":
+        if self.resolved_layout() == "batch_major":
             return self._forward(inputs, self.blocks)
         tokens = ops.transpose(inputs, (1, 0, 2))
         outputs = self._forward(tokens, [block.call_token_major for block in self.blocks])

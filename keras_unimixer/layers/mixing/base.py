@@ -35,10 +35,14 @@ class MixingLayer(keras.layers.Layer):
     Class attributes:
         default_norm: the residual style the architecture uses (`"siamese"`, `"post"`, `"pre"`).
         default_ffn_activation: its per-token FFN (`"swiglu"` or `"gelu"`).
+        token_major_backends: backends under which `UniMixerEncoder(layout="auto")` runs this
+            layer's blocks token-major (set where a layer's own `call_token_major` was measured
+            faster there; none by default).
     """
 
     default_norm = "pre"
     default_ffn_activation = "swiglu"
+    token_major_backends: tuple[str, ...] = ()
 
     def set_token_shape(self, input_shape) -> tuple[int, int]:
         """Check `(batch, T, D)` and store `num_tokens`, `token_dim`; returns them."""

@@ -37,6 +37,9 @@ class TokenMixing(MixingLayer):
 
     default_norm = "post"
     default_ffn_activation = "gelu"
+    # Token-major, the head transpose spans the whole batch; TensorFlow+XLA ran it slower than the
+    # per-example one of batch-major (benchmarks/results/mixer_speed_tensorflow.md), JAX faster.
+    token_major_backends = ("jax",)
 
     def __init__(self, num_heads: int, **kwargs):
         super().__init__(**kwargs)

@@ -46,6 +46,7 @@ class _ConstrainedMixing(MixingLayer):
     """Shared machinery of `UniMixing` and `UniMixingLite`: blocks, constraints, temperature."""
 
     default_norm = "siamese"
+    token_major_backends = ("jax", "tensorflow")
 
     def __init__(
         self,
