@@ -88,6 +88,22 @@ def sinkhorn(log_matrix, num_iterations: int, tolerance: float = 0.0, max_iterat
     return ops.exp(log_sinkhorn(log_matrix, num_iterations, tolerance, max_iterations))
 
 
+def _solve_positive_definite(system, rhs):
+    """`system^-1 rhs` for symmetric positive definite `system`, by Cholesky. (JAX's LU solve on
+    CPU stalled on the second training step of a model using it; Cholesky did not.) A ridge of
+    1e-6 of the mean diagonal keeps the factorization finite where `system` is nearly singular,
+    which sharp (near-permutation) matrices make it."""
+    system = (system + ops.swapaxes(system, -1, -2)) / 2.0
+    size = system.shape[-1]
+    ridge = 1e-6 * ops.mean(ops.diagonal(system, axis1=-2, axis2=-1), axis=-1)
+    system = system + ops.eye(size, dtype=system.dtype) * ops.reshape(
+        ridge, tuple(ridge.shape) + (1, 1)
+    )
+    lower = ops.cholesky(system)
+    half = ops.solve_triangular(lower, rhs, lower=True)
+    return ops.solve_triangular(ops.swapaxes(lower, -1, -2), half, lower=False)
+
+
 def implicit_sinkhorn_gradient(matrix, upstream):
     """The gradient with respect to the logits `M` of a loss of `P = diag(e^alpha) e^M
     diag(e^beta)`, the Sinkhorn fixed point (row sums `r = P 1`, column sums `c = P^T 1`), given
@@ -111,7 +127,7 @@ def implicit_sinkhorn_gradient(matrix, upstream):
     rhs = column_target - ops.squeeze(
         ops.matmul(transposed, ops.expand_dims(row_target / row_sums, -1)), -1
     )
-    column_potential = ops.squeeze(ops.solve(system, ops.expand_dims(rhs, -1)), -1)
+    column_potential = ops.squeeze(_solve_positive_definite(system, ops.expand_dims(rhs, -1)), -1)
     row_potential = (
         row_target - ops.squeeze(ops.matmul(matrix, ops.expand_dims(column_potential, -1)), -1)
     ) / row_sums

@@ -169,3 +169,32 @@ def test_implicit_sinkhorn_gradient_is_the_fixed_points(shape, temperature, stdd
 def test_unknown_sinkhorn_gradient_is_refused():
     with pytest.raises(ValueError, match="`sinkhorn_gradient`"):
         layers.UniMixing(block_size=8, sinkhorn_gradient="exact")
+
+
+def test_implicit_gradient_trains_like_the_unrolled_one_under_fit():
+    # At temperature 1 ten rounds from the balanced point already give the fixed point's gradient,
+    # so one SGD step moves both models alike; further steps check that training keeps running
+    # (JAX's LU solve stalled at the second step once, hence the Cholesky solve).
+    inputs = np.random.default_rng(0).normal(size=(16, 4, 8)).astype("float32")
+    targets = np.random.default_rng(1).normal(size=(16, 1)).astype("float32")
+    models = {}
+    for gradient in ("unrolled", "implicit"):
+        mixing = layers.UniMixingLite(
+            block_size=4, num_basis=2, rank=2, init_stddev=0.5, sinkhorn_gradient=gradient
+        )
+        encoder = layers.UniMixerEncoder(num_layers=2, mixing=mixing, ffn_multiplier=2)
+        model = keras.Sequential([keras.Input((4, 8)), encoder, keras.layers.Flatten(),
+                                  keras.layers.Dense(1)])  # fmt: skip
+        model.compile(optimizer=keras.optimizers.SGD(0.01), loss="mse")
+        models[gradient] = model
+    models["implicit"].set_weights(models["unrolled"].get_weights())
+    for model in models.values():
+        model.train_on_batch(inputs, targets)
+    for implicit, unrolled in zip(
+        models["implicit"].get_weights(), models["unrolled"].get_weights(), strict=True
+    ):
+        np.testing.assert_allclose(implicit, unrolled, rtol=1e-4, atol=1e-5)
+    models["implicit"].compile(optimizer=keras.optimizers.Adam(1e-3), loss="mse")
+    history = models["implicit"].fit(inputs, targets, batch_size=4, epochs=3, verbose=0)
+    losses = history.history["loss"]
+    assert np.all(np.isfinite(losses)) and losses[-1] < losses[0], losses
