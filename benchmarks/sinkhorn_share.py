@@ -80,10 +80,8 @@ def measure(mixer, num_tokens, token_dim, batch_size, steps, rng) -> dict:
     keras.utils.clear_session()
     inputs = rng.standard_normal((batch_size, num_tokens, token_dim)).astype("float32")
     targets = rng.standard_normal((batch_size, 1)).astype("float32")
-    implicit = {"sinkhorn_gradient": "implicit"}
     models = {
         "live": model_for(mixer, num_tokens, token_dim),
-        "implicit": model_for(mixer, num_tokens, token_dim, mixing_options=implicit),
         "frozen": model_for(mixer, num_tokens, token_dim),
         "no_balancing": model_for(
             mixer, num_tokens, token_dim, mixing_options={"sinkhorn_max_iterations": 0}
@@ -92,18 +90,14 @@ def measure(mixer, num_tokens, token_dim, batch_size, steps, rng) -> dict:
     with frozen_mixing_weights(models["frozen"]):
         seconds = interleaved_step_seconds(models, inputs, targets, steps)
     zeros = np.zeros((1, 1), "float32")
-    alone = interleaved_step_seconds(
-        {name: constraints_model(models[name]) for name in ("live", "implicit")}, zeros, zeros,
-        steps,
-    )  # fmt: skip
+    alone = interleaved_step_seconds({"alone": constraints_model(models["live"])}, zeros, zeros,
+                                     steps)["alone"]  # fmt: skip
     live = seconds["live"]
     return {
         "mixer": mixer, "T": num_tokens, "D": token_dim, "batch": batch_size,
         "live_ms": 1e3 * live, "frozen_ms": 1e3 * seconds["frozen"],
-        "implicit_ms": 1e3 * seconds["implicit"], "implicit_alone_ms": 1e3 * alone["implicit"],
-        "implicit_share": alone["implicit"] / seconds["implicit"],
         "no_balancing_ms": 1e3 * seconds["no_balancing"],
-        "alone_ms": 1e3 * alone["live"], "alone_share": alone["live"] / live,
+        "alone_ms": 1e3 * alone, "alone_share": alone / live,
         "frozen_share": (live - seconds["frozen"]) / live,
         "balancing_share": (live - seconds["no_balancing"]) / live,
     }  # fmt: skip
@@ -129,9 +123,7 @@ def main(argv=None):
                     f"{mixer:14s} T{num_tokens} D{token_dim} batch {batch:5d}: live "
                     f"{row['live_ms']:.1f} ms, frozen {row['frozen_ms']:.1f} ms, no balancing "
                     f"{row['no_balancing_ms']:.1f} ms, constraints alone {row['alone_ms']:.1f} ms "
-                    f"({row['alone_share']:.1%}); implicit gradient: live {row['implicit_ms']:.1f}"
-                    f" ms, constraints alone {row['implicit_alone_ms']:.1f} ms "
-                    f"({row['implicit_share']:.1%})",
+                    f"({row['alone_share']:.1%})",
                     flush=True,
                 )
     backend = keras.backend.backend()
@@ -141,21 +133,16 @@ def main(argv=None):
         f"{platform.machine()} {os.cpu_count()} CPUs; `{command.strip()}`. Median of "
         f"{args.steps} interleaved steps (forward, backward, Adam). constraints alone: a step of "
         "the constrained matrices by themselves, as a share of the live step; balancing: (live - "
-        "no balancing phase) / live; frozen: (live - frozen) / live, an upper bound. implicit: "
-        "the same model with `sinkhorn_gradient='implicit'` (the fixed point's gradient in place "
-        "of backpropagating through the 10 rounds). Encoder layout: the default (token-major).",
+        "no balancing phase) / live; frozen: (live - frozen) / live, an upper bound.",
         "",
         "| mixer | T | D | batch | live ms | constraints alone ms | constraints share "
-        "| implicit: live ms | implicit: constraints alone ms | implicit: share "
         "| no balancing ms | balancing share | frozen ms | frozen share |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         lines.append(
             f"| {r['mixer']} | {r['T']} | {r['D']} | {r['batch']} | {r['live_ms']:.1f} "
-            f"| {r['alone_ms']:.1f} | {r['alone_share']:.1%} | {r['implicit_ms']:.1f} "
-            f"| {r['implicit_alone_ms']:.1f} | {r['implicit_share']:.1%} "
-            f"| {r['no_balancing_ms']:.1f} "
+            f"| {r['alone_ms']:.1f} | {r['alone_share']:.1%} | {r['no_balancing_ms']:.1f} "
             f"| {r['balancing_share']:.1%} | {r['frozen_ms']:.1f} | {r['frozen_share']:.1%} |"
         )
     output = Path(args.output or RESULTS / f"sinkhorn_share_{backend}.md")

@@ -88,78 +88,6 @@ def sinkhorn(log_matrix, num_iterations: int, tolerance: float = 0.0, max_iterat
     return ops.exp(log_sinkhorn(log_matrix, num_iterations, tolerance, max_iterations))
 
 
-def _solve_positive_definite(system, rhs):
-    """`system^-1 rhs` for symmetric positive definite `system`, by Cholesky. (JAX's LU solve on
-    CPU stalled on the second training step of a model using it; Cholesky did not.) A ridge of
-    1e-6 of the mean diagonal keeps the factorization finite where `system` is nearly singular,
-    which sharp (near-permutation) matrices make it."""
-    system = (system + ops.swapaxes(system, -1, -2)) / 2.0
-    size = system.shape[-1]
-    ridge = 1e-6 * ops.mean(ops.diagonal(system, axis1=-2, axis2=-1), axis=-1)
-    system = system + ops.eye(size, dtype=system.dtype) * ops.reshape(
-        ridge, tuple(ridge.shape) + (1, 1)
-    )
-    lower = ops.cholesky(system)
-    half = ops.solve_triangular(lower, rhs, lower=True)
-    return ops.solve_triangular(ops.swapaxes(lower, -1, -2), half, lower=False)
-
-
-def implicit_sinkhorn_gradient(matrix, upstream):
-    """The gradient with respect to the logits `M` of a loss of `P = diag(e^alpha) e^M
-    diag(e^beta)`, the Sinkhorn fixed point (row sums `r = P 1`, column sums `c = P^T 1`), given
-    `upstream = dL/dP`: `P * (G - a 1^T - 1 b^T)`, where `(a, b)` solve the linearized constraints
-    `diag(r) a + P b = (G * P) 1`, `P^T a + diag(c) b = (G * P)^T 1` (implicit differentiation;
-    the system is singular along `(1, -1)`, fixed here by `1^T b = 0`). One `(n, n)` solve per
-    matrix, in place of backpropagating through the Sinkhorn rounds.
-    """
-    size = matrix.shape[-1]
-    weighted = upstream * matrix
-    row_target, column_target = ops.sum(weighted, axis=-1), ops.sum(weighted, axis=-2)
-    row_sums, column_sums = ops.sum(matrix, axis=-1), ops.sum(matrix, axis=-2)
-    scaled = matrix / ops.expand_dims(row_sums, -1)  # diag(1 / r) P
-    transposed = ops.swapaxes(matrix, -1, -2)
-    # Schur complement of diag(r): diag(c) - P^T diag(1/r) P, plus 1 1^T / n for the gauge.
-    system = (
-        ops.eye(size, dtype=matrix.dtype) * ops.expand_dims(column_sums, -1)
-        - ops.matmul(transposed, scaled)
-        + 1.0 / size
-    )
-    rhs = column_target - ops.squeeze(
-        ops.matmul(transposed, ops.expand_dims(row_target / row_sums, -1)), -1
-    )
-    column_potential = ops.squeeze(_solve_positive_definite(system, ops.expand_dims(rhs, -1)), -1)
-    row_potential = (
-        row_target - ops.squeeze(ops.matmul(matrix, ops.expand_dims(column_potential, -1)), -1)
-    ) / row_sums
-    return matrix * (
-        upstream - ops.expand_dims(row_potential, -1) - ops.expand_dims(column_potential, -2)
-    )
-
-
-def sinkhorn_implicit(
-    log_matrix, num_iterations: int, tolerance: float = 0.0, max_iterations: int = 0
-):
-    """`sinkhorn(...)`'s value, with the implicit gradient at the fixed point
-    (`implicit_sinkhorn_gradient`) in place of backpropagation through the rounds: the backward
-    pass costs one small solve per matrix instead of `num_iterations` rounds, and it is the exact
-    gradient of the balanced matrix (the unrolled one approaches it as the rounds grow)."""
-
-    @ops.custom_gradient
-    def balanced(logits):
-        matrix = ops.exp(
-            log_sinkhorn(ops.stop_gradient(logits), num_iterations, tolerance, max_iterations)
-        )
-
-        def gradient(*args, upstream=None):
-            if upstream is None:
-                (upstream,) = args
-            return implicit_sinkhorn_gradient(matrix, ops.cast(upstream, matrix.dtype))
-
-        return matrix, gradient
-
-    return balanced(log_matrix)
-
-
 def constrain_matrix(
     logits,
     *,
@@ -168,7 +96,6 @@ def constrain_matrix(
     sinkhorn_iterations: int,
     sinkhorn_tolerance: float = 0.0,
     sinkhorn_max_iterations: int = 0,
-    sinkhorn_gradient: str = "unrolled",
 ):
     """Apply the UniMixing constraints to raw parameters, in the spec's order.
 
@@ -181,8 +108,6 @@ def constrain_matrix(
             domain, so `exp` is applied once, after balancing).
         sinkhorn_tolerance: row-sum tolerance of the gradient-free balancing phase.
         sinkhorn_max_iterations: cap on that phase's rounds (0: no such phase).
-        sinkhorn_gradient: `"unrolled"` (backpropagate through the differentiable rounds) or
-            `"implicit"` (`sinkhorn_implicit`: the same value, the fixed point's exact gradient).
 
     Returns:
         A float32 tensor of the same shape.
@@ -194,6 +119,5 @@ def constrain_matrix(
         return matrix
     matrix = matrix / ops.cast(temperature, "float32")
     if sinkhorn_iterations:
-        balance = sinkhorn_implicit if sinkhorn_gradient == "implicit" else sinkhorn
-        return balance(matrix, sinkhorn_iterations, sinkhorn_tolerance, sinkhorn_max_iterations)
+        return sinkhorn(matrix, sinkhorn_iterations, sinkhorn_tolerance, sinkhorn_max_iterations)
     return ops.exp(matrix)

@@ -26,8 +26,6 @@ from keras_unimixer.layers.validation import (
     divisors,
 )
 
-SINKHORN_GRADIENTS = ("unrolled", "implicit")
-
 
 def _block_matrix(global_matrix, local_matrices):
     """The `(L, L)` matrix of `out_i = sum_j W_G[i, j] * (x_j @ W_B[j])`.
@@ -57,14 +55,10 @@ class _ConstrainedMixing(MixingLayer):
         constrain_local: bool = True,
         sinkhorn_tolerance: float = 1e-3,
         sinkhorn_max_iterations: int = 300,
-        sinkhorn_gradient: str = "unrolled",
         **kwargs,
     ):
         super().__init__(**kwargs)
         self.block_size = check_positive_int("block_size", block_size)
-        self.sinkhorn_gradient = check_choice(
-            "sinkhorn_gradient", sinkhorn_gradient, SINKHORN_GRADIENTS
-        )
         self.symmetric = bool(symmetric)
         self.temperature = (
             None if temperature is None else check_positive_float("temperature", temperature)
@@ -129,7 +123,6 @@ class _ConstrainedMixing(MixingLayer):
             sinkhorn_iterations=self.sinkhorn_iterations,
             sinkhorn_tolerance=self.sinkhorn_tolerance,
             sinkhorn_max_iterations=self.sinkhorn_max_iterations,
-            sinkhorn_gradient=self.sinkhorn_gradient,
         )
 
     def _target_permutation(self):
@@ -231,7 +224,6 @@ class _ConstrainedMixing(MixingLayer):
                 "constrain_local": self.constrain_local,
                 "sinkhorn_tolerance": self.sinkhorn_tolerance,
                 "sinkhorn_max_iterations": self.sinkhorn_max_iterations,
-                "sinkhorn_gradient": self.sinkhorn_gradient,
             }
         )
         return config
@@ -342,10 +334,6 @@ class UniMixing(_ConstrainedMixing):
             gradient until every row sums to 1 within this tolerance (columns are exact)...
         sinkhorn_max_iterations: ...or for at most this many rounds (0: no such phase, only the
             fixed rounds: then rows are off by 0.06 at temperature 0.05 and logit std 0.3).
-        sinkhorn_gradient: `"unrolled"` (backpropagate through the `sinkhorn_iterations`
-            rounds) or `"implicit"` (the same matrices; the exact gradient at the balanced fixed
-            point, one small solve per matrix: cheaper, and at low temperature closer to the
-            true gradient than 10 unrolled rounds; see `constraints.sinkhorn_implicit`).
         **kwargs: base `keras.layers.Layer` arguments.
 
     Call arguments:
@@ -480,7 +468,6 @@ class UniMixingLite(_ConstrainedMixing):
         init_scale: logit value of the identity / permutation starts, as in `UniMixing`.
         sinkhorn_tolerance: as in `UniMixing`.
         sinkhorn_max_iterations: as in `UniMixing`.
-        sinkhorn_gradient: as in `UniMixing`.
         **kwargs: base `keras.layers.Layer` arguments.
 
     Call arguments:
