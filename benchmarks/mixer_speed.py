@@ -11,7 +11,9 @@ with `train_on_batch` on one fixed batch. With `--norm post` (the default) every
 post-norm encoder and only the mixing layer differs, so step times compare mixers; `none` is that
 encoder with no mixing at all (the floor: each mixer's own cost is its step minus `none`'s).
 `--norm native` gives each architecture its own residual scheme (SiameseNorm for UniMixer and
-UniMixing-Lite, post-norm for the rest).
+UniMixing-Lite, post-norm for the rest). `--layouts token_major,batch_major` times the encoder in
+both activation layouts in the same interleaved run, and adds a table of each mixer in the layout
+`layout="auto"` picks for it (default: `auto` only).
 
 Timing is interleaved: all models of one (T, D, XLA) cell are built and warmed, then each takes
 one step per round, so drift in machine speed hits every mixer alike. Reported: median step time
@@ -171,7 +173,7 @@ def main():
     parser.add_argument("--mixers", default=",".join(MIXERS))
     parser.add_argument("--norm", default="post", choices=("post", "pre", "siamese", "native"))
     parser.add_argument(
-        "--layouts", default="token_major", help="UniMixerEncoder layouts to time, comma-separated"
+        "--layouts", default="auto", help="UniMixerEncoder layouts to time, comma-separated"
     )
     parser.add_argument(
         "--jit-off-dims", default="64", help="D values also timed without XLA (TensorFlow)"
