@@ -4,13 +4,13 @@ A mixing layer maps `(batch, T, D)` tokens to tokens of the same shape (it sits 
 residuals of `UniMixerBlock`). Subclass `MixingLayer` and implement `build` (call
 `self.set_token_shape(input_shape)` first), `call`, `get_config`, and the closed forms
 `num_params()` (trainable parameters, checked against `count_params()`) and
-`flops_per_example()` (forward matmul FLOPs, checked against XLA's cost analysis). `UniMixerEncoder`
-keeps its activations token-major, `(T, batch, D)`, between layers and calls
+`flops_per_example()` (forward matmul FLOPs, checked against XLA's cost analysis). A token-major
+`UniMixerEncoder` keeps its activations `(T, batch, D)` between layers and calls
 `call_token_major`; the default transposes to `(batch, T, D)` and back around `call`, and a
 layer overrides it where it can mix in that layout directly (the contract test checks that both
-agree). Layers whose output is linear in the input for fixed weights also give
-`mixing_matrix()` (the `(L, L)` matrix, `L = T * D`); data-dependent ones give
-`mixing_matrix(inputs)`.
+agree), listing in `token_major_backends` where `layout="auto"` should use it. Layers whose output
+is linear in the input for fixed weights also give `mixing_matrix()` (the `(L, L)` matrix,
+`L = T * D`); data-dependent ones give `mixing_matrix(inputs)`.
 
 `register_mixer(name, build, ...)` makes a layer an architecture: `RankingModel(mixer=name)`,
 `train --model name`, `tune` and `scale` find it there, with its default norm, FFN activation,

@@ -189,12 +189,11 @@ class _ConstrainedMixing(MixingLayer):
             grouped = (self.num_blocks, group, -1, token_dim)
         else:
             return super().call_token_major(inputs)
-        swap = group > 1
         blocks = ops.reshape(inputs, grouped)
-        if swap:
+        if group > 1:
             blocks = ops.transpose(blocks, (0, 2, 1, 3))
         mixed = self._mix_blocks(ops.reshape(blocks, (self.num_blocks, -1, block_size)))
-        if swap:
+        if group > 1:
             swapped = (grouped[0], grouped[2], grouped[1], grouped[3])
             mixed = ops.transpose(ops.reshape(mixed, swapped), (0, 2, 1, 3))
         return ops.reshape(mixed, (num_tokens, -1, token_dim))
