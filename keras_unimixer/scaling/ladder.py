@@ -112,6 +112,17 @@ class LadderConfig:
             raise ValueError("`sizes` needs at least 2 sizes to fit a curve.")
 
 
+def ladder_shape(name: str, size: str) -> dict:
+    """`num_layers`, `num_tokens`, `token_dim` of ladder entry `name` at `size` (zeros for the
+    reference); a variant such as `+depth8` overrides the size's."""
+    shape = dict(zip(("num_layers", "num_tokens", "token_dim"), SIZES.get(size, (0, 0, 0)),
+                     strict=True))  # fmt: skip
+    if size in SIZES:
+        variant = VARIANTS.get(name.partition("+")[2], {})
+        shape.update({key: value for key, value in variant.items() if key in shape})
+    return shape
+
+
 def train_config(config: LadderConfig, name: str, size: str, seed: int, features=None):
     """The run of one (model, size, seed); `features` sizes a proportional budget."""
     from keras_unimixer.layers import get_mixer
@@ -191,9 +202,7 @@ def run_ladder(config: LadderConfig, progress=print) -> list[dict]:
             data = data_by_seed[seed]
         metrics = train(run, data=data)
         row = {
-            "model": name, "size": size, "seed": seed,
-            **dict(zip(("num_layers", "num_tokens", "token_dim"), SIZES.get(size, (0, 0, 0)),
-                       strict=True)),
+            "model": name, "size": size, "seed": seed, **ladder_shape(name, size),
             "dense_params": metrics["parameters"]["dense"],
             "embedding_params": metrics["parameters"]["embedding"],
             "flops_per_example": metrics["flops_per_example"],

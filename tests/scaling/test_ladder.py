@@ -16,7 +16,7 @@ from keras_unimixer.scaling import (
     run_ladder,
 )
 from keras_unimixer.scaling.fit import fit_gain_law
-from keras_unimixer.scaling.ladder import read_rows, train_config
+from keras_unimixer.scaling.ladder import ladder_shape, read_rows, train_config
 
 
 def test_power_law_fit_recovers_the_exponent_and_covers_it_with_seed_intervals():
@@ -87,6 +87,17 @@ def test_ladder_trains_fits_plots_and_continues(tmp_path):
         run_ladder(LadderConfig(**{**config.__dict__, "epochs": 2}))
     ablations = json.loads((tmp_path / "ablations.json").read_text())
     assert [a["model"] for a in ablations] == ["unimixer", "unimixer+shared_local", "dnn"]
+
+
+def test_ladder_rows_record_the_depth_a_variant_sets():
+    assert ladder_shape("rankmixer", "xs") == {"num_layers": 1, "num_tokens": 4, "token_dim": 16}
+    assert ladder_shape("rankmixer+depth8", "xs")["num_layers"] == 8
+    assert ladder_shape("unimixer_lite+depth4", "s") == {
+        "num_layers": 4, "num_tokens": 8, "token_dim": 16,
+    }  # fmt: skip
+    assert ladder_shape("logistic_regression", "reference")["num_layers"] == 0
+    config = LadderConfig(models=("rankmixer+depth8",), sizes=("xs", "s"))
+    assert train_config(config, "rankmixer+depth8", "xs", seed=0).num_layers == 8
 
 
 def test_mlp_baselines_climb_the_ladder_with_the_mixers_width_and_depth():
