@@ -93,7 +93,7 @@ def encoder_norm(mixer: str, norm: str) -> str:
 
 
 def encoder_model(
-    mixer: str, num_tokens: int, token_dim: int, num_layers: int, norm: str, layout: str
+    mixer: str, num_tokens: int, token_dim: int, num_layers: int, norm: str, layout: str = "auto"
 ):
     inputs = keras.Input((num_tokens, token_dim))
     mixing = NoMixing() if mixer == "none" else make_mixing(mixer, num_tokens, token_dim)
