@@ -51,10 +51,10 @@ RESULTS = Path(__file__).resolve().parent / "results"
 class NoMixing(keras.layers.Layer):
     """The identity in place of a mixing layer: the encoder's cost without any mixing."""
 
+    token_major_backends = ("jax", "tensorflow")
+
     def call(self, inputs):
         return inputs
-
-    token_major_backends = ("jax", "tensorflow")
 
     def call_token_major(self, inputs):
         return inputs
@@ -153,14 +153,17 @@ def time_cell(args, mixers, num_tokens, token_dim, jit, rng):
     return rows
 
 
-def add_flop_floor(row, roofline_gflops):
+def flop_floor(extra_flops, rankmixer_ms, roofline_gflops):
     """The FLOP floor: the time a mixer's FLOPs beyond RankMixer's take at the measured matmul
-    roofline, as a fraction of RankMixer's step (the least excess an exact implementation has)."""
-    if not row["extra_flops"] or row["extra_flops"] <= 0:
-        row["flop_floor"] = None
-        return
-    floor_ms = 1e3 * row["extra_flops"] / (roofline_gflops * 1e9)
-    row["flop_floor"] = floor_ms / row["rankmixer_ms"]
+    roofline, as a fraction of RankMixer's step (the least excess an exact implementation has);
+    `None` where the mixer has no extra FLOPs."""
+    if not extra_flops or extra_flops <= 0:
+        return None
+    return 1e3 * extra_flops / (roofline_gflops * 1e9) / rankmixer_ms
+
+
+def add_flop_floor(row, roofline_gflops):
+    row["flop_floor"] = flop_floor(row["extra_flops"], row["rankmixer_ms"], roofline_gflops)
 
 
 def main():
@@ -255,12 +258,12 @@ def auto_layout_lines(rows, roofline) -> list[str]:
         if reference is None or r is reference:
             continue
         ratio = r["step_ms"] / reference["step_ms"]
-        floor_ms = 1e3 * (r["flops"] - reference["flops"]) / (roofline * 1e9)
-        floor = floor_ms / reference["step_ms"]
+        floor = flop_floor(r["flops"] - reference["flops"], reference["step_ms"], roofline)
+        floor_cells = "| |" if floor is None else f"| {floor:.1%} | {(ratio - 1) / floor:.2f} |"
         lines.append(
             f"| {r['T']} | {r['D']} | {r['jit']} | {r['mixer']} | {r['layout']} | "
             f"{r['step_ms']:.1f} | {reference['layout']} | {reference['step_ms']:.1f} | "
-            f"{ratio:.3f} | {floor:.1%} | {(ratio - 1) / floor:.2f} |"
+            f"{ratio:.3f} " + floor_cells
         )
     return lines
 

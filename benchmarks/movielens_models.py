@@ -132,7 +132,7 @@ def main():
     parser.add_argument("--data-dir", default=None)
     parser.add_argument(
         "--mixing-options", type=json.loads, default=None,
-        help='UniMixing / UniMixing-Lite options as JSON, e.g. {"sinkhorn_gradient": "implicit"}',
+        help='UniMixing / UniMixing-Lite options as JSON, e.g. {"symmetric": false}',
     )  # fmt: skip
     parser.add_argument("--csv", default=None, help="results CSV (default: results/...)")
     args = parser.parse_args()
