@@ -363,6 +363,9 @@ def add_scale_arguments(parser):
         help="reference model of the gain law dAUC = a N^alpha ('none': no gain fit)",
     )
     parser.add_argument(
+        "--mixed-precision", action="store_true", help="mixed_bfloat16 policy (GPU rungs)"
+    )
+    parser.add_argument(
         "--quick",
         action="store_true",
         help="smoke ladder: synthetic data, 3 sizes, 1 seed, 2 epochs (minutes on 2 cores)",
@@ -384,6 +387,7 @@ def run_scale(args) -> int:
         "budget": args.budget, "rows_per_param": args.rows_per_param,
         "min_examples": args.min_examples,
         "reference": None if args.reference == "none" else args.reference,
+        "mixed_precision": args.mixed_precision,
     }  # fmt: skip
     if args.quick:
         values.update({key: tuple(v) if isinstance(v, list) else v for key, v in QUICK.items()})

@@ -1,12 +1,17 @@
 #!/usr/bin/env bash
-# The GPU check, in ONE device call of at most 8 minutes (a lent task has 15 minutes of device
-# time in all). The lent H100/H200 machines have JAX with CUDA, numpy, pandas, pyarrow, pytest,
-# scikit-learn and pyyaml, but no TensorFlow, no Keras and no package registry: the pure-Python
-# wheels this needs travel in the git-ignored folder `.whl` (benchmarks/gpu/README.md says how to
-# fill it) and the package itself runs from the working tree (no install).
+# The GPU check, in ONE device call of at most about 9 minutes (a lent task has 15 minutes of
+# device time in all, the machine's start included). The lent H100/H200 machines have JAX with
+# CUDA, numpy, pandas, pyarrow, pytest, scikit-learn, matplotlib and pyyaml, but no TensorFlow, no
+# Keras and no package registry: the pure-Python wheels this needs travel in the git-ignored
+# folder `.whl` (benchmarks/gpu/README.md says how to fill it) and the package itself runs from
+# the working tree (no install).
 #
-# Writes to $OUT: devices.txt, layer_tests.log, tune.log, mixer_speed_gpu.md, run.log.
-# Rehearsed on CPU (same script, a venv without TensorFlow): `GPU_PEAK_TFLOPS=0 bash ...`.
+# Parts, most valuable first, each under its own time limit so that one slow part cannot take
+# the others' time: the speed benchmark in bf16 with MFU (issue 18), the largest ladder rung in
+# bf16 (issue 17), the layer tests under JAX on the GPU, a small `tune` search.
+# Writes to $OUT: devices.txt, mixer_speed_gpu.md, ladder_gpu.csv (+ its learning curves),
+# layer_tests.log, tune.log, run.log.
+# Rehearsed on CPU (same script, a venv without TensorFlow): benchmarks/gpu/README.md.
 set -uo pipefail
 OUT="${OUT:-/tmp/keras_unimixer_gpu}"
 WHEELS="${WHEELS:-.whl}"
@@ -14,24 +19,40 @@ PYTHON="${PYTHON:-python3}"
 mkdir -p "$OUT"
 exec > >(tee "$OUT/run.log") 2>&1
 start=$(date +%s)
+elapsed() { echo "$(($(date +%s) - start)) s"; }
 "$PYTHON" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
   --target /tmp/keras_unimixer_site "$WHEELS"/*.whl || exit 1
 export PYTHONPATH="/tmp/keras_unimixer_site:$PWD" KERAS_BACKEND=jax
 export XLA_PYTHON_CLIENT_PREALLOCATE=false TF_CPP_MIN_LOG_LEVEL=2 PYTHONUNBUFFERED=1
-"$PYTHON" -c "import jax, keras; print('jax', jax.__version__, 'keras', keras.__version__, jax.devices())" | tee "$OUT/devices.txt"
+{ "$PYTHON" -c "import jax, keras; print('jax', jax.__version__, 'keras', keras.__version__, jax.devices())"
+  nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null
+  nproc; } | tee "$OUT/devices.txt"
 if "$PYTHON" -c "import tensorflow" 2>/dev/null; then echo "note: TensorFlow is importable here"; fi
 
-echo "=== layer tests under JAX ($(($(date +%s) - start)) s)"
-timeout 170 "$PYTHON" -m pytest -q -p no:cacheprovider -x -n "${TEST_WORKERS:-8}" \
-  tests/layers tests/test_evaluation.py \
-  -o addopts="" --durations=5 2>&1 | tail -25 | tee "$OUT/layer_tests.log"
-
-echo "=== a small tune (3 trials, synthetic data) ($(($(date +%s) - start)) s)"
-timeout 120 "$PYTHON" -m keras_unimixer tune --config tuning/synthetic_random.yaml \
-  --output /tmp/keras_unimixer_tune --no-retrain --max-trials 3 2>&1 | tail -20 | tee "$OUT/tune.log"
-
-echo "=== mixer speed, mixed_bfloat16, with MFU ($(($(date +%s) - start)) s)"
-timeout 200 "$PYTHON" benchmarks/mixer_speed.py --dtype-policy mixed_bfloat16 \
+echo "=== mixer speed, mixed_bfloat16, with MFU ($(elapsed))"
+timeout "${SPEED_SECONDS:-190}" "$PYTHON" benchmarks/mixer_speed.py --dtype-policy mixed_bfloat16 \
   --peak-tflops "${GPU_PEAK_TFLOPS:-989}" --batch-size "${SPEED_BATCH:-8192}" --steps 5 \
+  --mixers none,rankmixer,unimixer,unimixer_lite --tokens 16,32 --dims "${SPEED_DIMS:-256,1024}" \
   --matmul-size "${MATMUL_SIZE:-8192}" --output "$OUT/mixer_speed_gpu.md" 2>&1 | tail -40
-echo "=== done in $(($(date +%s) - start)) s"
+
+echo "=== the ladder's largest rung, bf16, the CPU ladder's budget ($(elapsed))"
+# Same data and budget rule as benchmarks/results/scaling/synthetic_stream_ladder.csv (one pass
+# over 300k rows, batch 1024), bf16 compute; runs finished inside the limit are in the CSV.
+timeout "${LADDER_SECONDS:-190}" "$PYTHON" -m keras_unimixer scale \
+  --dataset synthetic_stream:vocabulary_size=2000 --models "${LADDER_MODELS:-rankmixer,unimixer_lite,unimixer}" \
+  --sizes "${LADDER_SIZES:-xxl}" --seeds 0,1,2 --epochs 1 --batch-size 1024 \
+  --max-examples "${LADDER_ROWS:-300000}" --reference none --mixed-precision \
+  --output /tmp/keras_unimixer_ladder 2>&1 | grep -v -i warning | tail -15
+cp /tmp/keras_unimixer_ladder/ladder.csv "$OUT/ladder_gpu.csv" 2>/dev/null
+cp /tmp/keras_unimixer_ladder/learning_curves.png "$OUT/ladder_gpu_learning_curves.png" 2>/dev/null
+
+echo "=== layer tests under JAX ($(elapsed))"
+# SIGINT at the limit: pytest stops and still prints its summary (passed / failed so far).
+timeout -s INT -k 15 "${TEST_SECONDS:-90}" "$PYTHON" -m pytest -q -p no:cacheprovider -n "${TEST_WORKERS:-8}" \
+  tests/layers tests/test_evaluation.py -o addopts="" --durations=5 2>&1 | tail -25 \
+  | tee "$OUT/layer_tests.log"
+
+echo "=== a small tune (2 trials, synthetic data) ($(elapsed))"
+timeout "${TUNE_SECONDS:-60}" "$PYTHON" -m keras_unimixer tune --config tuning/synthetic_random.yaml \
+  --output /tmp/keras_unimixer_tune --no-retrain --max-trials 2 2>&1 | tail -20 | tee "$OUT/tune.log"
+echo "=== done in $(elapsed)"

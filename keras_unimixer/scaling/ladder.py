@@ -76,6 +76,8 @@ class LadderConfig:
     min_examples: int = 100_000
     # The fixed reference of the paper's gain law dAUC = a N^alpha (trained once per seed).
     reference: str | None = "logistic_regression"
+    # bfloat16 compute (`train --mixed-precision`), for rungs run on a GPU.
+    mixed_precision: bool = False
 
     def __post_init__(self):
         from keras_unimixer.layers import mixer_names
@@ -108,8 +110,8 @@ class LadderConfig:
             raise ValueError(f"`budget` must be one of {BUDGETS}, got {self.budget!r}.")
         if self.budget == "proportional" and not self.max_examples:
             raise ValueError("budget 'proportional' needs `max_examples` (the largest run).")
-        if len(self.sizes) < 2:
-            raise ValueError("`sizes` needs at least 2 sizes to fit a curve.")
+        if not self.sizes:
+            raise ValueError("`sizes` needs at least one size (two or more to fit a curve).")
 
 
 def ladder_shape(name: str, size: str) -> dict:
@@ -135,6 +137,7 @@ def train_config(config: LadderConfig, name: str, size: str, seed: int, features
             embedding_dim=config.embedding_dim, epochs=config.epochs,
             batch_size=config.batch_size, learning_rate=config.learning_rate,
             patience=config.patience, seed=seed, max_examples=config.max_examples, verbose=0,
+            mixed_precision=config.mixed_precision,
             output=str(Path(config.output) / "runs" / f"reference_{mixer}_seed{seed}"),
         )  # fmt: skip
     num_layers, num_tokens, token_dim = SIZES[size]
@@ -143,6 +146,7 @@ def train_config(config: LadderConfig, name: str, size: str, seed: int, features
         num_tokens=num_tokens, token_dim=token_dim, embedding_dim=config.embedding_dim,
         epochs=config.epochs, batch_size=config.batch_size, learning_rate=config.learning_rate,
         patience=config.patience, seed=seed, max_examples=config.max_examples, verbose=0,
+        mixed_precision=config.mixed_precision,
         output=str(Path(config.output) / "runs" / f"{name}_{size}_seed{seed}"),
     )  # fmt: skip
     values.update(VARIANTS.get(variant, {}))
@@ -240,7 +244,8 @@ def _check_same_budget(config: LadderConfig, path: Path) -> None:
         if key not in ("models", "sizes", "seeds", "output")
     }
     if path.is_file():
-        saved = json.loads(path.read_text())
+        # A setting added after the ladder was saved held its default there.
+        saved = {**dataclasses.asdict(LadderConfig()), **json.loads(path.read_text())}
         differing = {k: (saved.get(k), v) for k, v in budget.items() if saved.get(k) != v}
         if differing:
             raise ValueError(

@@ -1,3 +1,4 @@
+import dataclasses
 import json
 
 import keras
@@ -16,7 +17,12 @@ from keras_unimixer.scaling import (
     run_ladder,
 )
 from keras_unimixer.scaling.fit import fit_gain_law
-from keras_unimixer.scaling.ladder import ladder_shape, read_rows, train_config
+from keras_unimixer.scaling.ladder import (
+    _check_same_budget,
+    ladder_shape,
+    read_rows,
+    train_config,
+)
 
 
 def test_power_law_fit_recovers_the_exponent_and_covers_it_with_seed_intervals():
@@ -49,7 +55,7 @@ def test_power_law_fit_recovers_the_exponent_and_covers_it_with_seed_intervals()
             "`mixing_options` does not apply to model .rankmixer.",
         ),
         ({"models": ("unimixer_lite+shared_local",)}, "shared_local applies to 'unimixer'"),
-        ({"sizes": ("xs",)}, "at least 2 sizes"),
+        ({"sizes": ()}, "at least one size"),
     ],
 )
 def test_bad_ladders_are_rejected(overrides, pattern):
@@ -163,3 +169,24 @@ def test_inspect_reports_a_sharp_global_matrix_as_a_permutation(tmp_path):
         inspect_model(models.RankingModel(data.features, mixer="fm", num_tokens=4, token_dim=8),
                       tmp_path / "none")  # fmt: skip
     keras.utils.clear_session()
+
+
+def test_mixed_precision_reaches_every_run_and_older_ladders_continue(tmp_path):
+    # One size is a rung to add to a ladder (e.g. on a GPU); no curve is fitted through it.
+    config = LadderConfig(models=("rankmixer",), sizes=("xs",), mixed_precision=True)
+    assert fit_ladder([{"model": "rankmixer", "size": "xs", "seed": 0, "test_auc": 0.7,
+                        "dense_params": 10, "flops_per_example": 20}]) == []  # fmt: skip
+    assert train_config(config, "rankmixer", "xs", seed=0).mixed_precision
+    assert train_config(config, "logistic_regression", "reference", seed=0).mixed_precision
+    assert not train_config(LadderConfig(), "rankmixer", "xs", seed=0).mixed_precision
+    # A ladder saved before the setting existed held its default (fp32): it may continue as
+    # fp32, not as bf16.
+    saved = dataclasses.asdict(LadderConfig(output=str(tmp_path)))
+    del saved["mixed_precision"]
+    (tmp_path / "ladder_config.json").write_text(json.dumps(saved))
+    _check_same_budget(LadderConfig(output=str(tmp_path)), tmp_path / "ladder_config.json")
+    with pytest.raises(ValueError, match="mixed_precision"):
+        _check_same_budget(
+            LadderConfig(output=str(tmp_path), mixed_precision=True),
+            tmp_path / "ladder_config.json",
+        )
