@@ -19,6 +19,8 @@ PYTHON="${PYTHON:-python3}"
 mkdir -p "$OUT"
 exec > >(tee "$OUT/run.log") 2>&1
 start=$(date +%s)
+PARTS="${PARTS:-speed,ladder,tests,tune}"  # a rerun may take fewer
+part() { [[ ",$PARTS," == *",$1,"* ]]; }
 elapsed() { echo "$(($(date +%s) - start)) s"; }
 "$PYTHON" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
   --target /tmp/keras_unimixer_site "$WHEELS"/*.whl || exit 1
@@ -29,12 +31,13 @@ export XLA_PYTHON_CLIENT_PREALLOCATE=false TF_CPP_MIN_LOG_LEVEL=2 PYTHONUNBUFFER
   nproc; } | tee "$OUT/devices.txt"
 if "$PYTHON" -c "import tensorflow" 2>/dev/null; then echo "note: TensorFlow is importable here"; fi
 
-echo "=== mixer speed, mixed_bfloat16, with MFU ($(elapsed))"
+part speed && echo "=== mixer speed, mixed_bfloat16, with MFU ($(elapsed))" &&
 timeout "${SPEED_SECONDS:-190}" "$PYTHON" benchmarks/mixer_speed.py --dtype-policy mixed_bfloat16 \
   --peak-tflops "${GPU_PEAK_TFLOPS:-989}" --batch-size "${SPEED_BATCH:-8192}" --steps 5 \
   --mixers none,rankmixer,unimixer,unimixer_lite --tokens 16,32 --dims "${SPEED_DIMS:-256,1024}" \
   --matmul-size "${MATMUL_SIZE:-8192}" --output "$OUT/mixer_speed_gpu.md" 2>&1 | tail -40
 
+if part ladder; then
 echo "=== the ladder's largest rung, bf16, the CPU ladder's budget ($(elapsed))"
 # Same data and budget rule as benchmarks/results/scaling/synthetic_stream_ladder.csv (one pass
 # over 300k rows, batch 1024), bf16 compute; runs finished inside the limit are in the CSV.
@@ -45,14 +48,16 @@ timeout "${LADDER_SECONDS:-190}" "$PYTHON" -m keras_unimixer scale \
   --output /tmp/keras_unimixer_ladder 2>&1 | grep -v -i warning | tail -15
 cp /tmp/keras_unimixer_ladder/ladder.csv "$OUT/ladder_gpu.csv" 2>/dev/null
 cp /tmp/keras_unimixer_ladder/learning_curves.png "$OUT/ladder_gpu_learning_curves.png" 2>/dev/null
+fi
 
-echo "=== layer tests under JAX ($(elapsed))"
-# SIGINT at the limit: pytest stops and still prints its summary (passed / failed so far).
+part tests && echo "=== layer tests under JAX ($(elapsed))" &&
+# SIGINT at the limit: pytest stops and still prints its summary (passed / failed so far); one
+# line per failure, the whole log kept.
 timeout -s INT -k 15 "${TEST_SECONDS:-90}" "$PYTHON" -m pytest -q -p no:cacheprovider -n "${TEST_WORKERS:-8}" \
-  tests/layers tests/test_evaluation.py -o addopts="" --durations=5 2>&1 | tail -25 \
-  | tee "$OUT/layer_tests.log"
+  ${TEST_PATHS:-tests/layers tests/test_evaluation.py} -o addopts="" --tb=line -rfE --durations=5 \
+  > "$OUT/layer_tests.log" 2>&1; part tests && tail -30 "$OUT/layer_tests.log"
 
-echo "=== a small tune (2 trials, synthetic data) ($(elapsed))"
+part tune && echo "=== a small tune (2 trials, synthetic data) ($(elapsed))" &&
 timeout "${TUNE_SECONDS:-60}" "$PYTHON" -m keras_unimixer tune --config tuning/synthetic_random.yaml \
   --output /tmp/keras_unimixer_tune --no-retrain --max-trials 2 2>&1 | tail -20 | tee "$OUT/tune.log"
 echo "=== done in $(elapsed)"
