@@ -138,11 +138,60 @@ class ExactValidationMetrics(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if logs is None:
             return
+        logs.update(self.compute(self.model))
+
+    def compute(self, model) -> dict:
+        """The exact validation metrics of `model` now, keyed as in `logs`."""
         tasks = list(self.labels)
-        logits = predict_logits(self.model, self.features, tasks, self.batch_size)
+        logits = predict_logits(model, self.features, tasks, self.batch_size)
+        values = {}
         for task in tasks:
             prefix = "val_" if len(tasks) == 1 else f"val_{task}_"
             kind = self.kinds.get(task, "binary")
             results = task_metrics(kind, self.labels[task], logits[task], self.users)
-            for name, value in results.items():
-                logs[prefix + name] = value
+            values.update({prefix + name: value for name, value in results.items()})
+        return values
+
+
+class ValidationCurve(keras.callbacks.Callback):
+    """Exact validation metrics every `every_steps` training batches: a learning curve inside an
+    epoch, for runs of one pass over a stream (whose per-epoch history has a single point).
+
+    Each point is appended to `history` (a dict of lists, e.g. a run checkpoint's, so that it is
+    saved and resumed with the run): `curve_examples` (training examples seen, counted from
+    `first_step`) and `curve_<metric>` for every metric of `validation.compute`. Under JAX the
+    trainer's state is synced to the model's variables before each evaluation (otherwise a
+    callback inside `fit` would read the weights of the epoch's start).
+
+    Args:
+        validation: the run's `ExactValidationMetrics` (its data and metrics).
+        every_steps: evaluate after every this many batches.
+        batch_size: examples per batch (to count examples seen).
+        history: dict the points are appended to.
+        steps_per_epoch: batches per epoch (to count across epochs).
+        first_step: batches done before this `fit` (stages or runs before it).
+    """
+
+    def __init__(
+        self, validation, every_steps: int, batch_size: int, history: dict, steps_per_epoch: int,
+        first_step: int = 0,
+    ):  # fmt: skip
+        super().__init__()
+        if every_steps < 1:
+            raise ValueError(f"`every_steps` must be >= 1, got {every_steps}.")
+        self.validation, self.every_steps, self.batch_size = validation, every_steps, batch_size
+        self.history, self.steps_per_epoch, self.first_step = history, steps_per_epoch, first_step
+        self._epoch = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        if (batch + 1) % self.every_steps:
+            return
+        if keras.backend.backend() == "jax":
+            self.model.jax_state_sync()
+        step = self.first_step + self._epoch * self.steps_per_epoch + batch + 1
+        self.history.setdefault("curve_examples", []).append(step * self.batch_size)
+        for name, value in self.validation.compute(self.model).items():
+            self.history.setdefault(f"curve_{name}", []).append(float(value))

@@ -172,6 +172,12 @@ def add_train_arguments(parser):
         action=argparse.BooleanOptionalAction,
     )  # fmt: skip
     option(
+        "--eval-every-examples", "eval_every_examples",
+        "exact validation metrics every this many training examples too (a learning curve "
+        "inside an epoch; metrics.json history curve_*)",
+        type=_positive_int,
+    )  # fmt: skip
+    option(
         "--output",
         "output",
         "run directory",
@@ -366,6 +372,10 @@ def add_scale_arguments(parser):
         "--mixed-precision", action="store_true", help="mixed_bfloat16 policy (GPU rungs)"
     )
     parser.add_argument(
+        "--eval-every-examples", type=_positive_int, default=None,
+        help="each run's learning curve: exact validation AUC every this many training examples",
+    )  # fmt: skip
+    parser.add_argument(
         "--quick",
         action="store_true",
         help="smoke ladder: synthetic data, 3 sizes, 1 seed, 2 epochs (minutes on 2 cores)",
@@ -388,6 +398,7 @@ def run_scale(args) -> int:
         "min_examples": args.min_examples,
         "reference": None if args.reference == "none" else args.reference,
         "mixed_precision": args.mixed_precision,
+        "eval_every_examples": args.eval_every_examples,
     }  # fmt: skip
     if args.quick:
         values.update({key: tuple(v) if isinstance(v, list) else v for key, v in QUICK.items()})

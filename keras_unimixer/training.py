@@ -25,6 +25,7 @@ from keras_unimixer import artifacts, datasets, models
 from keras_unimixer.callbacks import (
     ExactValidationMetrics,
     TemperatureAnnealing,
+    ValidationCurve,
     predict_logits,
     temperature_variables,
 )
@@ -68,6 +69,9 @@ class TrainConfig(ModelConfig):
     anneal_epochs: float | None = 2.0
     seed: int = 42
     mixed_precision: bool = False
+    # Exact validation metrics every this many training examples too (a learning curve inside an
+    # epoch, e.g. for one pass over a stream; `history["curve_*"]` in metrics.json). None: off.
+    eval_every_examples: int | None = None
     negatives: int = 0
     negative_sampling: str = "uniform"
     overwrite: bool = False
@@ -281,6 +285,11 @@ def _check_config(config: TrainConfig, data) -> None:
                 f"labels: {data.label_names}."
             )
     data.check_labels(config.tasks)
+    if config.eval_every_examples is not None and config.eval_every_examples < config.batch_size:
+        raise ValueError(
+            f"`eval_every_examples` must be at least `batch_size` ({config.batch_size}), got "
+            f"{config.eval_every_examples}."
+        )
     check_fits_in_memory(config, data.features)
 
 
@@ -559,6 +568,15 @@ def _fit_stage(
         best_checkpoint=state.get("best_checkpoint") if state else None, run_id=run_id,
     )  # fmt: skip
     callbacks = [validation, early_stopping]
+    if config.eval_every_examples:
+        callbacks.insert(
+            1,
+            ValidationCurve(
+                validation, every_steps=config.eval_every_examples // config.batch_size,
+                batch_size=config.batch_size, history=checkpoint.history,
+                steps_per_epoch=steps_per_epoch, first_step=offset * steps_per_epoch,
+            ),
+        )  # fmt: skip
     if lr_schedule is not None:
         callbacks.append(lr_schedule)
     callbacks += [checkpoint, *tensorboard_callbacks(Path(config.output) / "logs")]

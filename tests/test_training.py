@@ -333,6 +333,39 @@ def test_train_streams_synthetic_data_generated_on_the_fly(tmp_path):
     assert metrics["data_report"]["oracle_test_auc"] == data.report["oracle_test_auc"]
 
 
+def test_learning_curve_inside_the_epoch_does_not_change_training(tmp_path):
+    """`eval_every_examples`: exact validation AUC every 2000 examples of a 6000-row stream. The
+    point at each epoch's end equals that epoch's validation AUC (so under JAX the callback reads
+    the current weights, not the epoch start's), and the run ends where a run without the curve
+    ends (evaluating does not disturb training or the temperature schedule)."""
+    values = dict(
+        dataset="synthetic_stream", max_examples=6000, epochs=2, batch_size=500, num_layers=1,
+        num_tokens=4, token_dim=8, embedding_dim=4, hidden_units=(8,), model="unimixer_lite",
+        patience=5, verbose=0,
+    )  # fmt: skip
+
+    def stream():
+        return datasets.make_synthetic_stream(
+            train_rows=6000, eval_rows=2000, num_fields=6, vocabulary_size=500, seed=42
+        )
+
+    plain = training.train(TrainConfig(output=str(tmp_path / "plain"), **values), data=stream())
+    config = TrainConfig(output=str(tmp_path / "curve"), eval_every_examples=2000, **values)
+    metrics = training.train(config, data=stream())
+    history = metrics["history"]
+    assert history["curve_examples"] == [2000, 4000, 6000, 8000, 10000, 12000]
+    curve = history["curve_val_auc"]
+    assert len(set(curve)) == 6 and all(0 < auc < 1 for auc in curve) and curve[-1] > curve[0]
+    np.testing.assert_allclose([curve[2], curve[5]], history["val_auc"], atol=1e-9)
+    assert metrics["test"]["auc"] == pytest.approx(plain["test"]["auc"], abs=1e-6)
+    assert json.loads((tmp_path / "curve" / "metrics.json").read_text())["history"] == history
+    with pytest.raises(ValueError, match="`eval_every_examples` must be at least `batch_size`"):
+        training.train(
+            TrainConfig(output=str(tmp_path / "bad"), eval_every_examples=100, **values),
+            data=stream(),
+        )
+
+
 def test_mixed_precision_training(tmp_path):
     config = TrainConfig(output=str(tmp_path), mixed_precision=True, model="unimixer_lite", **SMALL)
     metrics = training.train(config)

@@ -78,6 +78,8 @@ class LadderConfig:
     reference: str | None = "logistic_regression"
     # bfloat16 compute (`train --mixed-precision`), for rungs run on a GPU.
     mixed_precision: bool = False
+    # Each run's learning curve: exact validation metrics every this many training examples.
+    eval_every_examples: int | None = None
 
     def __post_init__(self):
         from keras_unimixer.layers import mixer_names
@@ -138,6 +140,7 @@ def train_config(config: LadderConfig, name: str, size: str, seed: int, features
             batch_size=config.batch_size, learning_rate=config.learning_rate,
             patience=config.patience, seed=seed, max_examples=config.max_examples, verbose=0,
             mixed_precision=config.mixed_precision,
+            eval_every_examples=config.eval_every_examples,
             output=str(Path(config.output) / "runs" / f"reference_{mixer}_seed{seed}"),
         )  # fmt: skip
     num_layers, num_tokens, token_dim = SIZES[size]
@@ -147,6 +150,7 @@ def train_config(config: LadderConfig, name: str, size: str, seed: int, features
         epochs=config.epochs, batch_size=config.batch_size, learning_rate=config.learning_rate,
         patience=config.patience, seed=seed, max_examples=config.max_examples, verbose=0,
         mixed_precision=config.mixed_precision,
+        eval_every_examples=config.eval_every_examples,
         output=str(Path(config.output) / "runs" / f"{name}_{size}_seed{seed}"),
     )  # fmt: skip
     values.update(VARIANTS.get(variant, {}))
@@ -241,7 +245,7 @@ def _check_same_budget(config: LadderConfig, path: Path) -> None:
     budget = {
         key: value
         for key, value in dataclasses.asdict(config).items()
-        if key not in ("models", "sizes", "seeds", "output")
+        if key not in ("models", "sizes", "seeds", "output", "eval_every_examples")
     }
     if path.is_file():
         # A setting added after the ladder was saved held its default there.

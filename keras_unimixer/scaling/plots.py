@@ -66,23 +66,34 @@ def plot_matrices(matrices: dict, path, title: str = "") -> Path:
 
 
 def plot_learning_curves(output, path, seed: int = 0) -> Path | None:
-    """Validation AUC per epoch of every run of a ladder (one seed): is the largest size still
-    learning when it stops (data-starved), or did it converge?"""
+    """Validation AUC per epoch of every run of a ladder (one seed), or against training examples
+    seen where the runs have a curve inside the epoch: is the largest size still learning when it
+    stops (data-starved), or did it converge?"""
     import json
 
+    histories = {
+        path.parent.name: json.loads(path.read_text()).get("history", {})
+        for path in sorted(Path(output, "runs").glob(f"*_seed{seed}/metrics.json"))
+    }
+    # Runs with a curve inside the epoch (`eval_every_examples`) are drawn against examples seen.
+    by_examples = any(history.get("curve_val_auc") for history in histories.values())
     plt = _pyplot()
     figure, axis = plt.subplots(figsize=(6.4, 4.4))
     drawn = 0
-    for metrics_path in sorted(Path(output, "runs").glob(f"*_seed{seed}/metrics.json")):
-        history = json.loads(metrics_path.read_text()).get("history", {})
-        if history.get("val_auc"):
+    for name, history in histories.items():
+        if by_examples and history.get("curve_val_auc"):
+            x, values = history["curve_examples"], history["curve_val_auc"]
+        elif not by_examples and history.get("val_auc"):
             values = history["val_auc"]
-            axis.plot(range(1, len(values) + 1), values, marker=".", label=metrics_path.parent.name)
-            drawn += 1
+            x = range(1, len(values) + 1)
+        else:
+            continue
+        axis.plot(x, values, marker=".", label=name)
+        drawn += 1
     if not drawn:
         plt.close(figure)
         return None
-    axis.set_xlabel("epoch")
+    axis.set_xlabel("training examples seen" if by_examples else "epoch")
     axis.set_ylabel("validation AUC (exact)")
     axis.grid(True, alpha=0.3)
     axis.legend(fontsize=6)

@@ -190,3 +190,21 @@ def test_mixed_precision_reaches_every_run_and_older_ladders_continue(tmp_path):
             LadderConfig(output=str(tmp_path), mixed_precision=True),
             tmp_path / "ladder_config.json",
         )
+
+
+def test_learning_curves_are_drawn_against_examples_where_runs_have_them(tmp_path):
+    from keras_unimixer.scaling.plots import plot_learning_curves
+
+    def write(name, history):
+        (tmp_path / "runs" / name).mkdir(parents=True)
+        (tmp_path / "runs" / name / "metrics.json").write_text(json.dumps({"history": history}))
+
+    write("rankmixer_xs_seed0", {"val_auc": [0.7], "curve_examples": [100, 200],
+                                 "curve_val_auc": [0.6, 0.7]})  # fmt: skip
+    write("rankmixer_s_seed0", {"val_auc": [0.71]})  # no curve: left out of this figure
+    assert plot_learning_curves(tmp_path, tmp_path / "curves.png").stat().st_size > 10_000
+    assert plot_learning_curves(tmp_path, tmp_path / "none.png", seed=1) is None
+    with pytest.raises(ValueError, match="every_steps"):
+        from keras_unimixer.callbacks import ValidationCurve
+
+        ValidationCurve(None, every_steps=0, batch_size=8, history={}, steps_per_epoch=4)
