@@ -67,7 +67,8 @@ def log_sinkhorn(log_matrix, num_iterations: int, tolerance: float = 0.0, max_it
         columns); its rows to within `tolerance` when the first phase converged.
     """
     if max_iterations:
-        log_matrix = _balanced_start(log_matrix, tolerance, max_iterations)
+        balanced, _ = balance_to_tolerance(ops.stop_gradient(log_matrix), tolerance, max_iterations)
+        log_matrix = log_matrix + ops.stop_gradient(balanced - log_matrix)
 
     if keras.backend.backend() == "tensorflow":
         # Unrolled: TensorFlow's while loop has no XLA gradient without a fixed trip count, so a
@@ -82,36 +83,9 @@ def log_sinkhorn(log_matrix, num_iterations: int, tolerance: float = 0.0, max_it
     )
 
 
-def _balanced_start(log_matrix, tolerance: float, max_iterations: int):
-    """The logits shifted by the gradient-free balancing phase's scaling (a constant)."""
-    balanced, _ = balance_to_tolerance(ops.stop_gradient(log_matrix), tolerance, max_iterations)
-    return log_matrix + ops.stop_gradient(balanced - log_matrix)
-
-
-def _normalize_sums(matrix):
-    # The rows and columns of a balanced start sum to about 1: the floor only guards a row that
-    # an unconverged phase left with all its mass below float32's range.
-    matrix = matrix / ops.maximum(ops.sum(matrix, axis=-1, keepdims=True), 1e-30)
-    return matrix / ops.maximum(ops.sum(matrix, axis=-2, keepdims=True), 1e-30)
-
-
 def sinkhorn(log_matrix, num_iterations: int, tolerance: float = 0.0, max_iterations: int = 0):
-    """`exp(log_sinkhorn(...))`: a (nearly) doubly stochastic matrix.
-
-    After the balancing phase (`max_iterations`), the differentiable rounds run on `exp` of the
-    balanced logits, dividing by row and column sums: the same function as the log-domain rounds
-    (whose `logsumexp` costs an `exp` per entry per half-round, forward and backward), safe there
-    because a balanced matrix has no row or column to overflow or vanish. Without that phase the
-    rounds stay in the log domain, where raw logits over a small temperature cannot overflow.
-    """
-    if not max_iterations:
-        return ops.exp(log_sinkhorn(log_matrix, num_iterations))
-    matrix = ops.exp(_balanced_start(log_matrix, tolerance, max_iterations))
-    if keras.backend.backend() == "tensorflow":
-        for _ in range(num_iterations):  # unrolled, as in `log_sinkhorn`
-            matrix = _normalize_sums(matrix)
-        return matrix
-    return ops.fori_loop(0, num_iterations, lambda _, m: _normalize_sums(m), matrix)
+    """`exp(log_sinkhorn(...))`: a (nearly) doubly stochastic matrix."""
+    return ops.exp(log_sinkhorn(log_matrix, num_iterations, tolerance, max_iterations))
 
 
 def constrain_matrix(

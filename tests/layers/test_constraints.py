@@ -134,30 +134,3 @@ def test_warm_started_sinkhorn_gradient_is_close_to_the_converged_one():
     assert np.all(np.isfinite(warm))
     assert relative(warm) < 0.03
     assert relative(cold) > 2 * relative(warm)
-
-
-@pytest.mark.parametrize("temperature", [1.0, 0.3, 0.05, 0.01])
-def test_rounds_after_balancing_equal_the_log_domain_rounds(temperature):
-    # `sinkhorn` runs its differentiable rounds on exp of the balanced logits (sums and
-    # divisions), `log_sinkhorn` in the log domain: the same function, values and gradients.
-    from keras_unimixer.layers.constraints import sinkhorn
-
-    matrix = logits(24, stddev=2.0, seed=7) / temperature
-    weights = np.random.default_rng(8).normal(size=(24, 24)).astype("float32")
-
-    def loss(domain):
-        def value(m):
-            if domain == "log":
-                balanced = keras.ops.exp(log_sinkhorn(m, 10, 1e-3, 300))
-            else:
-                balanced = sinkhorn(m, 10, 1e-3, 300)
-            return keras.ops.sum(balanced * weights)
-
-        return value
-
-    exp_domain = keras.ops.convert_to_numpy(sinkhorn(matrix, 10, 1e-3, 300))
-    log_domain = keras.ops.convert_to_numpy(keras.ops.exp(log_sinkhorn(matrix, 10, 1e-3, 300)))
-    np.testing.assert_allclose(exp_domain, log_domain, atol=1e-6)
-    np.testing.assert_allclose(exp_domain.sum(axis=0), 1.0, atol=1e-5)
-    expected = gradient_of(loss("log"), matrix)
-    np.testing.assert_allclose(gradient_of(loss("exp"), matrix), expected, atol=1e-4, rtol=1e-4)
