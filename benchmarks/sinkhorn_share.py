@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import itertools
 import os
 import platform
 import sys
@@ -76,17 +77,18 @@ def constraints_model(model):
     return constrained
 
 
-def measure(mixer, num_tokens, token_dim, batch_size, steps, rng) -> dict:
+def measure(mixer, num_tokens, token_dim, batch_size, steps, rng, rounds=10) -> dict:
     keras.utils.clear_session()
     inputs = rng.standard_normal((batch_size, num_tokens, token_dim)).astype("float32")
     targets = rng.standard_normal((batch_size, 1)).astype("float32")
     models = {
-        "live": model_for(mixer, num_tokens, token_dim),
-        "frozen": model_for(mixer, num_tokens, token_dim),
+        "live": model_for(mixer, num_tokens, token_dim, sinkhorn_iterations=rounds),
+        "frozen": model_for(mixer, num_tokens, token_dim, sinkhorn_iterations=rounds),
         "no_balancing": model_for(
-            mixer, num_tokens, token_dim, mixing_options={"sinkhorn_max_iterations": 0}
+            mixer, num_tokens, token_dim, sinkhorn_iterations=rounds,
+            mixing_options={"sinkhorn_max_iterations": 0},
         ),
-    }
+    }  # fmt: skip
     with frozen_mixing_weights(models["frozen"]):
         seconds = interleaved_step_seconds(models, inputs, targets, steps)
     zeros = np.zeros((1, 1), "float32")
@@ -94,7 +96,7 @@ def measure(mixer, num_tokens, token_dim, batch_size, steps, rng) -> dict:
                                      steps)["alone"]  # fmt: skip
     live = seconds["live"]
     return {
-        "mixer": mixer, "T": num_tokens, "D": token_dim, "batch": batch_size,
+        "mixer": mixer, "T": num_tokens, "D": token_dim, "batch": batch_size, "rounds": rounds,
         "live_ms": 1e3 * live, "frozen_ms": 1e3 * seconds["frozen"],
         "no_balancing_ms": 1e3 * seconds["no_balancing"],
         "alone_ms": 1e3 * alone, "alone_share": alone / live,
@@ -109,6 +111,9 @@ def main(argv=None):
     parser.add_argument("--shapes", default="16x64,32x256", help="TxD cells")
     parser.add_argument("--batches", default="512,4096")
     parser.add_argument("--steps", type=int, default=7)
+    parser.add_argument(
+        "--rounds", default="10", help="differentiable Sinkhorn rounds (sinkhorn_iterations)"
+    )
     parser.add_argument("--output", default=None)
     args = parser.parse_args(argv)
     rng = np.random.default_rng(0)
@@ -116,11 +121,14 @@ def main(argv=None):
     for mixer in args.mixers.split(","):
         for shape in args.shapes.split(","):
             num_tokens, token_dim = (int(v) for v in shape.split("x"))
-            for batch in (int(b) for b in args.batches.split(",")):
-                row = measure(mixer, num_tokens, token_dim, batch, args.steps, rng)
+            for batch, rounds in itertools.product(
+                (int(b) for b in args.batches.split(",")), (int(r) for r in args.rounds.split(","))
+            ):
+                row = measure(mixer, num_tokens, token_dim, batch, args.steps, rng, rounds)
                 rows.append(row)
                 print(
-                    f"{mixer:14s} T{num_tokens} D{token_dim} batch {batch:5d}: live "
+                    f"{mixer:14s} T{num_tokens} D{token_dim} batch {batch:5d} rounds {rounds}: "
+                    f"live "
                     f"{row['live_ms']:.1f} ms, frozen {row['frozen_ms']:.1f} ms, no balancing "
                     f"{row['no_balancing_ms']:.1f} ms, constraints alone {row['alone_ms']:.1f} ms "
                     f"({row['alone_share']:.1%})",
@@ -135,13 +143,14 @@ def main(argv=None):
         "the constrained matrices by themselves, as a share of the live step; balancing: (live - "
         "no balancing phase) / live; frozen: (live - frozen) / live, an upper bound.",
         "",
-        "| mixer | T | D | batch | live ms | constraints alone ms | constraints share "
+        "| mixer | T | D | batch | rounds | live ms | constraints alone ms | constraints share "
         "| no balancing ms | balancing share | frozen ms | frozen share |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         lines.append(
-            f"| {r['mixer']} | {r['T']} | {r['D']} | {r['batch']} | {r['live_ms']:.1f} "
+            f"| {r['mixer']} | {r['T']} | {r['D']} | {r['batch']} | {r['rounds']} "
+            f"| {r['live_ms']:.1f} "
             f"| {r['alone_ms']:.1f} | {r['alone_share']:.1%} | {r['no_balancing_ms']:.1f} "
             f"| {r['balancing_share']:.1%} | {r['frozen_ms']:.1f} | {r['frozen_share']:.1%} |"
         )

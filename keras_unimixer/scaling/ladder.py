@@ -36,6 +36,7 @@ VARIANTS = {
     "rank16": {"rank": 16},
     "rank64": {"rank": 64},
     "rank256": {"rank": 256},  # capped at the number of blocks
+    "rounds3": {"sinkhorn_iterations": 3},  # differentiable Sinkhorn rounds (default 10)
 }
 # Classic baselines on the same ladder: an MLP of `num_layers` layers of `num_tokens * token_dim`
 # units (the width of the mixers' token matrix); DCNv2 adds as many cross layers.
