@@ -73,6 +73,11 @@ def add_model_arguments(parser):
     option("--num-heads", "num_heads", "attention heads", type=_positive_int)
     option("--num-basis", "num_basis", "UniMixing-Lite basis matrices", type=_positive_int)
     option("--rank", "rank", "UniMixing-Lite global rank", type=_positive_int)
+    option(
+        "--sinkhorn-iterations", "sinkhorn_iterations",
+        "differentiable Sinkhorn rounds after the balancing phase (UniMixing, Lite)",
+        type=_positive_int,
+    )  # fmt: skip
     option("--ffn-multiplier", "ffn_multiplier", "per-token FFN width", type=_positive_int)
     option("--norm", "norm", "residual norm (default per mixer)", choices=NORM_STYLES)
     option("--siamese-scope", "siamese_scope", "SiameseNorm per", choices=SIAMESE_SCOPES)

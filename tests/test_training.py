@@ -125,9 +125,11 @@ def test_command_line_arguments_map_onto_every_config_field():
     parser = cli.argparse.ArgumentParser()
     cli.add_train_arguments(parser)
     args = parser.parse_args(
-        ["--tasks", "click,rating", "--hidden-units", "32,16", "--no-anneal", "--token-dim", "64"]
-    )
+        ["--tasks", "click,rating", "--hidden-units", "32,16", "--no-anneal", "--token-dim", "64",
+         "--sinkhorn-iterations", "3", "--eval-every-examples", "5000"]
+    )  # fmt: skip
     config = cli.config_from_args(args)
+    assert config.sinkhorn_iterations == 3 and config.eval_every_examples == 5000
     assert config.tasks == ("click", "rating") and config.hidden_units == (32, 16)
     assert config.temperature_schedule == "constant" and config.token_dim == 64
     assert config.verbose == "auto"
