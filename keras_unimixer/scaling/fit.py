@@ -73,7 +73,9 @@ def fit_gain_law(rows, reference: dict, x_key: str = "dense_params") -> dict | N
 
     Args:
         rows: one architecture's runs (`x_key`, `test_auc`, `seed`).
-        reference: seed -> the reference model's test AUC (same data and seed).
+        reference: seed -> the reference model's test AUC (same data and seed); a key
+            `(seed, train_rows)` gives the reference trained on those rows, used for the runs
+            trained on as many (a proportional budget) in preference to the seed's.
         x_key: `"dense_params"` (N in millions, as the paper) or `"flops_per_example"`.
 
     Returns:
@@ -83,9 +85,10 @@ def fit_gain_law(rows, reference: dict, x_key: str = "dense_params") -> dict | N
     scale = 1e6 if x_key == "dense_params" else 1.0
     gains = []
     for row in rows:
-        if row["seed"] in reference:
-            gain = row["test_auc"] - reference[row["seed"]]
-            gains.append({**row, x_key: row[x_key] / scale, "gain": gain})
+        own_rows = (row["seed"], row.get("train_rows"))
+        base = reference.get(own_rows, reference.get(row["seed"]))
+        if base is not None:
+            gains.append({**row, x_key: row[x_key] / scale, "gain": row["test_auc"] - base})
     positive = [row for row in gains if row["gain"] > 0]
     if len({row[x_key] for row in positive}) < 2:
         return None

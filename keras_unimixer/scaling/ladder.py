@@ -195,12 +195,27 @@ def run_ladder(config: LadderConfig, progress=print) -> list[dict]:
     table = output / "ladder.csv"
     rows = read_rows(table)
     done = {(r["model"], r["size"], int(r["seed"])) for r in rows}
+    references_done = {(int(r["seed"]), int(r["train_rows"])) for r in rows
+                       if r["size"] == REFERENCE_SIZE}  # fmt: skip
     data_by_seed = {}
+    proportional_reference = config.budget == "proportional" and bool(config.reference)
 
-    def run_one(name, size, seed):
-        if (name, size, seed) in done:
+    def run_one(name, size, seed, same_rows_as=None):
+        if same_rows_as is not None:
+            # The reference on a proportional run's rows (`same_rows_as`: that run's max_examples
+            # and train rows): the run's gain is measured against it.
+            max_examples, train_rows = same_rows_as
+            if (seed, train_rows) in references_done:
+                return
+            run = train_config(config, name, size, seed)
+            run.max_examples = max_examples
+            run.output = f"{run.output}_rows{train_rows}"
+            data = load_data(run)
+        elif (name, size, seed) in done:
+            if proportional_reference and size != REFERENCE_SIZE:  # finished without its reference
+                add_missing_reference(name, size, seed)
             return
-        if config.budget == "proportional":
+        elif config.budget == "proportional":
             features = load_data(train_config(config, name, size, seed)).features
             run = train_config(config, name, size, seed, features)
             data = load_data(run)
@@ -222,11 +237,24 @@ def run_ladder(config: LadderConfig, progress=print) -> list[dict]:
         }  # fmt: skip
         append_row(table, row)
         rows.append(row)
+        done.add((name, size, seed))
         progress(
             f"{name:24s} {size:9s} seed {seed}: AUC {row['test_auc']:.4f}, "
             f"{row['dense_params']} dense params, {row['train_rows']} rows, "
             f"{row['fit_seconds']:.0f} s"
         )
+        if size == REFERENCE_SIZE:
+            references_done.add((seed, row["train_rows"]))
+        elif proportional_reference:
+            run_one(config.reference, REFERENCE_SIZE, seed, (run.max_examples, row["train_rows"]))
+
+    def add_missing_reference(name, size, seed):
+        row = next(r for r in rows if (r["model"], r["size"], int(r["seed"])) == (name, size, seed))
+        if (seed, row["train_rows"]) in references_done:
+            return
+        features = load_data(train_config(config, name, size, seed)).features
+        max_examples = train_config(config, name, size, seed, features).max_examples
+        run_one(config.reference, REFERENCE_SIZE, seed, (max_examples, row["train_rows"]))
 
     for seed in config.seeds:
         if config.reference:
@@ -293,7 +321,13 @@ def fit_ladder(rows) -> list[dict]:
     """Power-law fits per model, against dense parameters and against FLOPs per example: of
     test AUC itself (`law: "auc"`), and, where the ladder has reference runs, the paper's law of
     the AUC gain over the reference (`law: "gain"`, N in millions of dense parameters)."""
-    reference = {int(row["seed"]): row["test_auc"] for row in rows if row["size"] == REFERENCE_SIZE}
+    references = sorted(
+        (row for row in rows if row["size"] == REFERENCE_SIZE), key=lambda r: r["train_rows"]
+    )
+    # Per seed: the reference on the most rows (the fixed budget's); per (seed, rows): the one on
+    # a proportional run's own rows, which `fit_gain_law` prefers where it exists.
+    reference = {int(row["seed"]): row["test_auc"] for row in references}
+    reference |= {(int(row["seed"]), int(row["train_rows"])): row["test_auc"] for row in references}
     fits = []
     for name in dict.fromkeys(row["model"] for row in rows if row["size"] != REFERENCE_SIZE):
         chosen = [row for row in rows if row["model"] == name and row["size"] != REFERENCE_SIZE]

@@ -1,5 +1,6 @@
 import dataclasses
 import json
+import shutil
 
 import keras
 import numpy as np
@@ -19,6 +20,7 @@ from keras_unimixer.scaling import (
 from keras_unimixer.scaling.fit import fit_gain_law
 from keras_unimixer.scaling.ladder import (
     _check_same_budget,
+    append_row,
     ladder_shape,
     read_rows,
     train_config,
@@ -208,3 +210,48 @@ def test_learning_curves_are_drawn_against_examples_where_runs_have_them(tmp_pat
         from keras_unimixer.callbacks import ValidationCurve
 
         ValidationCurve(None, every_steps=0, batch_size=8, history={}, steps_per_epoch=4)
+
+
+def test_proportional_runs_gain_over_a_reference_on_their_own_rows(tmp_path):
+    config = LadderConfig(
+        models=("rankmixer",), sizes=("xs", "s"), seeds=(0,), epochs=1, budget="proportional",
+        rows_per_param=0.1, min_examples=1500, max_examples=3000, dataset="synthetic",
+        output=str(tmp_path),
+    )  # fmt: skip
+    rows = run_ladder(config, progress=lambda line: None)
+    runs = {r["size"]: r for r in rows if r["size"] != "reference"}
+    assert runs["xs"]["train_rows"] < runs["s"]["train_rows"]
+    references = sorted(r["train_rows"] for r in rows if r["size"] == "reference")
+    # One on the ladder's largest rows (s's too, here), one on xs's rows: no two alike.
+    assert references == sorted({runs["xs"]["train_rows"], runs["s"]["train_rows"]})
+    # A ladder finished without xs's (an older one) gets it when it is run again.
+    table = tmp_path / "ladder.csv"
+    kept = [r for r in read_rows(table)
+            if r["size"] != "reference" or r["train_rows"] != runs["xs"]["train_rows"]]  # fmt: skip
+    table.unlink()
+    for row in kept:
+        append_row(table, row)
+    xs_rows = runs["xs"]["train_rows"]
+    shutil.rmtree(tmp_path / "runs" / f"reference_logistic_regression_seed0_rows{xs_rows}")
+    trained = []
+    again = run_ladder(config, progress=trained.append)
+    assert len(trained) == 1 and trained[0].startswith("logistic_regression")
+    assert f"{runs['xs']['train_rows']} rows" in trained[0]
+    assert len(again) == len(rows)
+
+
+def test_gain_prefers_the_reference_trained_on_the_runs_rows():
+    sizes = np.array([1e5, 1e6, 1e7])
+    rows = [
+        {
+            "dense_params": n,
+            "seed": 0,
+            "train_rows": int(n),
+            "test_auc": 0.6 + 0.01 * (n / 1e6) ** 0.2,
+        }
+        for n in sizes
+    ]
+    own = {(0, int(n)): 0.6 for n in sizes}
+    fit = fit_gain_law(rows, {0: 0.9, **own})  # the seed's reference alone: no positive gain
+    assert fit["alpha"] == pytest.approx(0.2, abs=1e-6) and fit["excluded"] == 0
+    assert fit_gain_law(rows, {0: 0.9}) is None
