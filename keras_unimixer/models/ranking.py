@@ -113,8 +113,23 @@ def encode_features(features, mixer, config: ModelConfig):
     return inputs, keras.layers.GlobalAveragePooling1D(name="token_mean")(encoded)
 
 
+# Options renamed since models were first saved (commit 0ff50db): older `.keras` files still load.
+_RENAMED_OPTIONS = {"head_dropout": "dropout", "head_batch_norm": "batch_norm"}
+
+
+class _RenamedOptionsLoad(ConfiguredModel):
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        for old, new in _RENAMED_OPTIONS.items():
+            if old in config:
+                value = config.pop(old)
+                config.setdefault(new, value)
+        return cls(**config)
+
+
 @keras.saving.register_keras_serializable(package="keras_unimixer")
-class RankingModel(ConfiguredModel):
+class RankingModel(_RenamedOptionsLoad):
     """A ranking (CTR) model of the UniMixer family: one class for every registered mixer.
 
     `FeatureTokenizer` -> `UniMixerEncoder(mixing)` -> mean over tokens (or their concatenation)
@@ -163,7 +178,7 @@ class RankingModel(ConfiguredModel):
 
 
 @keras.saving.register_keras_serializable(package="keras_unimixer")
-class Tower(ConfiguredModel):
+class Tower(_RenamedOptionsLoad):
     """An embedding tower of the UniMixer family, for two-tower retrieval or as a ranking tower.
 
     `FeatureTokenizer` -> `UniMixerEncoder(mixing)` -> pooling -> MLP -> a linear layer to

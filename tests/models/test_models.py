@@ -125,3 +125,21 @@ def test_listwise_model_scores_lists_with_keras_rs_losses_and_round_trips(data):
     )
     restored = save_and_load(model)
     np.testing.assert_allclose(restored.predict(lists, verbose=0), scores, atol=1e-5)
+
+
+@pytest.mark.parametrize("model_class", [models.RankingModel, models.Tower])
+def test_configs_saved_with_the_old_head_option_names_still_load(model_class, data):
+    # Before commit 0ff50db the head MLP's options were `head_dropout` / `head_batch_norm`.
+    model = model_class(data.features, dropout=0.2, batch_norm=True, **SIZES)
+    config = model.get_config()
+    config["head_dropout"] = config.pop("dropout")
+    config["head_batch_norm"] = config.pop("batch_norm")
+    restored = model_class.from_config(config)
+    assert restored.get_config() == model.get_config()
+    features, _ = data.arrays("test")
+    restored.set_weights(model.get_weights())
+    np.testing.assert_allclose(
+        restored.predict(features, verbose=0), model.predict(features, verbose=0), atol=1e-6
+    )
+    with pytest.raises(TypeError, match="head_dropout"):
+        model_class(data.features, head_dropout=0.2, **SIZES)  # new code uses the new names
