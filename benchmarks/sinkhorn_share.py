@@ -43,9 +43,9 @@ from keras_unimixer.layers import (  # noqa: E402
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
-def model_for(mixer, num_tokens, token_dim, **mixing_options):
+def model_for(mixer, num_tokens, token_dim, **options):
     inputs = keras.Input((num_tokens, token_dim))
-    mixing = make_mixing(mixer, num_tokens, token_dim, **mixing_options)
+    mixing = make_mixing(mixer, num_tokens, token_dim, **options)
     encoder = UniMixerEncoder(
         num_layers=2, mixing=mixing, ffn_multiplier=2, ffn_activation="swiglu", norm="post"
     )

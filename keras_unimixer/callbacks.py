@@ -187,11 +187,11 @@ class ValidationCurve(keras.callbacks.Callback):
         self._epoch = epoch
 
     def on_train_batch_end(self, batch, logs=None):
-        if (batch + 1) % self.every_steps:
+        step = self.first_step + self._epoch * self.steps_per_epoch + batch + 1
+        if step % self.every_steps:
             return
         if keras.backend.backend() == "jax":
             self.model.jax_state_sync()
-        step = self.first_step + self._epoch * self.steps_per_epoch + batch + 1
         self.history.setdefault("curve_examples", []).append(step * self.batch_size)
         for name, value in self.validation.compute(self.model).items():
             self.history.setdefault(f"curve_{name}", []).append(float(value))
