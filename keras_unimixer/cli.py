@@ -322,7 +322,7 @@ def _names(text):
 def add_scale_arguments(parser):
     from keras_unimixer.datasets import DATASETS
     from keras_unimixer.scaling import LadderConfig
-    from keras_unimixer.scaling.ladder import MLP_BASELINES, VARIANTS
+    from keras_unimixer.scaling.ladder import MLP_BASELINES, PROTOCOLS, VARIANTS
 
     defaults = LadderConfig()
     parser.add_argument(
@@ -345,12 +345,20 @@ def add_scale_arguments(parser):
         "--epochs", type=_positive_int, default=defaults.epochs, help="epoch budget per run"
     )
     parser.add_argument(
-        "--batch-size", type=_positive_int, default=defaults.batch_size, help="batch size"
-    )
+        "--batch-size", type=_positive_int, default=None,
+        help=f"batch size (default: {defaults.batch_size}, or the preset's with --protocol preset)",
+    )  # fmt: skip
     parser.add_argument(
         "--max-examples", type=_positive_int, default=None, help="use at most this many rows"
     )
     parser.add_argument("--output", default=defaults.output, help="ladder folder")
+    parser.add_argument(
+        "--protocol", choices=PROTOCOLS, default=defaults.protocol,
+        help="ladder: the ladder's own training settings; preset: the dataset's benchmark "
+        "protocol (embedding size, batch size, learning rate and its schedule, patience, "
+        "embedding L2 and init; keras_unimixer/presets.py) with the ladder's sizes, --epochs "
+        "the budget",
+    )  # fmt: skip
     parser.add_argument(
         "--budget", choices=("fixed", "proportional"), default=defaults.budget,
         help="fixed: every run on --max-examples rows; proportional: --rows-per-param rows per "
@@ -403,8 +411,12 @@ def run_scale(args) -> int:
         "min_examples": args.min_examples,
         "reference": None if args.reference == "none" else args.reference,
         "mixed_precision": args.mixed_precision,
-        "eval_every_examples": args.eval_every_examples,
+        "eval_every_examples": args.eval_every_examples, "protocol": args.protocol,
     }  # fmt: skip
+    if args.batch_size is None:
+        del values["batch_size"]
+    elif args.protocol == "preset":
+        raise ValueError("--batch-size: the preset protocol sets the batch size; drop one of them.")
     if args.quick:
         values.update({key: tuple(v) if isinstance(v, list) else v for key, v in QUICK.items()})
     config = LadderConfig(**values)

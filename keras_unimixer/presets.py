@@ -59,6 +59,16 @@ PRESETS = {
 }
 
 
+# The training protocol of each preset dataset, without any model's sizes (what a scaling ladder
+# takes from a benchmark while it chooses the sizes itself).
+PROTOCOLS = {"frappe_x1": _FRAPPE_COMMON}
+
+
+def training_protocol(dataset: str) -> dict:
+    """The preset training settings of `dataset` that are not a model's (empty if none)."""
+    return dict(PROTOCOLS.get(dataset, {}))
+
+
 def train_preset(dataset: str, model: str) -> dict:
     """`TrainConfig` values of the preset for `(dataset, model)` (empty if there is none)."""
     return dict(PRESETS.get(dataset, {}).get(model, {}))

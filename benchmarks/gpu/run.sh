@@ -19,7 +19,7 @@ PYTHON="${PYTHON:-python3}"
 mkdir -p "$OUT"
 exec > >(tee "$OUT/run.log") 2>&1
 start=$(date +%s)
-PARTS="${PARTS:-speed,ladder,tests,tune}"  # a rerun may take fewer
+PARTS="${PARTS:-speed,ladder,tests,tune}"  # a rerun may take fewer; `frappe` is asked by name
 part() { [[ ",$PARTS," == *",$1,"* ]]; }
 elapsed() { echo "$(($(date +%s) - start)) s"; }
 "$PYTHON" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
@@ -48,6 +48,31 @@ timeout "${LADDER_SECONDS:-190}" "$PYTHON" -m keras_unimixer scale \
   --output /tmp/keras_unimixer_ladder 2>&1 | grep -v -i warning | tail -15
 cp /tmp/keras_unimixer_ladder/ladder.csv "$OUT/ladder_gpu.csv" 2>/dev/null
 cp /tmp/keras_unimixer_ladder/learning_curves.png "$OUT/ladder_gpu_learning_curves.png" 2>/dev/null
+fi
+
+if part frappe; then
+echo "=== Frappe_x1 ladder, BARS protocol, one process per (model, seed) ($(elapsed))"
+# Real-data ladder (issue 17): sizes xs..xl under Frappe_x1's preset protocol (BARS: embedding
+# 10, batch 4096, Adam 1e-3 x0.1 on a plateau, patience 2, embedding L2), fp32, at most
+# FRAPPE_EPOCHS epochs. The data travels git-ignored in FRAPPE_DIR (never committed). The
+# processes share the GPU; each writes its own ladder, and the tables, histories and configs
+# (not the models) come back; a process stopped at its limit keeps the runs it finished.
+frappe_tmp=/tmp/keras_unimixer_frappe
+mkdir -p "$frappe_tmp" "$OUT/frappe"
+for seed in ${FRAPPE_SEEDS:-0 1 2}; do
+  for model in ${FRAPPE_MODELS:-dnn rankmixer unimixer_lite unimixer}; do
+    reference=none; [[ $model == dnn ]] && reference=logistic_regression
+    timeout "${FRAPPE_SECONDS:-420}" "$PYTHON" -m keras_unimixer scale --dataset frappe_x1 \
+      --data-dir "${FRAPPE_DIR:-.devdata/frappe_x1}" --protocol preset --models "$model" \
+      --sizes "${FRAPPE_SIZES:-xs,s,m,l,xl}" --seeds "$seed" --epochs "${FRAPPE_EPOCHS:-20}" \
+      --reference "$reference" --output "$frappe_tmp/${model}_seed$seed" \
+      > "$OUT/frappe/${model}_seed$seed.log" 2>&1 &
+  done
+done
+wait
+(cd "$frappe_tmp" && find . \( -name ladder.csv -o -name ladder_config.json -o -name metrics.json \
+  -o -name config.json \) -exec cp --parents {} "$OUT/frappe/" \;)
+grep -h "seed [0-9]: AUC" "$OUT"/frappe/*.log | sort
 fi
 
 part tests && echo "=== layer tests under JAX ($(elapsed))" &&

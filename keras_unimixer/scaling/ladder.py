@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import logging
+import math
 from pathlib import Path
 
 from keras_unimixer.scaling.fit import fit_gain_law, fit_power_law
@@ -42,6 +43,11 @@ VARIANTS = {
 # units (the width of the mixers' token matrix); DCNv2 adds as many cross layers.
 MLP_BASELINES = ("dnn", "dcnv2")
 BUDGETS = ("fixed", "proportional")
+# "ladder": the ladder's own training settings; "preset": the dataset's benchmark protocol
+# (`keras_unimixer.presets.training_protocol`, e.g. BARS's for Frappe_x1) with the ladder's sizes.
+PROTOCOLS = ("ladder", "preset")
+# What the "preset" protocol sets beyond the ladder's own fields (epochs stay the ladder's budget).
+PROTOCOL_EXTRAS = ("reduce_lr_on_plateau", "embedding_l2", "embedding_init_stddev")
 REFERENCE_SIZE = "reference"
 QUICK = {
     "dataset": "synthetic",
@@ -81,6 +87,9 @@ class LadderConfig:
     mixed_precision: bool = False
     # Each run's learning curve: exact validation metrics every this many training examples.
     eval_every_examples: int | None = None
+    # "preset": embedding size, batch size, learning rate, patience, learning-rate schedule and
+    # embedding regularization come from the dataset's preset (its benchmark protocol).
+    protocol: str = "ladder"
 
     def __post_init__(self):
         from keras_unimixer.layers import mixer_names
@@ -115,6 +124,29 @@ class LadderConfig:
             raise ValueError("budget 'proportional' needs `max_examples` (the largest run).")
         if not self.sizes:
             raise ValueError("`sizes` needs at least one size (two or more to fit a curve).")
+        if self.protocol not in PROTOCOLS:
+            raise ValueError(f"`protocol` must be one of {PROTOCOLS}, got {self.protocol!r}.")
+        if self.protocol == "preset":
+            from keras_unimixer.presets import PROTOCOLS as PRESET_PROTOCOLS
+            from keras_unimixer.presets import training_protocol
+
+            settings = training_protocol(self.dataset)
+            if not settings:
+                raise ValueError(
+                    f"`protocol` 'preset': dataset {self.dataset!r} has no preset protocol; "
+                    f"datasets with one: {list(PRESET_PROTOCOLS)}."
+                )
+            for key in ("embedding_dim", "batch_size", "learning_rate", "patience"):
+                setattr(self, key, settings[key])
+
+    def protocol_extras(self) -> dict:
+        """The preset protocol's settings that a ladder has no field for (empty for "ladder")."""
+        if self.protocol != "preset":
+            return {}
+        from keras_unimixer.presets import training_protocol
+
+        settings = training_protocol(self.dataset)
+        return {key: settings[key] for key in PROTOCOL_EXTRAS}
 
 
 def ladder_shape(name: str, size: str) -> dict:
@@ -143,6 +175,7 @@ def train_config(config: LadderConfig, name: str, size: str, seed: int, features
             mixed_precision=config.mixed_precision,
             eval_every_examples=config.eval_every_examples,
             output=str(Path(config.output) / "runs" / f"reference_{mixer}_seed{seed}"),
+            **config.protocol_extras(),
         )  # fmt: skip
     num_layers, num_tokens, token_dim = SIZES[size]
     values = dict(
@@ -153,6 +186,7 @@ def train_config(config: LadderConfig, name: str, size: str, seed: int, features
         mixed_precision=config.mixed_precision,
         eval_every_examples=config.eval_every_examples,
         output=str(Path(config.output) / "runs" / f"{name}_{size}_seed{seed}"),
+        **config.protocol_extras(),
     )  # fmt: skip
     values.update(VARIANTS.get(variant, {}))
     if mixer in MLP_BASELINES:
@@ -232,6 +266,9 @@ def run_ladder(config: LadderConfig, progress=print) -> list[dict]:
             "flops_per_example": metrics["flops_per_example"],
             "train_rows": data.num_examples("train"),
             "test_auc": metrics["test"]["auc"], "test_logloss": metrics["test"]["logloss"],
+            # Where the data has users: the mean per-user AUC and its impression-weighted form.
+            **{f"test_{key}": metrics["test"][key] for key in ("uauc", "gauc")
+               if key in metrics["test"]},
             "best_epoch": metrics["best_epoch"],
             "fit_seconds": round(metrics["fit_seconds"], 2),
         }  # fmt: skip
@@ -302,14 +339,31 @@ def read_rows(path) -> list[dict]:
                 if key in numeric:
                     row[key] = int(value)
                 elif key not in ("model", "size"):
-                    row[key] = float(value)
+                    row[key] = float(value) if value != "" else math.nan
             rows.append(row)
     return rows
 
 
 def append_row(path, row: dict) -> None:
+    """Append `row` to the CSV at `path`; a column the file lacks is added (empty in older
+    rows), so that a ladder continued by a newer version keeps one header."""
     path = Path(path)
-    new = not path.is_file()
+    if path.is_file():
+        with open(path, newline="") as handle:
+            header = next(csv.reader(handle), [])
+        missing = [key for key in row if key not in header]
+        if missing:
+            rows = read_rows(path)
+            path.write_text("")
+            for old in rows:
+                _write_row(path, {**dict.fromkeys(header + missing, ""), **old})
+        else:
+            row = {**dict.fromkeys(header, ""), **row}
+    _write_row(path, row)
+
+
+def _write_row(path: Path, row: dict) -> None:
+    new = not path.is_file() or path.stat().st_size == 0
     with open(path, "a", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(row))
         if new:
@@ -336,6 +390,9 @@ def fit_ladder(rows) -> list[dict]:
         for x_key in ("dense_params", "flops_per_example"):
             fit = fit_power_law(chosen, x_key=x_key)
             fits.append({"model": name, "against": x_key, "law": "auc", **fit})
+            if all(math.isfinite(row.get("test_uauc", math.nan)) for row in chosen):
+                fit = fit_power_law(chosen, x_key=x_key, y_key="test_uauc")
+                fits.append({"model": name, "against": x_key, "law": "uauc", **fit})
             gain = fit_gain_law(chosen, reference, x_key) if reference else None
             if gain is not None:
                 fits.append({"model": name, "against": x_key, "law": "gain", **gain})

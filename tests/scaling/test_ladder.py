@@ -255,3 +255,49 @@ def test_gain_prefers_the_reference_trained_on_the_runs_rows():
     fit = fit_gain_law(rows, {0: 0.9, **own})  # the seed's reference alone: no positive gain
     assert fit["alpha"] == pytest.approx(0.2, abs=1e-6) and fit["excluded"] == 0
     assert fit_gain_law(rows, {0: 0.9}) is None
+
+
+def test_preset_protocol_trains_the_ladders_sizes_under_the_benchmarks_settings():
+    config = LadderConfig(dataset="frappe_x1", protocol="preset", epochs=7, models=("rankmixer",))
+    assert (config.batch_size, config.embedding_dim, config.patience) == (4096, 10, 2)
+    for name, size in (("rankmixer", "l"), ("dnn", "xs"), ("logistic_regression", "reference")):
+        run = train_config(config, name, size, seed=0)
+        assert (run.embedding_l2, run.embedding_init_stddev) == (0.05, 1e-4)
+        assert run.reduce_lr_on_plateau and run.epochs == 7 and run.batch_size == 4096
+    assert train_config(config, "rankmixer", "l", seed=0).token_dim == 64  # the ladder's size
+    assert train_config(config, "dnn", "xs", seed=0).hidden_units == (64,)
+    plain = train_config(LadderConfig(dataset="frappe_x1"), "rankmixer", "l", seed=0)
+    assert (plain.embedding_l2, plain.reduce_lr_on_plateau, plain.batch_size) == (0.0, False, 512)
+    with pytest.raises(ValueError, match="'synthetic' has no preset protocol.*frappe_x1"):
+        LadderConfig(dataset="synthetic", protocol="preset")
+    with pytest.raises(ValueError, match="`protocol` must be one of"):
+        LadderConfig(protocol="bars")
+    with pytest.raises(ValueError, match="--batch-size: the preset protocol"):
+        cli.main(["scale", "--dataset", "frappe_x1", "--protocol", "preset", "--batch-size", "8"])
+
+
+def test_ladders_on_data_with_users_record_and_fit_uauc(tmp_path):
+    config = LadderConfig(
+        dataset="movielens", models=("rankmixer",), sizes=("xs", "s"), seeds=(0,), epochs=1,
+        max_examples=2000, reference=None, output=str(tmp_path),
+    )  # fmt: skip
+    rows = run_ladder(config, progress=lambda line: None)
+    assert all(0 < row["test_uauc"] < 1 and 0 < row["test_gauc"] < 1 for row in rows)
+    assert all(row["test_uauc"] != row["test_auc"] for row in rows)
+    uauc = [f for f in fit_ladder(rows) if f["law"] == "uauc" and f["against"] == "dense_params"]
+    expected = fit_power_law(rows, y_key="test_uauc")
+    assert len(uauc) == 1 and uauc[0]["alpha"] == pytest.approx(expected["alpha"])
+
+
+def test_a_row_with_a_new_column_extends_the_ladder_csv(tmp_path):
+    path = tmp_path / "ladder.csv"
+    append_row(path, {"model": "dnn", "size": "xs", "seed": 0, "test_auc": 0.7})
+    append_row(path, {"model": "dnn", "size": "s", "seed": 0, "test_auc": 0.8, "test_uauc": 0.6})
+    append_row(path, {"model": "dnn", "size": "m", "seed": 0, "test_auc": 0.9})
+    rows = read_rows(path)
+    assert [(r["size"], r["test_auc"]) for r in rows] == [("xs", 0.7), ("s", 0.8), ("m", 0.9)]
+    assert np.isnan(rows[0]["test_uauc"]) and rows[1]["test_uauc"] == 0.6
+    assert np.isnan(rows[2]["test_uauc"])
+    # A model whose runs lack UAUC somewhere gets no UAUC law.
+    rows = [{**r, "dense_params": 10**i, "flops_per_example": 10**i} for i, r in enumerate(rows)]
+    assert {f["law"] for f in fit_ladder(rows)} == {"auc"}
