@@ -59,6 +59,7 @@ echo "=== Frappe_x1 ladder, BARS protocol, one process per (model, seed) ($(elap
 # (not the models) come back; a process stopped at its limit keeps the runs it finished.
 frappe_tmp=/tmp/keras_unimixer_frappe
 mkdir -p "$frappe_tmp" "$OUT/frappe"
+pids=()
 for seed in ${FRAPPE_SEEDS:-0 1 2}; do
   for model in ${FRAPPE_MODELS:-dnn rankmixer unimixer_lite unimixer}; do
     reference=none; [[ $model == dnn ]] && reference=logistic_regression
@@ -67,9 +68,10 @@ for seed in ${FRAPPE_SEEDS:-0 1 2}; do
       --sizes "${FRAPPE_SIZES:-xs,s,m,l,xl}" --seeds "$seed" --epochs "${FRAPPE_EPOCHS:-20}" \
       --reference "$reference" --output "$frappe_tmp/${model}_seed$seed" \
       > "$OUT/frappe/${model}_seed$seed.log" 2>&1 &
+    pids+=($!)
   done
 done
-wait
+wait "${pids[@]}"  # not a bare `wait`: that would also wait for the log's `tee`
 (cd "$frappe_tmp" && find . \( -name ladder.csv -o -name ladder_config.json -o -name metrics.json \
   -o -name config.json \) -exec cp --parents {} "$OUT/frappe/" \;)
 grep -h "seed [0-9]: AUC" "$OUT"/frappe/*.log | sort
