@@ -219,7 +219,8 @@ def proportional_rows(config: LadderConfig, run, features) -> int:
 def run_ladder(config: LadderConfig, progress=print) -> list[dict]:
     """Train every (model, size, seed); one row per run, appended to `<output>/ladder.csv`.
 
-    Finished runs found in the CSV are not trained again, so an interrupted ladder continues.
+    Finished runs found in the CSV are not trained again, so an interrupted ladder continues; a
+    run interrupted part-way continues from its last whole checkpoint (or starts again).
     """
     from keras_unimixer.training import load_data, train
 
@@ -258,6 +259,9 @@ def run_ladder(config: LadderConfig, progress=print) -> list[dict]:
             if seed not in data_by_seed:
                 data_by_seed[seed] = load_data(run)
             data = data_by_seed[seed]
+        # A run missing from the CSV that left a folder was interrupted: continue it from its
+        # last whole checkpoint, or start it again where it has none.
+        run.resume = run.overwrite = True
         metrics = train(run, data=data)
         row = {
             "model": name, "size": size, "seed": seed, **ladder_shape(name, size),

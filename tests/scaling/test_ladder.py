@@ -301,3 +301,22 @@ def test_a_row_with_a_new_column_extends_the_ladder_csv(tmp_path):
     # A model whose runs lack UAUC somewhere gets no UAUC law.
     rows = [{**r, "dense_params": 10**i, "flops_per_example": 10**i} for i, r in enumerate(rows)]
     assert {f["law"] for f in fit_ladder(rows)} == {"auc"}
+
+
+def test_a_run_interrupted_after_its_checkpoint_or_before_any_continues(tmp_path):
+    config = LadderConfig(
+        models=("rankmixer",), sizes=("xs",), seeds=(0,), epochs=1, max_examples=1500,
+        reference=None, output=str(tmp_path),
+    )  # fmt: skip
+    (finished,) = run_ladder(config, progress=lambda line: None)
+    table, folder = tmp_path / "ladder.csv", tmp_path / "runs" / "rankmixer_xs_seed0"
+    # Killed after its last checkpoint, before its row was written: resumed, not retrained.
+    table.unlink()
+    (resumed,) = run_ladder(config, progress=lambda line: None)
+    assert resumed["test_auc"] == finished["test_auc"]
+    # Killed before any whole checkpoint: trained again in the same folder.
+    table.unlink()
+    shutil.rmtree(folder / "checkpoint")
+    (again,) = run_ladder(config, progress=lambda line: None)
+    assert 0 < again["test_auc"] < 1 and again["best_epoch"] == 1
+    assert (folder / "checkpoint").is_dir()
