@@ -393,6 +393,11 @@ def add_scale_arguments(parser):
         action="store_true",
         help="smoke ladder: synthetic data, 3 sizes, 1 seed, 2 epochs (minutes on 2 cores)",
     )
+    parser.add_argument(
+        "--merge", type=_names, default=None,
+        help="ladder folders run apart (e.g. one process per seed or machine) to merge into "
+        "--output, then fit and plot (nothing is trained; the other ladder options are unused)",
+    )  # fmt: skip
 
 
 def _int_list_any(text):
@@ -400,8 +405,12 @@ def _int_list_any(text):
 
 
 def run_scale(args) -> int:
-    from keras_unimixer.scaling import QUICK, LadderConfig, ablation_table, fit_ladder, run_ladder
-    from keras_unimixer.scaling.plots import plot_learning_curves, plot_scaling
+    from keras_unimixer.scaling import QUICK, LadderConfig, merge_ladders, run_ladder
+
+    if args.merge:
+        rows = merge_ladders(args.merge, args.output)
+        dataset = json.loads((Path(args.output) / "ladder_config.json").read_text())["dataset"]
+        return _fit_and_plot(rows, Path(args.output), dataset)
 
     values = {
         "dataset": args.dataset, "data_dir": args.data_dir, "models": args.models,
@@ -421,10 +430,16 @@ def run_scale(args) -> int:
         values.update({key: tuple(v) if isinstance(v, list) else v for key, v in QUICK.items()})
     config = LadderConfig(**values)
     rows = run_ladder(config)
+    return _fit_and_plot(rows, Path(config.output), config.dataset)
+
+
+def _fit_and_plot(rows, output: Path, dataset: str) -> int:
+    from keras_unimixer.scaling import ablation_table, fit_ladder
+    from keras_unimixer.scaling.plots import plot_learning_curves, plot_scaling
+
     fits = fit_ladder(rows)
-    output = Path(config.output)
     (output / "fits.json").write_text(json.dumps(fits, indent=1))
-    title = f"{config.dataset}: test AUC vs size"
+    title = f"{dataset}: test AUC vs size"
     figures = [
         str(plot_scaling(rows, fits, output / "scaling_params.png", "dense_params", title)),
         str(plot_scaling(rows, fits, output / "scaling_flops.png", "flops_per_example", title)),
@@ -432,7 +447,7 @@ def run_scale(args) -> int:
     curves = plot_learning_curves(output, output / "learning_curves.png")
     if curves is not None:
         figures.append(str(curves))
-    if any("+" in name for name in config.models):
+    if any("+" in row["model"] for row in rows):
         (output / "ablations.json").write_text(json.dumps(ablation_table(rows), indent=1))
     for fit in fits:
         print(

@@ -10,6 +10,7 @@ from keras_unimixer.scaling.ladder import (
     LadderConfig,
     ablation_table,
     fit_ladder,
+    merge_ladders,
     run_ladder,
 )
 
@@ -24,6 +25,7 @@ __all__ = [
     "flops_per_example",
     "inspect_model",
     "log_linear_fit",
+    "merge_ladders",
     "mixing_flops",
     "parameter_counts",
     "permutation_closeness",

@@ -308,15 +308,20 @@ def run_ladder(config: LadderConfig, progress=print) -> list[dict]:
     return [r for r in rows if (r["model"], r["size"], int(r["seed"])) in wanted]
 
 
-def _check_same_budget(config: LadderConfig, path: Path) -> None:
-    """Rows of a ladder are comparable only under one data/budget rule: refuse to mix two."""
-    import json
-
-    budget = {
+def _budget(config: LadderConfig) -> dict:
+    """The settings that make two runs of a ladder comparable (not which runs it holds)."""
+    return {
         key: value
         for key, value in dataclasses.asdict(config).items()
         if key not in ("models", "sizes", "seeds", "output", "eval_every_examples")
     }
+
+
+def _check_same_budget(config: LadderConfig, path: Path) -> None:
+    """Rows of a ladder are comparable only under one data/budget rule: refuse to mix two."""
+    import json
+
+    budget = _budget(config)
     if path.is_file():
         # A setting added after the ladder was saved held its default there.
         saved = {**dataclasses.asdict(LadderConfig()), **json.loads(path.read_text())}
@@ -328,6 +333,69 @@ def _check_same_budget(config: LadderConfig, path: Path) -> None:
             )
     else:
         path.write_text(json.dumps(budget, indent=1))
+
+
+def merge_ladders(sources, output) -> list[dict]:
+    """One ladder from several that ran apart (one process per seed or model, or rungs on other
+    machines): their rows in `<output>/ladder.csv` and their runs' configs and histories in
+    `<output>/runs` (for the learning curves); the models themselves are not copied.
+
+    The sources must share one data and budget rule (their `ladder_config.json`, all but the
+    data folder, which may differ between machines) and may not hold the same (model, size,
+    seed) twice. Returns the merged rows.
+    """
+    import json
+    import shutil
+
+    sources = [Path(source) for source in sources]
+    if len(sources) < 2:
+        raise ValueError(f"`sources`: merging needs two or more ladders, got {len(sources)}.")
+    settings = {}
+    for source in sources:
+        path = source / "ladder_config.json"
+        if not path.is_file():
+            raise ValueError(f"`sources` entry {str(source)!r} holds no ladder (no {path.name}).")
+        # A setting added after a ladder was saved held its default there.
+        saved = {**_budget(LadderConfig()), **json.loads(path.read_text())}
+        settings[source] = {key: value for key, value in saved.items() if key != "data_dir"}
+    first = sources[0]
+    for source in sources[1:]:
+        differing = {
+            key: (settings[first].get(key), value)
+            for key, value in settings[source].items()
+            if settings[first].get(key) != value
+        }
+        if differing:
+            raise ValueError(
+                f"`sources`: {source} was run under other settings than {first}: {differing}."
+            )
+    output = Path(output)
+    if (output / "ladder.csv").exists():
+        raise ValueError(f"`output` {output} already holds a ladder; merge into a new folder.")
+    rows, seen = [], {}
+    for source in sources:
+        for row in read_rows(source / "ladder.csv"):
+            key = (row["model"], row["size"], int(row["seed"]), int(row["train_rows"]))
+            if key in seen:
+                raise ValueError(
+                    f"`sources`: {key[:3]} is in both {seen[key]} and {source}; keep one (e.g. "
+                    "train the reference in one process only: --reference none in the others)."
+                )
+            seen[key] = source
+            rows.append(row)
+    output.mkdir(parents=True, exist_ok=True)
+    for source in sources:
+        for path in Path(source, "runs").glob("*/*.json"):
+            if path.name in ("metrics.json", "config.json"):
+                target = output / "runs" / path.parent.name / path.name
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(path, target)
+    for row in rows:
+        append_row(output / "ladder.csv", row)
+    budget = json.loads((first / "ladder_config.json").read_text())
+    budget["data_dir"] = None
+    (output / "ladder_config.json").write_text(json.dumps(budget, indent=1))
+    return read_rows(output / "ladder.csv")
 
 
 def read_rows(path) -> list[dict]:

@@ -14,6 +14,7 @@ from keras_unimixer.scaling import (
     fit_power_law,
     inspect_model,
     log_linear_fit,
+    merge_ladders,
     permutation_closeness,
     run_ladder,
 )
@@ -320,3 +321,39 @@ def test_a_run_interrupted_after_its_checkpoint_or_before_any_continues(tmp_path
     (again,) = run_ladder(config, progress=lambda line: None)
     assert 0 < again["test_auc"] < 1 and again["best_epoch"] == 1
     assert (folder / "checkpoint").is_dir()
+
+
+def test_ladders_run_apart_merge_into_one_and_refuse_to_mix_rules(tmp_path):
+    common = dict(models=("rankmixer",), sizes=("xs", "s"), epochs=1, max_examples=1500)
+    for seed in (0, 1):
+        run_ladder(LadderConfig(**common, seeds=(seed,), output=str(tmp_path / f"seed{seed}"),
+                                data_dir=str(tmp_path / f"elsewhere{seed}")),
+                   progress=lambda line: None)  # fmt: skip
+    sources = [str(tmp_path / "seed0"), str(tmp_path / "seed1")]
+    assert cli.main(["scale", "--merge", ",".join(sources), "--output", str(tmp_path / "all")]) == 0
+    merged = read_rows(tmp_path / "all" / "ladder.csv")
+    apart = read_rows(tmp_path / "seed0" / "ladder.csv") + read_rows(
+        tmp_path / "seed1" / "ladder.csv"
+    )
+    assert merged == apart and len(merged) == 6  # 2 sizes and a reference per seed
+    fits = json.loads((tmp_path / "all" / "fits.json").read_text())
+    (auc,) = [f for f in fits if f["law"] == "auc" and f["against"] == "dense_params"]
+    assert auc["interval"] == "t-interval over 2 seeds" and auc["alpha"] == pytest.approx(
+        fit_power_law([r for r in merged if r["size"] != "reference"])["alpha"]
+    )
+    assert len(list((tmp_path / "all" / "runs").glob("*/metrics.json"))) == 6
+    assert not list((tmp_path / "all" / "runs").glob("*/model.keras"))
+    # The merged ladder continues like any other: nothing is retrained.
+    again = run_ladder(LadderConfig(**common, seeds=(0, 1), output=str(tmp_path / "all")),
+                       progress=lambda line: pytest.fail(f"retrained: {line}"))  # fmt: skip
+    assert again == merged
+    with pytest.raises(ValueError, match="already holds a ladder"):
+        merge_ladders(sources, tmp_path / "all")
+    with pytest.raises(ValueError, match=r"'logistic_regression', 'reference', 0\).*in both"):
+        merge_ladders([sources[0], sources[0]], tmp_path / "twice")
+    run_ladder(LadderConfig(**{**common, "epochs": 2}, seeds=(2,), output=str(tmp_path / "other")),
+               progress=lambda line: None)  # fmt: skip
+    with pytest.raises(ValueError, match=r"other settings.*'epochs': \(1, 2\)"):
+        merge_ladders([sources[0], tmp_path / "other"], tmp_path / "mixed")
+    with pytest.raises(ValueError, match="two or more"):
+        merge_ladders(sources[:1], tmp_path / "one")
