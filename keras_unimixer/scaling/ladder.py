@@ -358,6 +358,12 @@ def merge_ladders(sources, output) -> list[dict]:
         # A setting added after a ladder was saved held its default there.
         saved = {**_budget(LadderConfig()), **json.loads(path.read_text())}
         settings[source] = {key: value for key, value in saved.items() if key != "data_dir"}
+    # A ladder that trained no reference (`reference: None`) joins one that did.
+    references = {s["reference"] for s in settings.values()} - {None}
+    if len(references) > 1:
+        raise ValueError(f"`sources` trained different references {sorted(references)}; keep one.")
+    for saved in settings.values():
+        saved["reference"] = next(iter(references), None)
     first = sources[0]
     for source in sources[1:]:
         differing = {
@@ -392,8 +398,7 @@ def merge_ladders(sources, output) -> list[dict]:
                 shutil.copyfile(path, target)
     for row in rows:
         append_row(output / "ladder.csv", row)
-    budget = json.loads((first / "ladder_config.json").read_text())
-    budget["data_dir"] = None
+    budget = {**settings[first], "data_dir": None}
     (output / "ladder_config.json").write_text(json.dumps(budget, indent=1))
     return read_rows(output / "ladder.csv")
 

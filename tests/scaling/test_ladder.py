@@ -351,9 +351,22 @@ def test_ladders_run_apart_merge_into_one_and_refuse_to_mix_rules(tmp_path):
         merge_ladders(sources, tmp_path / "all")
     with pytest.raises(ValueError, match=r"'logistic_regression', 'reference', 0\).*in both"):
         merge_ladders([sources[0], sources[0]], tmp_path / "twice")
-    run_ladder(LadderConfig(**{**common, "epochs": 2}, seeds=(2,), output=str(tmp_path / "other")),
+    one_size = {**common, "sizes": ("xs",)}
+    run_ladder(LadderConfig(**{**one_size, "epochs": 2}, seeds=(2,), output=str(tmp_path / "other"),
+                            reference=None),
                progress=lambda line: None)  # fmt: skip
     with pytest.raises(ValueError, match=r"other settings.*'epochs': \(1, 2\)"):
         merge_ladders([sources[0], tmp_path / "other"], tmp_path / "mixed")
     with pytest.raises(ValueError, match="two or more"):
         merge_ladders(sources[:1], tmp_path / "one")
+    # A ladder without a reference joins one with it; two different references do not mix.
+    run_ladder(LadderConfig(**one_size, seeds=(2,), output=str(tmp_path / "plain"), reference=None),
+               progress=lambda line: None)  # fmt: skip
+    joined = merge_ladders([sources[0], tmp_path / "plain"], tmp_path / "joined")
+    assert {r["model"] for r in joined if r["seed"] == 2} == {"rankmixer"}
+    saved = json.loads((tmp_path / "joined" / "ladder_config.json").read_text())
+    assert saved["reference"] == "logistic_regression" and saved["data_dir"] is None
+    run_ladder(LadderConfig(**one_size, seeds=(3,), output=str(tmp_path / "dnn"), reference="dnn"),
+               progress=lambda line: None)  # fmt: skip
+    with pytest.raises(ValueError, match=r"different references \['dnn', 'logistic_regression'\]"):
+        merge_ladders([sources[0], tmp_path / "dnn"], tmp_path / "refs")
