@@ -261,7 +261,7 @@ def run_ladder(config: LadderConfig, progress=print) -> list[dict]:
             data = data_by_seed[seed]
         # A run missing from the CSV that left a folder was interrupted: continue it from its
         # last whole checkpoint, or start it again where it has none.
-        run.resume = run.overwrite = True
+        run.resume = run.overwrite = Path(run.output).exists()
         metrics = train(run, data=data)
         row = {
             "model": name, "size": size, "seed": seed, **ladder_shape(name, size),
