@@ -58,7 +58,7 @@ echo "=== Frappe_x1 ladder, BARS protocol, one process per (model, seed) ($(elap
 # processes share the GPU; each writes its own ladder, and the tables, histories and configs
 # (not the models) come back; a process stopped at its limit keeps the runs it finished.
 frappe_tmp=/tmp/keras_unimixer_frappe
-mkdir -p "$frappe_tmp" "$OUT/frappe"
+mkdir -p "$frappe_tmp" "$OUT/frappe"  # the logs; they travel in the archive
 pids=()
 for seed in ${FRAPPE_SEEDS:-0 1 2}; do
   for model in ${FRAPPE_MODELS:-dnn rankmixer unimixer_lite unimixer}; do
@@ -72,9 +72,11 @@ for seed in ${FRAPPE_SEEDS:-0 1 2}; do
   done
 done
 wait "${pids[@]}"  # not a bare `wait`: that would also wait for the log's `tee`
+# One archive: a device call brings back only a few files, and none deep in folders.
 (cd "$frappe_tmp" && find . \( -name ladder.csv -o -name ladder_config.json -o -name metrics.json \
-  -o -name config.json \) -exec cp --parents {} "$OUT/frappe/" \;)
+  -o -name config.json \) -print0 | tar czf "$OUT/frappe_ladder.tgz" --null -T - -C "$OUT" frappe)
 grep -h "seed [0-9]: AUC" "$OUT"/frappe/*.log | sort
+rm -r "$OUT/frappe"
 fi
 
 part tests && echo "=== layer tests under JAX ($(elapsed))" &&
