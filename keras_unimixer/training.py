@@ -29,7 +29,11 @@ from keras_unimixer.callbacks import (
     predict_logits,
     temperature_variables,
 )
-from keras_unimixer.datasets.serving_spec import write_serving_spec
+from keras_unimixer.datasets.serving_spec import (
+    PREPROCESSING_FILE,
+    encoding_differences,
+    write_serving_spec,
+)
 from keras_unimixer.evaluation import task_metrics
 from keras_unimixer.models.config import ModelConfig
 from keras_unimixer.optimizers import make_optimizer
@@ -373,6 +377,7 @@ def train(config: TrainConfig, data=None) -> dict:
     if found is not None:
         checkpoint_path, state = found
         _check_same_settings(config, json.loads((output / "config.json").read_text()))
+        _check_same_encoding(output, data)
         with _dtype_policy(config):
             model = keras.saving.load_model(checkpoint_path / "model.keras")
         logger.info(
@@ -485,6 +490,20 @@ def _check_same_settings(config: TrainConfig, saved: dict) -> None:
     if differing:
         raise ValueError(
             f"--resume with different settings than the checkpointed run (saved, now): {differing}."
+        )
+
+
+def _check_same_encoding(output: Path, data) -> None:
+    """Refuse to resume on data whose ids mean other values than the checkpointed run's."""
+    path = output / PREPROCESSING_FILE
+    if not path.is_file():
+        return
+    differing = encoding_differences(json.loads(path.read_text()), data)
+    if differing:
+        raise ValueError(
+            f"--resume: the data now encodes {differing} otherwise than the checkpointed run did "
+            f"(its {path}), so the model's ids would mean other values. Resume on the data the "
+            "run was trained on, or start again with --overwrite."
         )
 
 

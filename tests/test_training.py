@@ -99,6 +99,18 @@ def test_resume_refuses_different_settings(tmp_path):
         )
 
 
+def test_resume_refuses_data_whose_ids_mean_other_values(tmp_path):
+    # E.g. a loader that sorts a vocabulary otherwise than when the run was checkpointed: the
+    # same settings, but every id of that feature would name another value.
+    training.train(TrainConfig(output=str(tmp_path), **{**SMALL, "epochs": 1}))
+    path = tmp_path / "preprocessing.json"
+    spec = json.loads(path.read_text())
+    spec["preprocessing"]["cat_1"]["vocabulary"].sort(key=int)
+    path.write_text(json.dumps(spec))
+    with pytest.raises(ValueError, match=r"encodes \['cat_1'\] otherwise than the checkpointed"):
+        training.train(TrainConfig(output=str(tmp_path), resume=True, **{**SMALL, "epochs": 1}))
+
+
 def test_unknown_task_is_named(tmp_path):
     with pytest.raises(ValueError, match="'rating'"):
         training.train(TrainConfig(output=str(tmp_path), tasks=("rating",), **SMALL))

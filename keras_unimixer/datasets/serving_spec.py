@@ -28,6 +28,25 @@ def write_serving_spec(dataset, directory) -> Path:
     return path
 
 
+def encoding_differences(saved: dict, dataset) -> list[str]:
+    """Features (or labels) that `dataset` encodes otherwise than the `saved` spec did: ids that
+    would mean other values, so a model trained on the one must not continue on the other."""
+    current = json.loads(json.dumps(serving_spec(dataset)))
+    differing = []
+    if saved.get("labels") != current["labels"]:
+        differing.append("labels")
+    features = {spec["name"]: spec for spec in saved.get("features", [])}
+    for spec in current["features"]:
+        if features.get(spec["name"]) != spec:
+            differing.append(spec["name"])
+    differing += sorted(set(features) - {spec["name"] for spec in current["features"]})
+    saved_steps, current_steps = saved.get("preprocessing", {}), current["preprocessing"]
+    for name in sorted(set(saved_steps) | set(current_steps)):
+        if saved_steps.get(name) != current_steps.get(name) and name not in differing:
+            differing.append(name)
+    return differing
+
+
 def read_serving_spec(path) -> dict:
     path = Path(path)
     if path.is_dir():
