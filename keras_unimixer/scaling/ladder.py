@@ -137,6 +137,12 @@ class LadderConfig:
                     f"datasets with one: {list(PRESET_PROTOCOLS)}."
                 )
             for key in ("embedding_dim", "batch_size", "learning_rate", "patience"):
+                default = LadderConfig.__dataclass_fields__[key].default
+                if getattr(self, key) not in (default, settings[key]):
+                    raise ValueError(
+                        f"`{key}` {getattr(self, key)!r}: the preset protocol sets it to "
+                        f"{settings[key]!r}; drop one of them."
+                    )
                 setattr(self, key, settings[key])
 
     def protocol_extras(self) -> dict:
@@ -324,7 +330,7 @@ def _check_same_budget(config: LadderConfig, path: Path) -> None:
     budget = _budget(config)
     if path.is_file():
         # A setting added after the ladder was saved held its default there.
-        saved = {**dataclasses.asdict(LadderConfig()), **json.loads(path.read_text())}
+        saved = {**_budget(LadderConfig()), **json.loads(path.read_text())}
         differing = {k: (saved.get(k), v) for k, v in budget.items() if saved.get(k) != v}
         if differing:
             raise ValueError(
@@ -396,8 +402,7 @@ def merge_ladders(sources, output) -> list[dict]:
                 target = output / "runs" / path.parent.name / path.name
                 target.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(path, target)
-    for row in rows:
-        append_row(output / "ladder.csv", row)
+    write_rows(output / "ladder.csv", rows)
     budget = {**settings[first], "data_dir": None}
     (output / "ladder_config.json").write_text(json.dumps(budget, indent=1))
     return read_rows(output / "ladder.csv")
@@ -425,27 +430,28 @@ def append_row(path, row: dict) -> None:
     """Append `row` to the CSV at `path`; a column the file lacks is added (empty in older
     rows), so that a ladder continued by a newer version keeps one header."""
     path = Path(path)
+    header = []
     if path.is_file():
         with open(path, newline="") as handle:
             header = next(csv.reader(handle), [])
-        missing = [key for key in row if key not in header]
-        if missing:
-            rows = read_rows(path)
-            path.write_text("")
-            for old in rows:
-                _write_row(path, {**dict.fromkeys(header + missing, ""), **old})
-        else:
-            row = {**dict.fromkeys(header, ""), **row}
-    _write_row(path, row)
-
-
-def _write_row(path: Path, row: dict) -> None:
-    new = not path.is_file() or path.stat().st_size == 0
+    if header and any(key not in header for key in row):
+        write_rows(path, read_rows(path) + [row])
+        return
     with open(path, "a", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(row))
-        if new:
+        writer = csv.DictWriter(handle, fieldnames=header or list(row), restval="")
+        if not header:
             writer.writeheader()
         writer.writerow(row)
+
+
+def write_rows(path, rows) -> None:
+    """The CSV at `path` with `rows`, its header every column any row has (empty where one lacks
+    it)."""
+    header = list(dict.fromkeys(key for row in rows for key in row))
+    with open(path, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=header, restval="")
+        writer.writeheader()
+        writer.writerows(rows)
 
 
 def fit_ladder(rows) -> list[dict]:

@@ -271,6 +271,8 @@ def test_preset_protocol_trains_the_ladders_sizes_under_the_benchmarks_settings(
     assert (plain.embedding_l2, plain.reduce_lr_on_plateau, plain.batch_size) == (0.0, False, 512)
     with pytest.raises(ValueError, match="'synthetic' has no preset protocol.*frappe_x1"):
         LadderConfig(dataset="synthetic", protocol="preset")
+    with pytest.raises(ValueError, match="`batch_size` 8: the preset protocol sets it to 4096"):
+        LadderConfig(dataset="frappe_x1", protocol="preset", batch_size=8)
     with pytest.raises(ValueError, match="`protocol` must be one of"):
         LadderConfig(protocol="bars")
     with pytest.raises(ValueError, match="--batch-size: the preset protocol"):
