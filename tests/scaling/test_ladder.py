@@ -25,6 +25,7 @@ from keras_unimixer.scaling.ladder import (
     ladder_shape,
     read_rows,
     train_config,
+    write_rows,
 )
 
 
@@ -353,22 +354,27 @@ def test_ladders_run_apart_merge_into_one_and_refuse_to_mix_rules(tmp_path):
         merge_ladders(sources, tmp_path / "all")
     with pytest.raises(ValueError, match=r"'logistic_regression', 'reference', 0\).*in both"):
         merge_ladders([sources[0], sources[0]], tmp_path / "twice")
-    one_size = {**common, "sizes": ("xs",)}
-    run_ladder(LadderConfig(**{**one_size, "epochs": 2}, seeds=(2,), output=str(tmp_path / "other"),
-                            reference=None),
-               progress=lambda line: None)  # fmt: skip
+    seed1 = read_rows(tmp_path / "seed1" / "ladder.csv")
+
+    def ran_otherwise(name, rows=seed1, **settings):
+        # Ladder seed1 as if run under other settings (merging reads only these two files).
+        target = tmp_path / name
+        shutil.copytree(tmp_path / "seed1", target)
+        path = target / "ladder_config.json"
+        path.write_text(json.dumps({**json.loads(path.read_text()), **settings}))
+        write_rows(target / "ladder.csv", rows)
+        return target
+
     with pytest.raises(ValueError, match=r"other settings.*'epochs': \(1, 2\)"):
-        merge_ladders([sources[0], tmp_path / "other"], tmp_path / "mixed")
+        merge_ladders([sources[0], ran_otherwise("other", epochs=2)], tmp_path / "mixed")
     with pytest.raises(ValueError, match="two or more"):
         merge_ladders(sources[:1], tmp_path / "one")
     # A ladder without a reference joins one with it; two different references do not mix.
-    run_ladder(LadderConfig(**one_size, seeds=(2,), output=str(tmp_path / "plain"), reference=None),
-               progress=lambda line: None)  # fmt: skip
-    joined = merge_ladders([sources[0], tmp_path / "plain"], tmp_path / "joined")
-    assert {r["model"] for r in joined if r["seed"] == 2} == {"rankmixer"}
+    plain = [row for row in seed1 if row["size"] != "reference"]
+    joined = merge_ladders([sources[0], ran_otherwise("plain", plain, reference=None)],
+                           tmp_path / "joined")  # fmt: skip
+    assert {r["model"] for r in joined if r["seed"] == 1} == {"rankmixer"}
     saved = json.loads((tmp_path / "joined" / "ladder_config.json").read_text())
     assert saved["reference"] == "logistic_regression" and saved["data_dir"] is None
-    run_ladder(LadderConfig(**one_size, seeds=(3,), output=str(tmp_path / "dnn"), reference="dnn"),
-               progress=lambda line: None)  # fmt: skip
     with pytest.raises(ValueError, match=r"different references \['dnn', 'logistic_regression'\]"):
-        merge_ladders([sources[0], tmp_path / "dnn"], tmp_path / "refs")
+        merge_ladders([sources[0], ran_otherwise("dnn", reference="dnn")], tmp_path / "refs")
