@@ -2,21 +2,37 @@
 
 from __future__ import annotations
 
+import time
+
 import keras
 import numpy as np
 
 from keras_unimixer.evaluation import task_metrics
+from keras_unimixer.layers.mixing import mixing_layers
 from keras_unimixer.layers.validation import check_positive_float, check_positive_int
 
 
+def temperature_layers(model) -> list:
+    """Every UniMixing / UniMixingLite layer inside `model` that has a temperature, built or not."""
+    return [layer for layer in mixing_layers(model) if layer.temperature is not None]
+
+
 def temperature_variables(model) -> list:
-    """The `temperature` variables of every UniMixing / UniMixingLite layer inside `model`."""
+    """The `temperature` variables of every UniMixing / UniMixingLite layer inside `model` (only
+    built layers have one)."""
     found = []
-    for layer in model._flatten_layers(include_self=True, recursive=True):
+    for layer in mixing_layers(model):
         variable = getattr(layer, "temperature_variable", None)
         if variable is not None and all(variable is not seen for seen in found):
             found.append(variable)
     return found
+
+
+def mark_temperature_scheduled(model) -> None:
+    """Tell `model`'s temperature layers that their temperature is set on purpose (by a schedule,
+    or held constant), so that training them does not warn that nothing anneals it."""
+    for layer in temperature_layers(model):
+        layer.temperature_scheduled = True
 
 
 @keras.saving.register_keras_serializable(package="keras_unimixer")
@@ -27,7 +43,9 @@ class TemperatureAnnealing(keras.callbacks.Callback):
     `start + (end - start) * min(s / (total_steps - 1), 1)`: the last step of the schedule runs
     at `end`, so a run that stops right after it has been trained at the final temperature. The
     step is read from the optimizer at the start of training, so a resumed run continues the
-    schedule where it stopped. Works under the TensorFlow and JAX backends.
+    schedule where it stopped. Works under the TensorFlow and JAX backends, for any model that
+    contains such layers (functional, `Sequential` or subclassed; a model that `fit` builds only
+    in its first step starts its layers' temperature at `start` and is annealed from then on).
 
     Args:
         start: temperature at step 0 (spec: 1.0).
@@ -54,12 +72,18 @@ class TemperatureAnnealing(keras.callbacks.Callback):
         return self.start + (self.end - self.start) * fraction
 
     def on_train_begin(self, logs=None):
-        self._variables = temperature_variables(self.model)
-        if not self._variables:
+        layers = temperature_layers(self.model)
+        if not layers:
             raise ValueError(
                 "TemperatureAnnealing found no layer with a temperature in the model; it anneals "
                 "UniMixing / UniMixingLite layers built with temperature != None."
             )
+        for layer in layers:
+            layer.temperature_scheduled = True
+            if getattr(layer, "temperature_variable", None) is None:
+                layer.temperature = self.start  # not built yet: its variable will start here
+        self._variables = temperature_variables(self.model)
+        self._num_layers = len(layers)
         steps_per_epoch = self.params.get("steps")
         epochs = self.params.get("epochs")
         if self.total_steps is not None:
@@ -75,6 +99,8 @@ class TemperatureAnnealing(keras.callbacks.Callback):
         self._step = int(keras.ops.convert_to_numpy(optimizer.iterations)) if optimizer else 0
 
     def on_train_batch_begin(self, batch, logs=None):
+        if len(self._variables) < self._num_layers:
+            self._variables = temperature_variables(self.model)  # built by the previous step
         self._assign(self.temperature_at(self._step))
 
     def on_train_batch_end(self, batch, logs=None):
@@ -195,3 +221,31 @@ class ValidationCurve(keras.callbacks.Callback):
         self.history.setdefault("curve_examples", []).append(step * self.batch_size)
         for name, value in self.validation.compute(self.model).items():
             self.history.setdefault(f"curve_{name}", []).append(float(value))
+
+
+class EpochLine(keras.callbacks.Callback):
+    """One plain line per epoch on standard output (`epoch 3/10 - 12.4s - loss: 0.41 - val_auc:
+    0.78`), for logs that are not a terminal; Keras' `verbose=2` prints two (a header and the
+    metrics). Put it after the callbacks that add metrics to `logs`."""
+
+    def __init__(self, epochs: int):
+        super().__init__()
+        self.epochs = epochs
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._started = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        seconds = time.perf_counter() - self._started
+        values = " - ".join(f"{name}: {_format(value)}" for name, value in (logs or {}).items())
+        line = f"epoch {epoch + 1}/{self.epochs} - {seconds:.1f}s" + (
+            f" - {values}" if values else ""
+        )
+        print(line, flush=True)
+
+
+def _format(value) -> str:
+    try:
+        return f"{float(value):.4g}"
+    except (TypeError, ValueError):
+        return str(value)

@@ -23,9 +23,11 @@ import numpy as np
 
 from keras_unimixer import artifacts, datasets, models
 from keras_unimixer.callbacks import (
+    EpochLine,
     ExactValidationMetrics,
     TemperatureAnnealing,
     ValidationCurve,
+    mark_temperature_scheduled,
     predict_logits,
     temperature_variables,
 )
@@ -608,6 +610,11 @@ def _fit_stage(
                 total_steps=max(1, round(_anneal_epochs(config) * steps_per_epoch)),
             ),
         )
+    mark_temperature_scheduled(model)  # annealed above, or held on purpose by the stage
+    verbose = _fit_verbosity(config.verbose)
+    if verbose == "one_line":
+        callbacks.append(EpochLine(config.epochs))
+        verbose = 0
     if start_epoch < config.epochs and not _stopped_early(state, config):
         model.fit(
             train_data,
@@ -615,7 +622,7 @@ def _fit_stage(
             initial_epoch=start_epoch,
             shuffle=False,  # the batches order each epoch themselves, by (seed, epoch)
             callbacks=callbacks,
-            verbose=_fit_verbosity(config.verbose),
+            verbose=verbose,
         )
     return checkpoint
 
@@ -634,7 +641,7 @@ def tensorboard_callbacks(log_dir: Path) -> list:
 def _fit_verbosity(verbose):
     """`"auto"`: Keras' progress bar on a terminal, one plain line per epoch otherwise (logs)."""
     if verbose == "auto":
-        return 1 if sys.stdout.isatty() else 2
+        return 1 if sys.stdout.isatty() else "one_line"
     return verbose
 
 

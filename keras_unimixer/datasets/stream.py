@@ -111,7 +111,10 @@ class TableReader:
             for batch in reader:
                 yield pa.Table.from_batches([batch])
         except (pa.ArrowInvalid, pa.ArrowKeyError) as error:
-            raise ValueError(f"{path}: {self._name_column(path, str(error))}") from None
+            message = self._name_column(path, str(error))
+            line = _bad_csv_line(path, self.description.delimiter, str(error))
+            where = f"{path}:{line}" if line else str(path)
+            raise ValueError(f"{where}: {message}") from None
 
     def _name_column(self, path: Path, message: str) -> str:
         """pyarrow names a CSV column by its number: add its name."""
@@ -333,6 +336,8 @@ class StreamingDataset:
         }
         self.user_feature = description.user_feature
         self.report: dict = {}
+        self._counted_chunks: set = set()  # (split, file, first row): each counted on first read
+        self._counting = True
         self._arrays: dict = {}
         self._row_counts: dict = {}
         self._build_vocabularies()
@@ -380,7 +385,13 @@ class StreamingDataset:
     # -- encoding ------------------------------------------------------------------------------
 
     def encode(self, table, split: str, path=None, rows=None) -> tuple[dict, dict]:
-        """`(features, labels)` numpy arrays of a pyarrow table of raw rows."""
+        """`(features, labels)` numpy arrays of a pyarrow table of raw rows.
+
+        The report counts a chunk's repaired values on its first read only (`path` and `rows`
+        name the chunk): epochs re-read the same rows."""
+        chunk = (split, str(path), int(rows[0]) if rows is not None and len(rows) else None)
+        self._counting = path is None or chunk not in self._counted_chunks
+        self._counted_chunks.add(chunk)
         features = {}
         for feature in self.description.features:
             column = _chunk(table[feature.column])
@@ -422,7 +433,8 @@ class StreamingDataset:
         return ids
 
     def _count(self, key: str, value) -> None:
-        self.report[key] = self.report.get(key, 0) + int(value)
+        if self._counting:
+            self.report[key] = self.report.get(key, 0) + int(value)
 
     # -- RecDataset's interface ----------------------------------------------------------------
 
@@ -649,3 +661,23 @@ def from_config(path, data_dir=None) -> StreamingDataset:
     >>> model.fit(data.batches("train", 4096, shuffle=True), epochs=3)  # doctest: +SKIP
     """
     return StreamingDataset(read_description(path, data_dir))
+
+
+def _bad_csv_line(path, delimiter: str, message: str) -> int | None:
+    """The 1-based line of `path` that pyarrow's CSV `message` is about (it names none): the first
+    line with another field count ("Expected N columns, got M"), or the first holding the value
+    that failed to convert ("column #i ... invalid value 'x'"). Read only after an error."""
+    import csv
+
+    columns = re.search(r"Expected (\d+) columns, got (\d+)", message)
+    conversion = re.search(r"column #(\d+).*invalid value '(.*)'", message)
+    if not columns and not conversion:
+        return None
+    with open(path, newline="", encoding="utf-8", errors="replace") as handle:
+        for number, fields in enumerate(csv.reader(handle, delimiter=delimiter), start=1):
+            if columns and fields and len(fields) == int(columns.group(2)):
+                return number
+            index = int(conversion.group(1)) if conversion else -1
+            if conversion and index < len(fields) and fields[index] == conversion.group(2):
+                return number
+    return None

@@ -2,10 +2,24 @@
 
 from __future__ import annotations
 
+import random
+
 import keras
 import numpy as np
 
 from keras_unimixer.layers.validation import check_positive_int
+
+
+def _fixed_seed(seed: int | None) -> int:
+    """An integer seed for `seed` (drawn from Python's `random` when None, as Keras' own random
+    initializers do): an initializer called inside a traced `fit` step (a model built lazily, e.g.
+    a subclassed one) may not use Keras' global unseeded generator, and `keras.utils.
+    set_random_seed` still makes the draw reproducible."""
+    if seed is None:
+        return random.randint(1, 10**9)
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise ValueError(f"`seed` must be an int or None, got {seed!r}.")
+    return seed
 
 
 def token_mixing_permutation(num_tokens: int, num_heads: int) -> np.ndarray:
@@ -54,7 +68,8 @@ class StackedIdentity(keras.initializers.Initializer):
     def __init__(self, scale: float = 1.0, noise_stddev: float = 0.0, seed: int | None = None):
         self.scale = float(scale)
         self.noise_stddev = float(noise_stddev)
-        self.seed = seed
+        self._init_seed = seed
+        self.seed = _fixed_seed(seed)
 
     def __call__(self, shape, dtype=None):
         if len(shape) < 2 or shape[-1] != shape[-2]:
@@ -71,7 +86,7 @@ class StackedIdentity(keras.initializers.Initializer):
         return eye + noise
 
     def get_config(self):
-        return {"scale": self.scale, "noise_stddev": self.noise_stddev, "seed": self.seed}
+        return {"scale": self.scale, "noise_stddev": self.noise_stddev, "seed": self._init_seed}
 
 
 @keras.saving.register_keras_serializable(package="keras_unimixer")
@@ -140,7 +155,8 @@ class CircularFactor(keras.initializers.Initializer):
         self.scale = float(scale)
         self.target = None if target is None else [int(v) for v in target]
         self.noise_stddev = float(noise_stddev)
-        self.seed = seed
+        self._init_seed = seed
+        self.seed = _fixed_seed(seed)
 
     def __call__(self, shape, dtype=None):
         size, rank = shape
@@ -162,7 +178,7 @@ class CircularFactor(keras.initializers.Initializer):
             "scale": self.scale,
             "target": self.target,
             "noise_stddev": self.noise_stddev,
-            "seed": self.seed,
+            "seed": self._init_seed,
         }
 
 

@@ -168,8 +168,30 @@ def test_bad_labels_and_rows_name_the_file(tmp_path):
     with pytest.raises(ValueError, match=r"train.csv: data row 4: label 'click' must be 0 or 1"):
         datasets.from_config(describe(tmp_path)).arrays("train")
     write_csv(tmp_path / "train.csv", [header] + ROWS[:2] + [("1", "u1", "i1", "x", "a")])
-    with pytest.raises(ValueError, match="train.csv: .*price"):
+    with pytest.raises(ValueError, match="train.csv:4: column .price."):
         datasets.from_config(describe(tmp_path))
+
+
+def test_malformed_csv_rows_and_values_name_the_line(tmp_path):
+    header = ("label", "user", "item", "price", "tags")
+    write_csv(tmp_path / "valid.csv", [header] + ROWS[:2])
+    extra = ("1", "u2", "i1", "5.0", "a", "EXTRA")
+    write_csv(tmp_path / "train.csv", [header] + ROWS[:3] + [extra] + ROWS[3:])
+    with pytest.raises(ValueError, match=r"train.csv:5: .*Expected 5 columns, got 6"):
+        datasets.from_config(describe(tmp_path))
+    write_csv(tmp_path / "train.csv", [header] + ROWS[:4] + [("1", "u2", "i1", "abc", "a")])
+    with pytest.raises(ValueError, match=r"train.csv:6: column 'price': .*invalid value 'abc'"):
+        datasets.from_config(describe(tmp_path))
+
+
+def test_the_report_counts_repaired_values_once_however_many_epochs_read_them(toy):
+    key = "price.train.imputed_missing_or_non_finite"
+    for epoch in range(3):
+        for _ in toy.batches("train", 2, shuffle=True, seed=0, start_epoch=epoch):
+            pass
+        assert toy.report[key] == 2  # "" and "nan"
+    toy.arrays("train")
+    assert toy.report[key] == 2
 
 
 @pytest.mark.parametrize(

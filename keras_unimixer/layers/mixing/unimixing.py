@@ -5,10 +5,12 @@ from __future__ import annotations
 import contextlib
 import inspect
 import math
+import warnings
 
 import keras
 import numpy as np
 from keras import ops
+from keras.src.backend.common import global_state  # the layer call context (`training`)
 
 from keras_unimixer.layers.constraints import constrain_matrix
 from keras_unimixer.layers.initializers import (
@@ -38,6 +40,15 @@ def _block_matrix(global_matrix, local_matrices):
     blocks = ops.einsum("...ij,...jlk->...ikjl", global_matrix, local_matrices)
     size = num_blocks * block_size
     return ops.reshape(blocks, tuple(blocks.shape[:-4]) + (size, size))
+
+
+_warned_unscheduled = False
+
+
+def _in_training_call() -> bool:
+    """Whether the current Keras layer call runs with `training=True` (e.g. inside `fit`)."""
+    context = global_state.get_global_attribute("current_call_ctx")
+    return bool(context is not None and context.training)
 
 
 class _ConstrainedMixing(MixingLayer):
@@ -78,6 +89,9 @@ class _ConstrainedMixing(MixingLayer):
             "sinkhorn_max_iterations", sinkhorn_max_iterations
         )
         self._frozen_weights = None
+        # Set by `callbacks.TemperatureAnnealing` (or `mark_temperature_scheduled`); training
+        # without it warns once, since the temperature then stays at its initial value.
+        self.temperature_scheduled = False
 
     def build(self, input_shape):
         self.set_token_shape(input_shape)
@@ -125,6 +139,22 @@ class _ConstrainedMixing(MixingLayer):
             sinkhorn_max_iterations=self.sinkhorn_max_iterations,
         )
 
+    def _warn_if_unscheduled(self):
+        global _warned_unscheduled
+        if _warned_unscheduled or self.temperature is None or self.temperature_scheduled:
+            return
+        if not _in_training_call():
+            return
+        _warned_unscheduled = True
+        warnings.warn(
+            f"{type(self).__name__} layer {self.name!r} is being trained at a constant temperature "
+            f"{self.temperature:g}: nothing anneals it. Pass "
+            "keras_unimixer.callbacks.TemperatureAnnealing(start, end) to fit(), or call "
+            "keras_unimixer.callbacks.mark_temperature_scheduled(model) if the constant "
+            "temperature is intended. (Warned once per process.)",
+            stacklevel=2,
+        )
+
     def _target_permutation(self):
         """RankMixer's `Pi` for this layer's blocks (`block_size` must divide `token_dim`);
         refused with `symmetric=True` unless `Pi` is symmetric (`T == H`): a symmetrized matrix can
@@ -160,6 +190,7 @@ class _ConstrainedMixing(MixingLayer):
         matmul over blocks, the global step one plain `(n, n) @ (n, batch * b)` matmul. (Einsums
         over a batch-major layout were ~15x slower on CPU: they broadcast W_G over the batch.)"""
         if self._frozen_weights is None:
+            self._warn_if_unscheduled()
             global_weights, local_weights = self.global_weights(), self.local_weights()
         else:
             global_weights, local_weights = self._frozen_weights
