@@ -1,5 +1,8 @@
 """Predict latency of an exported MovieLens model: Keras predict vs SavedModel vs ONNX Runtime.
 
+Results go to runs/benchmarks/ (git-ignored); `--write-results` rewrites the committed
+file under benchmarks/results/ instead.
+
 Usage (from the repository root):
     KERAS_BACKEND=tensorflow .venv/bin/python benchmarks/export_latency.py
 
@@ -26,11 +29,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
+from results_files import add_write_results, results_path  # noqa: E402 (benchmarks/ is on sys.path)
 
 from keras_unimixer import datasets, export  # noqa: E402
 from keras_unimixer.training import TrainConfig, train  # noqa: E402
-
-RESULTS = Path(__file__).resolve().parent / "results" / "export_latency.md"
 
 
 def percentiles(function, repeats: int) -> tuple[float, float]:
@@ -47,6 +49,7 @@ def percentiles(function, repeats: int) -> tuple[float, float]:
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeats", type=int, default=300)
+    add_write_results(parser)
     args = parser.parse_args()
     import onnxruntime
 
@@ -102,8 +105,9 @@ def main():
         "|---|---:|---:|---:|",
     ]
     lines += [f"| {name} | {batch} | {p50:.3f} | {p99:.3f} |" for name, batch, p50, p99 in rows]
-    RESULTS.write_text("\n".join(lines) + "\n")
-    print(RESULTS.read_text())
+    path = results_path("export_latency.md")
+    path.write_text("\n".join(lines) + "\n")
+    print(path.read_text())
 
 
 if __name__ == "__main__":

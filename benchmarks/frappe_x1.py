@@ -1,5 +1,11 @@
 """Frappe_x1 under the BARS protocol: a validation-only search for the token mixers, then the table.
 
+Results go to runs/benchmarks/ (git-ignored); `--write-results` rewrites the committed
+file under benchmarks/results/ instead.
+
+Results go to runs/benchmarks/ (git-ignored); `--write-results` rewrites the committed
+file under benchmarks/results/ instead.
+
 Every run is `keras_unimixer.training.train` with the `frappe_x1` preset of its model
 (`keras_unimixer/presets.py`: embedding L2 0.05 with normal(1e-4) init, batch 4096, Adam 1e-3,
 early stopping on exact validation AUC with patience 2, learning rate x0.1 on a plateau), so
@@ -31,6 +37,8 @@ import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from results_files import add_write_results, results_path  # noqa: E402 (benchmarks/ on sys.path)
 
 from keras_unimixer.layers import mixer_names  # noqa: E402
 
@@ -299,6 +307,8 @@ def main(argv=None):
     ablation.add_argument("--workers", type=int, default=1)
     ablation.add_argument("--data-dir", default=None)
     ablation.add_argument("--time-budget", type=float, default=None, help="seconds")
+    for command in (search, table, ablation):
+        add_write_results(command)
     one = commands.add_parser("one", help="(internal) one run, result as JSON on stdout")
     one.add_argument("job")
     args = parser.parse_args(argv)
@@ -320,7 +330,7 @@ def main(argv=None):
         command = reproducing_command(argv or sys.argv[1:])
         markdown = ablation_markdown(rows, command)
         backend = rows[0]["backend"] if rows else "none"
-        (ROOT / "benchmarks" / "results" / f"frappe_x1_ablation_{backend}.md").write_text(markdown)
+        results_path(f"frappe_x1_ablation_{backend}.md").write_text(markdown)
         print(markdown)
         return 0
     extra = json.loads(args.settings)
@@ -338,7 +348,7 @@ def main(argv=None):
     command = reproducing_command(argv or sys.argv[1:])
     markdown = table_markdown(rows, command)
     backend = rows[0]["backend"] if rows else "none"
-    (ROOT / "benchmarks" / "results" / f"frappe_x1_{backend}.md").write_text(markdown)
+    results_path(f"frappe_x1_{backend}.md").write_text(markdown)
     print(markdown)
     return 0
 

@@ -1,5 +1,8 @@
 """Serving latency of exported UniMixing models: constraints recomputed per request vs frozen.
 
+Results go to runs/benchmarks/ (git-ignored); `--write-results` rewrites the committed
+file under benchmarks/results/ instead.
+
 Usage (from the repository root):
     KERAS_BACKEND=tensorflow .venv/bin/python benchmarks/frozen_mixing.py
 
@@ -31,10 +34,9 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from export_latency import percentiles  # noqa: E402 (benchmarks/ is on sys.path when run)
 from mixer_speed import encoder_model  # noqa: E402
+from results_files import add_write_results, results_path  # noqa: E402 (benchmarks/ is on sys.path)
 
 from keras_unimixer.layers import frozen_mixing_weights  # noqa: E402
-
-RESULTS = Path(__file__).resolve().parent / "results" / "frozen_mixing.md"
 
 
 def exported(model, directory: Path, frozen: bool):
@@ -48,6 +50,7 @@ def main():
     parser.add_argument("--repeats", type=int, default=50)
     parser.add_argument("--shapes", default="16x64,32x256", help="TxD pairs")
     parser.add_argument("--mixers", default="rankmixer,unimixer,unimixer_lite")
+    add_write_results(parser)
     args = parser.parse_args()
     directory = Path(tempfile.mkdtemp(prefix="frozen_mixing_"))
     rng = np.random.default_rng(0)
@@ -99,8 +102,9 @@ def main():
         f"| {difference:.1e} |"
         for mixer, t, d, batch, plain, frozen, difference in rows
     ]
-    RESULTS.write_text("\n".join(lines) + "\n")
-    print(RESULTS.read_text())
+    path = results_path("frozen_mixing.md")
+    path.write_text("\n".join(lines) + "\n")
+    print(path.read_text())
 
 
 if __name__ == "__main__":

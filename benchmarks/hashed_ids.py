@@ -1,5 +1,8 @@
 """A 10^8-bucket hashed feature trains without a vocabulary pass.
 
+Results go to runs/benchmarks/ (git-ignored); `--write-results` rewrites the committed
+file under benchmarks/results/ instead.
+
 Writes a TSV with an open id space (`uid`: random 63-bit ids, nearly all distinct) and a small
 categorical feature that carries the signal, describes `uid` with `hash_buckets: 100_000_000`
 (no vocabulary pass: the embedding table is sized by the declared bucket count), trains a DNN for
@@ -23,6 +26,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from results_files import add_write_results, results_path  # noqa: E402 (benchmarks/ is on sys.path)
 
 ROOT = Path(__file__).resolve().parents[1]
 BUCKETS = 100_000_000
@@ -53,6 +57,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=200_000)
     parser.add_argument("--dir", default="/tmp/hashed_ids")
+    add_write_results(parser)
     args = parser.parse_args(argv)
     folder = Path(args.dir)
     folder.mkdir(parents=True, exist_ok=True)
@@ -87,7 +92,7 @@ def main(argv=None):
         f"| {args.rows:,} | {sizes['uid']:,} | {metrics['parameters']['embedding']:,} "
         f"| {build_seconds:.1f} | {train_seconds:.1f} | {rss:,.0f} | {auc:.4f} |",
     ]) + "\n"  # fmt: skip
-    (ROOT / "benchmarks" / "results" / "hashed_ids.md").write_text(text)
+    results_path("hashed_ids.md").write_text(text)
     print(text)
 
 

@@ -1,5 +1,8 @@
 """UniMixing-Lite at full rank with the global logits' initial spread matched to rank 4's.
 
+Results go to runs/benchmarks/ (git-ignored); `--write-results` rewrites the committed
+file under benchmarks/results/ instead.
+
 The low-rank global factors `A`, `B` `(n, r)` start normal with std `init_stddev` (0.1), so the
 logits `A @ B^T` start with std `init_stddev^2 * sqrt(r)`: twice as spread at rank 16 as at rank 4.
 This reruns the basis/rank sweep's `unimixer_lite+rank16` cell at size m (same data, budget and
@@ -10,12 +13,12 @@ Writes benchmarks/results/scaling/synthetic_stream_rank16_init.csv.
 """
 
 import csv
-from pathlib import Path
+
+from results_files import results_path  # noqa: E402 (benchmarks/ is on sys.path)
 
 from keras_unimixer.scaling.ladder import LadderConfig, train_config
 from keras_unimixer.training import load_data, train
 
-RESULTS = Path(__file__).resolve().parent / "results" / "scaling"
 INIT_STDDEV = 0.1 * (4 / 16) ** 0.25
 
 
@@ -36,7 +39,7 @@ def main():
             "test_auc": metrics["test"]["auc"],
         })  # fmt: skip
         print(rows[-1], flush=True)
-    with open(RESULTS / "synthetic_stream_rank16_init.csv", "w", newline="") as handle:
+    with open(results_path("scaling/synthetic_stream_rank16_init.csv"), "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)

@@ -1,5 +1,8 @@
 """Training step speed of each mixer, against this machine's measured matmul throughput.
 
+Results go to runs/benchmarks/ (git-ignored); `--write-results` rewrites the committed
+file under benchmarks/results/ instead.
+
 Usage (from the repository root; run once per backend):
     KERAS_BACKEND=tensorflow .venv/bin/python benchmarks/mixer_speed.py
     KERAS_BACKEND=jax .venv/bin/python benchmarks/mixer_speed.py
@@ -38,13 +41,13 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
+from results_files import add_write_results, results_path  # noqa: E402 (benchmarks/ is on sys.path)
 
 from keras_unimixer.layers import UniMixerEncoder, make_mixing, mixer_names  # noqa: E402
 from keras_unimixer.layers.encoder import prefers_token_major  # noqa: E402
 from keras_unimixer.scaling import flops_per_example  # noqa: E402
 
 MIXERS = ("none",) + mixer_names()  # "none": the encoder without mixing (the floor)
-RESULTS = Path(__file__).resolve().parent / "results"
 
 
 @keras.saving.register_keras_serializable(package="benchmarks")
@@ -193,6 +196,7 @@ def main():
     )  # fmt: skip
     parser.add_argument("--output", default=None, help="results file (default: results/...)")
     parser.add_argument("--matmul-size", type=int, default=2048)
+    add_write_results(parser)
     args = parser.parse_args()
     keras.config.set_dtype_policy(args.dtype_policy)
     compute_dtype = "bfloat16" if args.dtype_policy == "mixed_bfloat16" else "float32"
@@ -308,7 +312,7 @@ def write(rows, roofline, args, backend):
             + " |"
         )
     lines += auto_layout_lines(rows, roofline)
-    path = Path(args.output) if args.output else RESULTS / f"mixer_speed_{backend}{suffix}.md"
+    path = Path(args.output) if args.output else results_path(f"mixer_speed_{backend}{suffix}.md")
     path.write_text("\n".join(lines) + "\n")
     print(path.read_text())
 

@@ -1,5 +1,8 @@
 """Every model on MovieLens 100K with the same pipeline, budget and early stopping; 3 seeds.
 
+Results go to runs/benchmarks/ (git-ignored); `--write-results` rewrites the committed
+file under benchmarks/results/ instead.
+
 Usage (from the repository root, once `bash scripts/test.sh` or `scripts/train.sh` made .venv):
     KERAS_BACKEND=tensorflow .venv/bin/python benchmarks/movielens_models.py
     KERAS_BACKEND=jax .venv/bin/python benchmarks/movielens_models.py --models unimixer_lite
@@ -23,6 +26,7 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
+from results_files import add_write_results, results_path  # noqa: E402 (benchmarks/ is on sys.path)
 
 from keras_unimixer import datasets, layers, models  # noqa: E402
 from keras_unimixer.training import TrainConfig, train  # noqa: E402
@@ -82,6 +86,7 @@ def model_seed_arguments(description: str, default_output: str):
     parser.add_argument("--seeds", default="1,2,3")
     parser.add_argument("--output", default=default_output)
     parser.add_argument("--data-dir", default=None)
+    add_write_results(parser)
     args = parser.parse_args()
     args.seeds = [int(s) for s in args.seeds.split(",")]
     return args
@@ -91,7 +96,7 @@ def write_markdown(name: str, markdown) -> None:
     """`markdown(command)` written to benchmarks/results/<name>_<backend>.md and printed."""
     backend = keras.backend.backend()
     text = markdown(f"KERAS_BACKEND={backend} python {' '.join(sys.argv)}")
-    path = Path(__file__).parent / "results" / f"{name}_{backend}.md"
+    path = results_path(f"{name}_{backend}.md")
     path.write_text(text)
     print(text + f"\nWrote {path}")
 
@@ -135,12 +140,11 @@ def main():
         help='UniMixing / UniMixing-Lite options as JSON, e.g. {"symmetric": false}',
     )  # fmt: skip
     parser.add_argument("--csv", default=None, help="results CSV (default: results/...)")
+    add_write_results(parser)
     args = parser.parse_args()
     seeds = [int(s) for s in args.seeds.split(",")]
     rows = run(args.models.split(","), seeds, args.output, args.data_dir, args.mixing_options)
-    results = Path(__file__).parent / "results"
-    results.mkdir(exist_ok=True)
-    path = Path(args.csv or results / f"movielens_models_{keras.backend.backend()}.csv")
+    path = Path(args.csv or results_path(f"movielens_models_{keras.backend.backend()}.csv"))
     with open(path, "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
         writer.writeheader()

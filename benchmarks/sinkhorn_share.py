@@ -1,4 +1,7 @@
 """What share of a UniMixing training step goes to the matrix constraints (symmetry, temperature,
+
+Results go to runs/benchmarks/ (git-ignored); `--write-results` rewrites the committed
+file under benchmarks/results/ instead.
 Sinkhorn), at batch 512 and 4096?
 
 The constraints turn the raw mixing parameters into `W_G` / `W_B` once per step, whatever the
@@ -32,6 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 from mixer_speed import interleaved_step_seconds  # noqa: E402
+from results_files import add_write_results, results_path  # noqa: E402 (benchmarks/ is on sys.path)
 
 from keras_unimixer.layers import (  # noqa: E402
     UniMixerEncoder,
@@ -39,8 +43,6 @@ from keras_unimixer.layers import (  # noqa: E402
     make_mixing,
     mixing_layers,
 )
-
-RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def model_for(mixer, num_tokens, token_dim, **options):
@@ -115,6 +117,7 @@ def main(argv=None):
         "--rounds", default="10", help="differentiable Sinkhorn rounds (sinkhorn_iterations)"
     )
     parser.add_argument("--output", default=None)
+    add_write_results(parser)
     args = parser.parse_args(argv)
     rng = np.random.default_rng(0)
     rows = []
@@ -154,7 +157,7 @@ def main(argv=None):
             f"| {r['alone_ms']:.1f} | {r['alone_share']:.1%} | {r['no_balancing_ms']:.1f} "
             f"| {r['balancing_share']:.1%} | {r['frozen_ms']:.1f} | {r['frozen_share']:.1%} |"
         )
-    output = Path(args.output or RESULTS / f"sinkhorn_share_{backend}.md")
+    output = Path(args.output or results_path(f"sinkhorn_share_{backend}.md"))
     output.write_text("\n".join(lines) + "\n")
     print(f"wrote {output}")
     return 0

@@ -1,5 +1,8 @@
 """Streaming input throughput and memory on generated Criteo-format TSV (13 counts, 26 categories).
 
+Results go to runs/benchmarks/ (git-ignored); `--write-results` rewrites the committed
+file under benchmarks/results/ instead.
+
 For each row count: write the TSV (Zipf-distributed ids, missing values), then in a fresh process
 build the dataset from `keras_unimixer/datasets/descriptions/criteo.yaml` (the vocabulary pass with
 min_count 10 over the training rows) and stream one shuffled training epoch of 4096-row batches
@@ -22,6 +25,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+from results_files import add_write_results, results_path  # noqa: E402 (benchmarks/ is on sys.path)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -95,6 +100,7 @@ def main(argv=None):
     parser.add_argument("--rows", default="1000000,10000000")
     parser.add_argument("--dir", default="/tmp/criteo_stream")
     parser.add_argument("--measure", default=None, help=argparse.SUPPRESS)
+    add_write_results(parser)
     args = parser.parse_args(argv)
     if args.measure:
         print(json.dumps(measure(args.measure)))
@@ -135,7 +141,7 @@ def main(argv=None):
             f"| {r['vocabulary_entries']:,} | {r['peak_rss_after_vocabulary_pass_mib']:,.0f} "
             f"| {r['rss_end_of_epoch_mib']:,.0f} | {r['peak_rss_mib']:,.0f} |"
         )
-    (ROOT / "benchmarks" / "results" / "stream_throughput.md").write_text("\n".join(lines) + "\n")
+    results_path("stream_throughput.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0
 

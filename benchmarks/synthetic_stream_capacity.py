@@ -1,5 +1,8 @@
 """Does `synthetic_stream` reward capacity? Test AUC against training rows and model size.
 
+Results go to runs/benchmarks/ (git-ignored); `--write-results` rewrites the committed
+file under benchmarks/results/ instead.
+
 One pass over the training rows per run (streamed: each row seen once, as in industrial
 one-epoch training), the same teacher, validation/test rows and budget rule for every run; sizes
 are the scaling ladder's (`keras_unimixer.scaling.SIZES`), built by the ladder's own
@@ -27,6 +30,7 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
+from results_files import add_write_results, results_path  # noqa: E402 (benchmarks/ on sys.path)
 
 from keras_unimixer.scaling import SIZES  # noqa: E402
 from keras_unimixer.scaling.ladder import LadderConfig, train_config  # noqa: E402
@@ -86,6 +90,7 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--batch-size", type=int, default=1024)
     parser.add_argument("--output", default="runs/synthetic_capacity")
+    add_write_results(parser)
     args = parser.parse_args(argv)
     counts = [int(r) for r in args.rows.split(",")]
     jobs = [(args.mid, rows) for rows in counts]
@@ -105,7 +110,7 @@ def main(argv=None):
         keras.utils.clear_session()
     command = "python benchmarks/synthetic_stream_capacity.py " + " ".join(argv or sys.argv[1:])
     text = markdown([r for r in done if r["model"] == args.model], command)
-    (ROOT / "benchmarks" / "results" / "synthetic_stream_capacity.md").write_text(text)
+    results_path("synthetic_stream_capacity.md").write_text(text)
     print(text)
 
 

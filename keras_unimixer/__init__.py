@@ -4,7 +4,11 @@ Subpackages imported on demand: `keras_unimixer.export` (TF Serving / ONNX), `ke
 (Keras Tuner), `keras_unimixer.tfrs` (TensorFlow Recommenders).
 """
 
-from keras_unimixer import (
+from keras_unimixer._startup import start_command_line
+
+start_command_line()
+
+from keras_unimixer import (  # noqa: E402
     callbacks,
     datasets,
     distribution,
@@ -14,8 +18,8 @@ from keras_unimixer import (
     scaling,
     tasks,
 )
-from keras_unimixer.callbacks import TemperatureAnnealing
-from keras_unimixer.layers import (
+from keras_unimixer.callbacks import TemperatureAnnealing  # noqa: E402
+from keras_unimixer.layers import (  # noqa: E402
     AttentionMixing,
     FMMixing,
     PerTokenFFN,

@@ -7,8 +7,6 @@ line shows the full traceback instead.
 import os
 import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
 
 def main(argv=None):
     arguments = list(sys.argv[1:] if argv is None else argv)

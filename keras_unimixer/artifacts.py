@@ -5,24 +5,87 @@
 - A checkpoint is a folder `checkpoint/epoch-NNNN/` (model with optimizer state, run state, and
   the best weights when that epoch was the best) written under a temporary name, completed by a
   `COMPLETE` marker, then renamed: `latest_checkpoint` only ever sees whole ones.
+- One writer per run folder: `run_lock` holds an exclusive lock on `<folder>/.lock` (an OS file
+  lock, released by the kernel when its process ends, however it ends), so a second `train` on
+  the same folder is refused with the holder's process id, and a lock left by a killed process
+  is taken over.
 - `run.json` binds a finished run's files: one run id and the SHA-256 of `model.keras`,
   `preprocessing.json` and `config.json`; `verify_run` says which file disagrees.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import logging
 import os
 import re
 import shutil
 import uuid
 from pathlib import Path
 
+logger = logging.getLogger("keras_unimixer.artifacts")
 MANIFEST_FILE = "run.json"
+LOCK_FILE = ".lock"
 COMPLETE_MARKER = "COMPLETE"
 BOUND_FILES = ("model.keras", "preprocessing.json", "config.json")
 _CHECKPOINT_NAME = re.compile(r"^epoch-(\d{4,})$")
+
+
+class RunLocked(RuntimeError):
+    """Another process is writing to the run folder."""
+
+
+@contextlib.contextmanager
+def run_lock(directory):
+    """Hold the run folder `directory` (made if missing) for this process, exclusively.
+
+    Raises `RunLocked` naming the holder's process id when another process holds it. The lock
+    is the OS's (`fcntl.flock`): a process killed while holding it releases it, and the next
+    writer says that it takes over a stale lock. Where `fcntl` does not exist (Windows) no lock
+    is taken and a warning says so.
+    """
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    try:
+        import fcntl
+    except ImportError:
+        logger.warning("No fcntl on this platform: %s is not locked against a second writer.",
+                       directory)  # fmt: skip
+        yield
+        return
+    path = directory / LOCK_FILE
+    handle = open(path, "a+")
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "unknown"
+            raise RunLocked(
+                f"{directory} is in use by another run (process {holder}, lock {path}); wait for "
+                "it to finish or choose another --output."
+            ) from None
+        handle.seek(0)
+        stale = handle.read().strip()
+        if stale and stale != str(os.getpid()):
+            logger.warning("Taking over the lock of process %s on %s, which no longer runs.",
+                           stale, directory)  # fmt: skip
+        _write_holder(handle, str(os.getpid()))
+        try:
+            yield
+        finally:
+            _write_holder(handle, "")
+    finally:
+        handle.close()  # closing the file releases the lock
+
+
+def _write_holder(handle, text: str) -> None:
+    handle.seek(0)
+    handle.truncate()
+    handle.write(text)
+    handle.flush()
 
 
 def _temporary(path: Path) -> Path:

@@ -24,7 +24,20 @@ def _positive_int(text):
 
 
 def _int_list(text):
-    return tuple(_positive_int(part) for part in text.split(",") if part)
+    values = []
+    for part in (part.strip() for part in text.split(",")):
+        if not part:
+            continue
+        if not part.lstrip("-").isdigit() or int(part) < 1:
+            raise argparse.ArgumentTypeError(
+                f"must be comma-separated positive integers (e.g. 400,400), got {text!r}: "
+                f"{part!r} is not one"
+            )
+        values.append(int(part))
+    return tuple(values)
+
+
+_int_list.__name__ = "list of integers"  # argparse names a type by its function's name
 
 
 def _dataset(text):
@@ -48,12 +61,20 @@ def _float_or_none(text):
     return None if text.lower() == "none" else float(text)
 
 
+def _preset_fields() -> set:
+    """The `TrainConfig` fields that some dataset preset sets."""
+    from keras_unimixer.presets import PRESETS
+
+    return {name for models in PRESETS.values() for values in models.values() for name in values}
+
+
 def _help(text, name):
-    """Help text with the default of `TrainConfig` field `name`."""
+    """Help text with the default of `TrainConfig` field `name` (and whether a preset sets it)."""
     default = getattr(TrainConfig, name)
     if isinstance(default, tuple):
         default = ",".join(str(v) for v in default)
-    return f"{text} (default: {default}; a dataset preset may set it)"
+    preset = "; --dataset frappe_x1 sets it" if name in _preset_fields() else ""
+    return f"{text} (default: {default}{preset})"
 
 
 def add_model_arguments(parser):
@@ -238,8 +259,10 @@ def run_train(args) -> int:
 def add_export_arguments(parser):
     parser.add_argument("--model", required=True, help="trained model (.keras)")
     parser.add_argument(
-        "--format", choices=("savedmodel", "onnx"), default="savedmodel", dest="export_format"
-    )
+        "--format", choices=("savedmodel", "onnx"), default="savedmodel", dest="export_format",
+        help="savedmodel: a TF Serving version folder OUTPUT/<version>; onnx: OUTPUT/model.onnx "
+        "(or OUTPUT itself if it ends in .onnx)",
+    )  # fmt: skip
     parser.add_argument(
         "--output", required=True, help="model base directory, e.g. saved_models/movielens"
     )
@@ -262,6 +285,7 @@ def export_from_args(args) -> dict:
     model_path = Path(args.model)
     if not model_path.is_file():
         raise FileNotFoundError(f"--model {model_path} does not exist.")
+    _check_export_output(Path(args.output), args.export_format)
     if model_path.name == "model.keras":  # a run folder: its files must belong together
         overrides = {"preprocessing.json": args.preprocessing} if args.preprocessing else None
         artifacts.verify_run(model_path.parent, overrides)
@@ -274,6 +298,20 @@ def export_from_args(args) -> dict:
         return {"format": "onnx", "path": str(path), "opset": export.onnx_opset(path)}
     path = export.export_savedmodel(model_path, spec, args.output, version=args.version)
     return {"format": "savedmodel", "path": str(path), "signature": export.SIGNATURE}
+
+
+def _check_export_output(output: Path, export_format: str) -> None:
+    """Refuse an `--output` the export could not write, before the export's work."""
+    if export_format == "onnx" and output.suffix == ".onnx":
+        if output.is_dir():
+            raise ValueError(f"--output {output} is a folder; an ONNX file needs a file path.")
+        if output.exists():
+            raise FileExistsError(f"--output {output} exists; remove it or choose another path.")
+        return
+    if output.exists() and not output.is_dir():
+        raise FileExistsError(
+            f"--output {output} is a file; it must be a folder (the model's base directory)."
+        )
 
 
 def run_export(args) -> int:
@@ -486,33 +524,54 @@ COMMANDS = (
 )  # fmt: skip
 
 
-class DefaultsFormatter(argparse.ArgumentDefaultsHelpFormatter):
-    """Shows each option's default, except where there is none to show."""
+class DefaultsFormatter(argparse.HelpFormatter):
+    """Shows each option's default (a tuple as the comma-separated list the option takes),
+    except where there is none to show."""
 
     def _get_help_string(self, action):
-        if action.default in (None, False) or action.default is argparse.SUPPRESS:
+        default = action.default
+        if default in (None, False) or default is argparse.SUPPRESS or not action.option_strings:
             return action.help
-        return super()._get_help_string(action)
+        if isinstance(default, (tuple, list)):
+            default = ",".join(str(value) for value in default)
+        return f"{action.help or ''} (default: {default})"
+
+
+class OneLineErrors(argparse.ArgumentParser):
+    """Usage errors as one line (`prog: error: ... (see prog --help)`, exit 2), not the usage
+    block first."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(
+    parser = OneLineErrors(
         prog="keras_unimixer",
         description="UniMixer ranking models in Keras 3.",
         epilog="Errors print one line (exit 1); add --debug for the traceback.",
     )
-    commands = parser.add_subparsers(dest="command")
+    commands = parser.add_subparsers(dest="command", parser_class=OneLineErrors)
     for name, description, add_arguments, handler in COMMANDS:
         # `train` writes its defaults into each help line itself (they may come from a preset).
         formatter = argparse.HelpFormatter if name == "train" else DefaultsFormatter
         command = commands.add_parser(
-            name, help=description, description=description, formatter_class=formatter
-        )
+            name, help=description, description=description, formatter_class=formatter,
+        )  # fmt: skip
         add_arguments(command)
         command.set_defaults(handler=handler)
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv:
         argv = ["train"]
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    configure_logging()
     return args.handler(args)
+
+
+def configure_logging() -> None:
+    """INFO lines of this package, each once; the libraries' start-up chatter off: TensorFlow's
+    logger (which has a handler of its own, so its lines would print twice) at WARNING, and JAX's
+    backend probe ("Unable to initialize backend 'tpu'", normal on a CPU or GPU) at ERROR."""
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("tensorflow").setLevel(logging.WARNING)
+    logging.getLogger("jax._src.xla_bridge").setLevel(logging.ERROR)

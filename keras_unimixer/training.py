@@ -365,7 +365,15 @@ def train(config: TrainConfig, data=None) -> dict:
     and `metrics.json`; returns the metrics. Validation and test metrics are exact
     (`keras_unimixer.evaluation`): AUC and log loss, plus UAUC and GAUC where the data names a user
     feature; early stopping and the learning-rate schedule watch the exact validation AUC.
+
+    One process at a time writes to `config.output` (`artifacts.run_lock`): a second `train` on
+    the same folder is refused with `artifacts.RunLocked` naming the first one's process id.
     """
+    with artifacts.run_lock(config.output):
+        return _train(config, data)
+
+
+def _train(config: TrainConfig, data) -> dict:
     output = Path(config.output)
     checkpoint_dir = output / CHECKPOINT_DIR
     data = data or load_data(config)

@@ -1,0 +1,31 @@
+"""Benchmarks write committed results only when asked (`--write-results`)."""
+
+import re
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.backend_independent
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+sys.path.insert(0, str(BENCHMARKS))
+
+import results_files  # noqa: E402
+
+
+def test_results_go_to_the_scratch_folder_unless_asked():
+    scratch = results_files.results_path("probe/x.md", write_results=False)
+    committed = results_files.results_path("probe/x.md", write_results=True)
+    assert scratch == BENCHMARKS.parent / "runs" / "benchmarks" / "probe" / "x.md"
+    assert committed == BENCHMARKS / "results" / "probe" / "x.md"
+    committed.parent.rmdir()  # made by the call; nothing was written in it
+
+
+def test_no_benchmark_writes_to_the_results_folder_itself():
+    writes_results = re.compile(r"""["']results["']\s*/|/\s*["']results["']""")
+    offenders = [
+        path.name
+        for path in BENCHMARKS.glob("*.py")
+        if path.name != "results_files.py" and writes_results.search(path.read_text())
+    ]
+    assert offenders == []
