@@ -40,6 +40,7 @@ from keras_unimixer.evaluation import task_metrics
 from keras_unimixer.models.config import ModelConfig
 from keras_unimixer.optimizers import make_optimizer
 from keras_unimixer.presets import train_preset
+from keras_unimixer.saving import load_model
 from keras_unimixer.scaling import flops_per_example, parameter_counts
 
 logger = logging.getLogger("keras_unimixer.training")
@@ -389,7 +390,7 @@ def _train(config: TrainConfig, data) -> dict:
         _check_same_settings(config, json.loads((output / "config.json").read_text()))
         _check_same_encoding(output, data)
         with _dtype_policy(config):
-            model = keras.saving.load_model(checkpoint_path / "model.keras")
+            model = load_model(checkpoint_path / "model.keras")
         logger.info(
             "Resuming from %s (stage %d, %d epochs done).",
             checkpoint_path,

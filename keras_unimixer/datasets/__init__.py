@@ -3,6 +3,7 @@
 from pathlib import Path
 
 from keras_unimixer.datasets.criteo import load_criteo
+from keras_unimixer.datasets.derived import derive_features
 from keras_unimixer.datasets.description import DatasetDescription, read_description
 from keras_unimixer.datasets.files import DataFilesNotFound
 from keras_unimixer.datasets.frappe import load_frappe
@@ -74,6 +75,7 @@ def load_dataset(name: str, data_dir=None, seed: int = 42, split: str = "random"
 
 
 __all__ = [
+    "derive_features",
     "BINARY",
     "CATEGORICAL",
     "DATASETS",

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import datetime
 import math
 from pathlib import Path
 
 import numpy as np
 
+from keras_unimixer.datasets import derived
 from keras_unimixer.datasets.encoding import RawColumn, encode_dataset
 from keras_unimixer.datasets.files import find_files
 from keras_unimixer.datasets.schema import (
@@ -111,12 +111,21 @@ def _read_grouplens(directory: Path):
     return interactions, users, items
 
 
-def _age_bucket(age_text):
+# How the derived features come from the raw values a client has (recorded in preprocessing.json,
+# applied by `keras_unimixer.datasets.derive_features`, and by this loader itself).
+DERIVED = {
+    "age": {"column": "age_years", "transform": "bucketize", "edges": AGE_BUCKETS},
+    "zip_prefix": {"column": "zip_code", "transform": "prefix", "length": 3},
+    "hour": {"column": "timestamp", "transform": "utc_hour"},
+    "weekday": {"column": "timestamp", "transform": "utc_weekday"},
+}
+
+
+def _age_years(age_text) -> float:
     try:
-        age = int(age_text)
+        return float(int(age_text))
     except (TypeError, ValueError):
-        return None
-    return str(int(np.searchsorted(AGE_BUCKETS, age, side="right")))
+        return float("nan")  # bucketize leaves it missing
 
 
 def load_movielens(data_dir=None, split: str = "random", seed: int = 42) -> RecDataset:
@@ -150,24 +159,26 @@ def load_movielens(data_dir=None, split: str = "random", seed: int = 42) -> RecD
         report["unknown_item_rows"] += item is None
         age, gender, occupation, zip_code = user or (None, None, None, None)
         year, genres = item or (None, [])
-        moment = datetime.datetime.fromtimestamp(timestamp, tz=datetime.timezone.utc)
         row = {
             "user_id": user_id,
-            "age": _age_bucket(age),
+            "age": _age_years(age),
             "gender": gender,
             "occupation": occupation,
-            "zip_prefix": zip_code[:3] if zip_code else None,
+            "zip_prefix": zip_code or "",
             "item_id": item_id,
             "release_year": year,
             "genres": genres,
-            "hour": str(moment.hour),
-            "weekday": str(moment.weekday()),
+            "hour": int(timestamp),
+            "weekday": int(timestamp),
         }
         for name, value in row.items():
             columns[name].append(value)
         ratings.append(rating)
         timestamps.append(timestamp)
 
+    for name, record in DERIVED.items():  # raw values -> the derived features
+        values = derived.apply(record, columns[name])
+        columns[name] = [value or None for value in values]  # "" is missing
     ratings = np.asarray(ratings, dtype="float32")
     indices = (
         random_split(len(ratings), seed)
@@ -189,6 +200,8 @@ def load_movielens(data_dir=None, split: str = "random", seed: int = 42) -> RecD
     if not len(ratings):
         raise ValueError(f"{directory}: the ratings file has no rows.")
     dataset = encode_dataset("movielens", raw, labels, indices, report)
+    for name, record in DERIVED.items():
+        dataset.preprocessing[name]["derived_from"] = record
     dataset.user_feature = "user_id"
     dataset.label_kinds = {"click": BINARY, "rating": RATING}
     dataset.label_ranges = {"rating": RATING_RANGE}

@@ -40,11 +40,21 @@ def encoding_differences(saved: dict, dataset) -> list[str]:
         if features.get(spec["name"]) != spec:
             differing.append(spec["name"])
     differing += sorted(set(features) - {spec["name"] for spec in current["features"]})
-    saved_steps, current_steps = saved.get("preprocessing", {}), current["preprocessing"]
+    saved_steps = _without_derivations(saved.get("preprocessing", {}))
+    current_steps = _without_derivations(current["preprocessing"])
     for name in sorted(set(saved_steps) | set(current_steps)):
         if saved_steps.get(name) != current_steps.get(name) and name not in differing:
             differing.append(name)
     return differing
+
+
+def _without_derivations(preprocessing: dict) -> dict:
+    """`preprocessing` less the `derived_from` records: they say how a client derives a feature,
+    not how ids are assigned (runs written before they were recorded encode alike)."""
+    return {
+        name: {key: value for key, value in entry.items() if key != "derived_from"}
+        for name, entry in preprocessing.items()
+    }
 
 
 def read_serving_spec(path) -> dict:

@@ -1,5 +1,6 @@
 """Export for serving: TF Serving SavedModels with in-graph preprocessing, and ONNX."""
 
+from keras_unimixer.datasets.derived import derive_features
 from keras_unimixer.export.onnx import DEFAULT_OPSET, export_onnx, onnx_opset
 from keras_unimixer.export.preprocessing import (
     PREPROCESSING_FILE,
@@ -34,6 +35,7 @@ __all__ = [
     "onnx_opset",
     "raw_from_encoded",
     "raw_input_signature",
+    "derive_features",
     "read_serving_spec",
     "serving_spec",
     "write_serving_spec",

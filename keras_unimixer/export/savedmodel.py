@@ -20,6 +20,7 @@ from keras_unimixer.datasets.schema import (
 )
 from keras_unimixer.export.preprocessing import ServingPreprocessor, raw_input_signature
 from keras_unimixer.layers.mixing import frozen_mixing_weights
+from keras_unimixer.saving import load_model
 
 logger = logging.getLogger("keras_unimixer.export")
 
@@ -72,19 +73,28 @@ class ServingModule(tf.Module):
 
 
 class RankingServingModule(ServingModule):
-    """`probability` and `logit` of the first task (and `<task>_...` of each, if several)."""
+    """`probability` and `logit` of the first task (and `<task>_...` of each, if several).
 
-    def __init__(self, core, features, preprocessing: dict, tasks):
+    `probability_outputs` names the tasks whose model output is already a probability (a final
+    sigmoid): those serve it as `probability` and its log-odds as `logit`."""
+
+    def __init__(self, core, features, preprocessing: dict, tasks, probability_outputs=()):
         super().__init__(core, features, preprocessing)
         self.tasks = list(tasks)
+        self.probability_outputs = set(probability_outputs)
 
     def outputs(self, logits) -> dict:
         if not isinstance(logits, dict):
             logits = {self.tasks[0]: logits}
         outputs = {}
         for index, task in enumerate(self.tasks):
-            logit = tf.reshape(tf.cast(logits[task], tf.float32), [-1])
-            probability = tf.sigmoid(logit)
+            value = tf.reshape(tf.cast(logits[task], tf.float32), [-1])
+            if task in self.probability_outputs:
+                probability = value
+                clipped = tf.clip_by_value(value, 1e-7, 1.0 - 1e-7)
+                logit = tf.math.log(clipped) - tf.math.log1p(-clipped)
+            else:
+                logit, probability = value, tf.sigmoid(value)
             if index == 0:
                 outputs["logit"], outputs["probability"] = logit, probability
             if len(self.tasks) > 1:
@@ -145,6 +155,84 @@ class RetrievalServingModule(ServingModule):
         return self._top(scores, k)
 
 
+def output_activations(model: keras.Model, tasks) -> dict:
+    """`{task: activation name}` for each output that an activation ends (none for a logit).
+
+    For a functional model the layer or operation that makes each output is inspected (a layer's
+    `activation`, an `Activation` layer, or a `keras.ops` activation such as `ops.sigmoid`); a
+    subclassed model has no graph to read, so its last layer stands for its only output.
+    """
+    outputs = getattr(model, "_outputs_struct", None) if _is_graph_model(model) else None
+    if outputs is None:
+        layers = getattr(model, "layers", [])
+        producers = {tasks[0]: layers[-1]} if len(tasks) == 1 and layers else {}
+    elif isinstance(outputs, dict):
+        producers = {task: _producer(outputs[task]) for task in tasks if task in outputs}
+    else:
+        flat = keras.tree.flatten(outputs)
+        producers = {task: _producer(tensor) for task, tensor in zip(tasks, flat, strict=False)}
+    found = {}
+    for task, producer in producers.items():
+        name = _activation_name(producer)
+        if name is not None:
+            found[task] = name
+    return found
+
+
+def _is_graph_model(model) -> bool:
+    return isinstance(model, keras.Model) and hasattr(model, "_operations") and hasattr(
+        model, "_outputs_struct"
+    )
+
+
+def _producer(tensor):
+    history = getattr(tensor, "_keras_history", None)
+    return None if history is None else history[0]
+
+
+def _activation_name(operation) -> str | None:
+    if operation is None:
+        return None
+    if isinstance(operation, keras.layers.Activation):
+        return keras.activations.serialize(operation.activation)
+    activation = getattr(operation, "activation", None)
+    if activation is not None and isinstance(operation, keras.layers.Layer):
+        name = keras.activations.serialize(activation)
+        name = name if isinstance(name, str) else getattr(activation, "__name__", str(name))
+        return None if name == "linear" else name
+    name = type(operation).__name__.lower()
+    if not isinstance(operation, keras.layers.Layer) and name in _ACTIVATION_OPS:
+        return name
+    return None
+
+
+_ACTIVATION_OPS = {
+    "sigmoid", "softmax", "log_softmax", "tanh", "relu", "relu6", "gelu", "silu", "softplus",
+    "hard_sigmoid", "elu", "selu", "leaky_relu",
+}  # fmt: skip
+
+
+def _probability_outputs(model, tasks) -> list[str]:
+    """The tasks whose output ends in a sigmoid (served as probabilities); any other activation
+    on an output is refused, since serving derives `probability` as sigmoid(logit)."""
+    activations = output_activations(model, tasks)
+    other = {task: name for task, name in activations.items() if name != "sigmoid"}
+    if other:
+        described = ", ".join(f"{task!r}: {name}" for task, name in sorted(other.items()))
+        raise ValueError(
+            f"The model's outputs end in an activation ({described}). Export serves `logit` and "
+            "`probability` = sigmoid(logit), so a ranking model must output logits (a final "
+            "Dense(1) without activation, trained with from_logits=True) or, at most, a "
+            "sigmoid probability."
+        )
+    if activations:
+        logger.info(
+            "Outputs %s end in a sigmoid: served as `probability`, with `logit` their log-odds.",
+            sorted(activations),
+        )
+    return sorted(activations)
+
+
 def _model_tasks(model: keras.Model, labels) -> list[str]:
     tasks = getattr(model, "tasks", None)
     if tasks:
@@ -174,15 +262,26 @@ def export_savedmodel(
         The version directory.
     """
     if isinstance(model, (str, Path)):
-        model = keras.saving.load_model(model)
+        model = load_model(model)
     target = version_directory(output, version)
     features = features_from_config(spec["features"])
     _check_model_inputs(model, features, spec["preprocessing"])
     tasks = _model_tasks(model, spec.get("labels"))
-    metadata = {"kind": "ranking", "tasks": tasks}
+    probability_outputs = _probability_outputs(model, tasks)
+    derived = {
+        name: entry["derived_from"]
+        for name, entry in spec["preprocessing"].items()
+        if "derived_from" in entry
+    }
+    metadata = {
+        "kind": "ranking", "tasks": tasks, "probability_outputs": probability_outputs,
+        "derived_from": derived,
+    }  # fmt: skip
 
     def make_module(core):
-        return RankingServingModule(core, features, spec["preprocessing"], tasks)
+        return RankingServingModule(
+            core, features, spec["preprocessing"], tasks, probability_outputs
+        )
 
     request = example_request(spec, warmup_batch_size) if warmup_batch_size else None
     return save_serving(model, make_module, features, target, metadata, request)

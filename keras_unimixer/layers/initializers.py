@@ -69,7 +69,7 @@ class StackedIdentity(keras.initializers.Initializer):
         self.scale = float(scale)
         self.noise_stddev = float(noise_stddev)
         self._init_seed = seed
-        self.seed = _fixed_seed(seed)
+        self.seed = _fixed_seed(seed) if self.noise_stddev else seed  # noiseless: no draws
 
     def __call__(self, shape, dtype=None):
         if len(shape) < 2 or shape[-1] != shape[-2]:
@@ -156,7 +156,7 @@ class CircularFactor(keras.initializers.Initializer):
         self.target = None if target is None else [int(v) for v in target]
         self.noise_stddev = float(noise_stddev)
         self._init_seed = seed
-        self.seed = _fixed_seed(seed)
+        self.seed = _fixed_seed(seed) if self.noise_stddev else seed  # noiseless: no draws
 
     def __call__(self, shape, dtype=None):
         size, rank = shape

@@ -9,6 +9,7 @@ import keras
 import numpy as np
 
 from keras_unimixer.layers import mixing_layers
+from keras_unimixer.saving import load_model
 
 
 def permutation_closeness(matrix) -> dict:
@@ -36,7 +37,7 @@ def inspect_model(model, output) -> dict:
     from keras_unimixer.scaling.plots import plot_matrices
 
     if isinstance(model, (str, Path)):
-        model = keras.saving.load_model(model)
+        model = load_model(model)
     layers = mixing_layers(model)
     if not layers:
         raise ValueError(

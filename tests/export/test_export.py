@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+import keras_unimixer
 from keras_unimixer import datasets, export, models
 from keras_unimixer.datasets.encoding import RawColumn, encode_dataset
-from keras_unimixer.datasets.schema import random_split
+from keras_unimixer.datasets.schema import features_from_config, random_split
 from keras_unimixer.training import TrainConfig, train
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -150,6 +151,96 @@ def test_bad_requests_name_the_feature_and_unseen_ids_go_to_oov(trained):
         {**encoded, "user_id": np.full(2, datasets.OOV_ID, "int32")}, verbose=0
     )[:, 0]
     np.testing.assert_allclose(serving(unseen)["logit"], expected, atol=1e-5, rtol=0)
+
+
+def _raw_movielens_test_rows(rows: int) -> tuple[dict, np.ndarray]:
+    """The values a client has for the first `rows` test ratings (age in years, the zip code,
+    the Unix timestamp), read from the source files, and their positions in the test split."""
+    from keras_unimixer.datasets import movielens
+
+    interactions, users, items = movielens._read_atomic(SHARED)
+    test = random_split(len(interactions), 42)["test"][:rows]
+    raw = {name: [] for name in (
+        "user_id", "age_years", "gender", "occupation", "zip_code", "item_id", "release_year",
+        "genres", "timestamp",
+    )}  # fmt: skip
+    for index in test:
+        user_id, item_id, _, timestamp = interactions[index]
+        age, gender, occupation, zip_code = users[user_id]
+        year, genres = items[item_id]
+        values = {
+            "user_id": user_id, "age_years": float(age), "gender": gender,
+            "occupation": occupation, "zip_code": zip_code, "item_id": item_id,
+            "release_year": year or "", "genres": genres, "timestamp": int(timestamp),
+        }  # fmt: skip
+        for name, value in values.items():
+            raw[name].append(value)
+    width = max(len(genres) for genres in raw["genres"])
+    raw["genres"] = [genres + [""] * (width - len(genres)) for genres in raw["genres"]]
+    arrays = {name: np.asarray(values, dtype=object) for name, values in raw.items()}
+    arrays["age_years"] = arrays["age_years"].astype("float64")
+    arrays["timestamp"] = arrays["timestamp"].astype("int64")
+    return arrays, np.arange(rows)
+
+
+def test_raw_client_values_serve_like_in_process_predictions(trained):
+    raw, positions = _raw_movielens_test_rows(300)
+    assert raw["age_years"].max() > 6 and len(raw["zip_code"][0]) == 5  # years, whole codes
+    request = export.derive_features(trained["spec"], raw)
+    served = export.ServingFunction(trained["savedmodel"])(request)
+    features, _ = trained["data"].arrays("test")
+    expected = trained["model"].predict(
+        {name: values[positions] for name, values in features.items()}, verbose=0
+    )[:, 0]
+    np.testing.assert_allclose(served["logit"], expected, atol=1e-5, rtol=0)
+    derived = trained["spec"]["preprocessing"]["age"]["derived_from"]
+    assert derived == {"column": "age_years", "transform": "bucketize",
+                       "edges": [18, 25, 35, 45, 50, 56]}  # fmt: skip
+    metadata = json.loads(
+        (trained["savedmodel"] / "assets.extra" / "keras_unimixer.json").read_text()
+    )
+    assert metadata["derived_from"]["hour"] == {"column": "timestamp", "transform": "utc_hour"}
+    with pytest.raises(ValueError, match="'zip_prefix' is derived from raw column 'zip_code'"):
+        export.derive_features(trained["spec"], {k: v for k, v in raw.items() if k != "zip_code"})
+
+
+def _head_model(spec, activation):
+    features = features_from_config(spec["features"])
+    inputs = {
+        f.name: keras.Input(
+            (f.max_length,) if f.kind == "multi_categorical" else (),
+            dtype="float32" if f.kind == "numeric" else "int32", name=f.name,
+        )
+        for f in features
+    }  # fmt: skip
+    tokens = keras_unimixer.layers.FeatureTokenizer(features, 4, token_dim=8, num_tokens=2)(inputs)
+    head = keras.layers.Dense(1, activation=activation)(keras.layers.Flatten()(tokens))
+    return keras.Model(inputs, head)
+
+
+def test_a_sigmoid_head_is_served_as_a_probability_and_other_activations_refused(
+    trained, tmp_path
+):
+    model = _head_model(trained["spec"], "sigmoid")
+    features, _ = trained["data"].arrays("test")
+    encoded = {name: values[:64] for name, values in features.items()}
+    probability = model.predict(encoded, verbose=0)[:, 0]
+    version = export.export_savedmodel(model, trained["spec"], tmp_path / "sigmoid")
+    served = export.ServingFunction(version)(export.raw_from_encoded(trained["spec"], encoded))
+    np.testing.assert_allclose(served["probability"], probability, atol=1e-6, rtol=0)
+    np.testing.assert_allclose(1 / (1 + np.exp(-served["logit"])), probability, atol=1e-5)
+    relu = _head_model(trained["spec"], "relu")
+    with pytest.raises(ValueError, match="end in an activation \\('click': relu\\).*logits"):
+        export.export_savedmodel(relu, trained["spec"], tmp_path / "relu")
+    assert not (tmp_path / "relu").exists()
+
+
+def test_a_truncated_model_file_is_named_as_such(trained, tmp_path):
+    whole = (trained["directory"] / "run" / "model.keras").read_bytes()
+    cut = tmp_path / "model.keras"
+    cut.write_bytes(whole[: len(whole) // 3])
+    with pytest.raises(ValueError, match="is not a whole .keras file.*cut short"):
+        export.export_savedmodel(cut, trained["spec"], tmp_path / "saved")
 
 
 def test_retrieval_export_returns_the_index_top_k(trained, tmp_path):
