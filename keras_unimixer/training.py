@@ -22,6 +22,7 @@ import keras
 import numpy as np
 
 from keras_unimixer import artifacts, datasets, models
+from keras_unimixer.accounting import flops_per_example, parameter_counts
 from keras_unimixer.callbacks import (
     EpochLine,
     ExactValidationMetrics,
@@ -41,7 +42,6 @@ from keras_unimixer.models.config import ModelConfig
 from keras_unimixer.optimizers import make_optimizer
 from keras_unimixer.presets import train_preset
 from keras_unimixer.saving import load_model
-from keras_unimixer.scaling import flops_per_example, parameter_counts
 
 logger = logging.getLogger("keras_unimixer.training")
 

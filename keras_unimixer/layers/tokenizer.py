@@ -9,7 +9,7 @@ import random
 import keras
 from keras import ops
 
-from keras_unimixer.datasets.schema import (
+from keras_unimixer.features import (
     CATEGORICAL,
     NUMERIC,
     features_from_config,
@@ -59,7 +59,7 @@ class FeatureTokenizer(keras.layers.Layer):
             `(batch, max_length)` int ids for multi-valued ones, `(batch,)` floats for numeric ones.
 
     Example:
-    >>> from keras_unimixer.datasets import FeatureSpec
+    >>> from keras_unimixer.features import FeatureSpec
     >>> specs = [FeatureSpec("user", "categorical", 10), FeatureSpec("age", "numeric")]
     >>> tokenizer = keras_unimixer.layers.FeatureTokenizer(specs, 4, token_dim=8, num_tokens=2)
     >>> tokenizer({"user": np.array([3, 5]), "age": np.array([0.1, -1.0])}).shape

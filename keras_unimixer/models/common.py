@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import keras
 
-from keras_unimixer.datasets.schema import (
+from keras_unimixer.features import (
     BINARY,
     MULTI_CATEGORICAL,
     NUMERIC,

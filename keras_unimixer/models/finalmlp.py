@@ -12,7 +12,7 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-from keras_unimixer.datasets.schema import features_from_config
+from keras_unimixer.features import features_from_config
 from keras_unimixer.layers import FeatureTokenizer
 from keras_unimixer.layers.validation import check_positive_int, divisors
 from keras_unimixer.models.common import (

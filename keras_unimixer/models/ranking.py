@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import keras
 
-from keras_unimixer.datasets.schema import features_from_config
+from keras_unimixer.features import features_from_config
 from keras_unimixer.layers import FeatureTokenizer, UniMixerEncoder, get_mixer
 from keras_unimixer.layers.validation import check_choice, check_positive_int
 from keras_unimixer.models.common import (

@@ -213,7 +213,7 @@ def proportional_rows(config: LadderConfig, run, features) -> int:
     """Training rows of a run under the proportional budget: rows_per_param x dense params."""
     import keras
 
-    from keras_unimixer.scaling.counts import parameter_counts
+    from keras_unimixer.accounting import parameter_counts
     from keras_unimixer.training import build
 
     dense = parameter_counts(build(run, features))["dense"]

@@ -23,7 +23,7 @@ import keras
 import keras_tuner
 
 from keras_unimixer import datasets
-from keras_unimixer.scaling import flops_per_example, parameter_counts
+from keras_unimixer.accounting import flops_per_example, parameter_counts
 from keras_unimixer.training import monitor_name, validation_callback
 from keras_unimixer.tuning.hypermodel import DEFAULT_SPACE, UniMixerHyperModel
 
