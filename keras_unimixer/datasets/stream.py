@@ -337,7 +337,6 @@ class StreamingDataset:
         self.user_feature = description.user_feature
         self.report: dict = {}
         self._counted_chunks: set = set()  # (split, file, first row): each counted on first read
-        self._counting = True
         self._arrays: dict = {}
         self._row_counts: dict = {}
         self._build_vocabularies()
@@ -390,25 +389,27 @@ class StreamingDataset:
         The report counts a chunk's repaired values on its first read only (`path` and `rows`
         name the chunk): epochs re-read the same rows."""
         chunk = (split, str(path), int(rows[0]) if rows is not None and len(rows) else None)
-        self._counting = path is None or chunk not in self._counted_chunks
+        first_read = path is None or chunk not in self._counted_chunks
         self._counted_chunks.add(chunk)
+        # A local counter, not a flag on self: batches may be encoded by several threads at once.
+        count = self._count if first_read else _ignore_count
         features = {}
         for feature in self.description.features:
             column = _chunk(table[feature.column])
             if feature.kind == NUMERIC:
                 values = _numeric(column, feature)
                 bad = ~np.isfinite(values)
-                self._count(f"{feature.name}.{split}.imputed_missing_or_non_finite", bad.sum())
+                count(f"{feature.name}.{split}.imputed_missing_or_non_finite", bad.sum())
                 mean, std = self.statistics[feature.name]
                 features[feature.name] = ((np.where(bad, mean, values) - mean) / std).astype(
                     "float32"
                 )
             elif feature.kind == MULTI_CATEGORICAL:
-                features[feature.name] = self._encode_multi(column, feature, split)
+                features[feature.name] = self._encode_multi(column, feature, split, count)
             else:
                 ids, oov = self.vocabularies[feature.name].ids(column)
-                self._count(f"{feature.name}.{split}.out_of_vocabulary", oov)
-                self._count(f"{feature.name}.{split}.missing", np.sum(ids == MISSING_ID))
+                count(f"{feature.name}.{split}.out_of_vocabulary", oov)
+                count(f"{feature.name}.{split}.missing", np.sum(ids == MISSING_ID))
                 features[feature.name] = ids
         labels = {}
         for label in self.description.labels:
@@ -417,24 +418,23 @@ class StreamingDataset:
             labels[label.name] = values
         return features, labels
 
-    def _encode_multi(self, column, feature, split) -> np.ndarray:
+    def _encode_multi(self, column, feature, split, count) -> np.ndarray:
         import pyarrow.compute as pc
 
         lists, flat = _split_lists(column, feature.separator)
         token_ids, oov = self.vocabularies[feature.name].ids(flat)
-        self._count(f"{feature.name}.{split}.out_of_vocabulary", oov)
+        count(f"{feature.name}.{split}.out_of_vocabulary", oov)
         parents = pc.list_parent_indices(lists).to_numpy(zero_copy_only=False)
         offsets = lists.offsets.to_numpy(zero_copy_only=False)
         positions = np.arange(len(parents)) - offsets[parents]
         keep = positions < feature.max_length
-        self._count(f"{feature.name}.{split}.truncated_rows", np.unique(parents[~keep]).size)
+        count(f"{feature.name}.{split}.truncated_rows", np.unique(parents[~keep]).size)
         ids = np.zeros((len(lists), feature.max_length), dtype=np.int32)
         ids[parents[keep], positions[keep]] = token_ids[keep]
         return ids
 
     def _count(self, key: str, value) -> None:
-        if self._counting:
-            self.report[key] = self.report.get(key, 0) + int(value)
+        self.report[key] = self.report.get(key, 0) + int(value)
 
     # -- RecDataset's interface ----------------------------------------------------------------
 
@@ -661,6 +661,10 @@ def from_config(path, data_dir=None) -> StreamingDataset:
     >>> model.fit(data.batches("train", 4096, shuffle=True), epochs=3)  # doctest: +SKIP
     """
     return StreamingDataset(read_description(path, data_dir))
+
+
+def _ignore_count(key: str, value) -> None:
+    """The report's counter for a chunk read before: its values were counted then."""
 
 
 def _bad_csv_line(path, delimiter: str, message: str) -> int | None:
