@@ -154,7 +154,8 @@ def add_train_arguments(parser):
     option("--learning-rate", "learning_rate", "Adam learning rate", type=float)
     option(
         "--embedding-optimizer", "embedding_optimizer",
-        "train the embedding tables with this optimizer instead of Adam (RankMixer: adagrad)",
+        "train the embedding tables with this optimizer instead of Adam (RankMixer: adagrad); "
+        "sgd, adagrad, rowwise_adagrad and adam (lazy) update only the rows a batch looked up",
         choices=TABLE_OPTIMIZERS,
     )  # fmt: skip
     option(

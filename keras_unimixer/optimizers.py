@@ -12,7 +12,12 @@ from __future__ import annotations
 
 import keras
 
-TABLE_OPTIMIZERS = ("adagrad", "adam", "sgd", "rmsprop")
+from keras_unimixer.table_optimizer import RULES, RowSparseTableOptimizer
+
+# `sgd`, `adagrad`, `rowwise_adagrad` and `adam` (lazy) are row-sparse (`RowSparseTableOptimizer`);
+# `rmsprop` is Keras' dense RMSprop.
+TABLE_OPTIMIZERS = ("sgd", "adagrad", "rowwise_adagrad", "adam", "rmsprop")
+ROW_SPARSE_TABLE_OPTIMIZERS = RULES
 
 
 def is_embedding_table(variable) -> bool:
@@ -114,7 +119,8 @@ def make_optimizer(learning_rate: float, table_optimizer: str | None = None,
                    table_learning_rate: float | None = None):  # fmt: skip
     """Adam at `learning_rate`; with `table_optimizer` (one of `TABLE_OPTIMIZERS`), a
     `SplitOptimizer` training the embedding tables with it at `table_learning_rate` (default:
-    `learning_rate`)."""
+    `learning_rate`): a row-sparse `RowSparseTableOptimizer` for `sgd`, `adagrad`,
+    `rowwise_adagrad` and `adam` (lazy), Keras' RMSprop for `rmsprop`."""
     dense = keras.optimizers.Adam(learning_rate=learning_rate)
     if table_optimizer is None:
         return dense
@@ -125,6 +131,9 @@ def make_optimizer(learning_rate: float, table_optimizer: str | None = None,
     rate = learning_rate if table_learning_rate is None else table_learning_rate
     if not rate > 0:
         raise ValueError(f"`embedding_learning_rate` must be > 0, got {rate!r}.")
-    tables = keras.optimizers.get(table_optimizer)
-    tables.learning_rate = rate
+    if table_optimizer in ROW_SPARSE_TABLE_OPTIMIZERS:
+        tables = RowSparseTableOptimizer(table_optimizer, learning_rate=rate)
+    else:
+        tables = keras.optimizers.get(table_optimizer)
+        tables.learning_rate = rate
     return SplitOptimizer(dense, tables)

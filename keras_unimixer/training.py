@@ -39,7 +39,7 @@ from keras_unimixer.datasets.serving_spec import (
 )
 from keras_unimixer.evaluation import task_metrics
 from keras_unimixer.models.config import ModelConfig
-from keras_unimixer.optimizers import make_optimizer
+from keras_unimixer.optimizers import ROW_SPARSE_TABLE_OPTIMIZERS, make_optimizer
 from keras_unimixer.presets import train_preset
 from keras_unimixer.saving import load_model
 
@@ -346,6 +346,14 @@ def check_fits_in_memory(config: TrainConfig, features, fraction: float = 0.8) -
             raise ValueError(f"`{name}` must be a positive integer, got {value!r}.")
     if not config.learning_rate > 0:
         raise ValueError(f"`learning_rate` must be > 0, got {config.learning_rate!r}.")
+    if config.embedding_optimizer in ROW_SPARSE_TABLE_OPTIMIZERS and config.embedding_l2:
+        raise ValueError(
+            f"`embedding_l2`={config.embedding_l2} with `embedding_optimizer`="
+            f"{config.embedding_optimizer!r}: the L2 penalty (l2 / 2) ||E||^2 is over whole "
+            "tables, so its gradient touches every row and would make each row-sparse step "
+            "dense. Pass --embedding-l2 0 (a dataset preset may set it), or a dense embedding "
+            "optimizer (rmsprop, or none)."
+        )
     if config.embedding_learning_rate is not None and config.embedding_optimizer is None:
         raise ValueError("`embedding_learning_rate` needs `embedding_optimizer`.")
     make_optimizer(config.learning_rate, config.embedding_optimizer, config.embedding_learning_rate)

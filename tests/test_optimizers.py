@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 from keras_unimixer.optimizers import SplitOptimizer, is_embedding_table, make_optimizer
+from keras_unimixer.table_optimizer import RowSparseTableOptimizer
 
 
 def tiny_model():
@@ -57,7 +58,8 @@ def test_fit_saves_reloads_and_continues_like_an_uninterrupted_run(tmp_path):
     model.save(tmp_path / "model.keras")
     reloaded = keras.models.load_model(tmp_path / "model.keras")
     assert isinstance(reloaded.optimizer, SplitOptimizer)
-    assert isinstance(reloaded.optimizer.table_optimizer, keras.optimizers.Adagrad)
+    assert isinstance(reloaded.optimizer.table_optimizer, RowSparseTableOptimizer)
+    assert reloaded.optimizer.table_optimizer.rule == "adagrad"
     assert int(reloaded.optimizer.iterations) == 8
     reloaded.fit(x, y, epochs=1, batch_size=16, shuffle=False, verbose=0)
     straight = fitted(3)
