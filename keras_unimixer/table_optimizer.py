@@ -9,16 +9,25 @@ Where the step is row-sparse:
 - TensorFlow: the gradient of a table lookup is a `tf.IndexedSlices`; the rows are gathered,
   updated and scattered back (`scatter_update`), slots included: the step's cost does not grow
   with the vocabulary.
-- JAX: Keras' JAX trainer differentiates the whole table, so the gradient arrives dense; the
-  rule is then applied to the rows whose gradient is not zero (the same result as the sparse
-  path, except that a looked-up row whose gradient is exactly zero is left as it is), at the
-  cost of a dense step.
+- JAX: Keras' JAX trainer differentiates the whole table (a dense gradient). With
+  `enable_row_sparse_steps(model)` (which `train` calls) the model's training step instead
+  differentiates the distinct rows its batch looked up in each `FeatureTokenizer` table and
+  hands the optimizer a `RowGradient`; the rows and slots are gathered, updated and written back
+  in place. A dense gradient (any other table) still works: the rule is applied to the rows
+  whose gradient is not zero (a looked-up row whose gradient is exactly zero is then left as
+  it is), at the cost of a dense step.
 """
 
 from __future__ import annotations
 
+import types
+from typing import NamedTuple
+
 import keras
 from keras import ops
+
+from keras_unimixer.layers.lookup import gather_rows, gathered_rows
+from keras_unimixer.layers.tokenizer import FeatureTokenizer
 
 RULES = ("sgd", "adagrad", "rowwise_adagrad", "adam")
 _SLOTS = {
@@ -29,6 +38,15 @@ _SLOTS = {
 }
 _DEFAULT_EPSILON = {"sgd": 0.0, "adagrad": 1e-7, "rowwise_adagrad": 1e-8, "adam": 1e-7}
 _DEFAULT_ACCUMULATOR = {"adagrad": 0.1, "rowwise_adagrad": 0.0}
+
+
+class RowGradient(NamedTuple):
+    """The gradient of a table at its distinct looked-up rows: `ids` `(n,)` (entries with
+    `valid` False are padding, since a traced step has a fixed size), `rows` `(n, dim)`."""
+
+    ids: object
+    rows: object
+    valid: object
 
 
 @keras.saving.register_keras_serializable(package="keras_unimixer")
@@ -128,17 +146,32 @@ class RowSparseTableOptimizer(keras.optimizers.Optimizer):
     def update_step(self, gradient, variable, learning_rate):
         slots = self._slots[self._get_variable_index(variable)]
         learning_rate = ops.cast(learning_rate, variable.dtype)
+        if isinstance(gradient, RowGradient):
+            self._row_update(gradient, variable, slots, learning_rate)
+            return
         touched = self._touched_rows(gradient)
         if touched is None:
             self._dense_update(gradient, variable, slots, learning_rate)
             return
         ids, grad_rows = touched
-        rows = ops.take(variable, ids, axis=0)
-        slot_rows = {name: ops.take(slot, ids, axis=0) for name, slot in slots.items()}
+        rows = gather_rows(variable, ids)
+        slot_rows = {name: gather_rows(slot, ids) for name, slot in slots.items()}
         new_rows, new_slot_rows = self._rule(rows, slot_rows, grad_rows, learning_rate)
         self._scatter_rows(variable, ids, new_rows)
         for name, slot in slots.items():
             self._scatter_rows(slot, ids, new_slot_rows[name])
+
+    def _row_update(self, gradient, variable, slots, learning_rate):
+        """JAX: the rows of a `RowGradient`, written back with `.at[].set` (in place under
+        `jit` with donated state); padding entries point past the table and are dropped."""
+        ids = ops.where(gradient.valid, gradient.ids, 0)
+        rows = ops.take(variable, ids, axis=0)
+        slot_rows = {name: ops.take(slot, ids, axis=0) for name, slot in slots.items()}
+        new_rows, new_slot_rows = self._rule(rows, slot_rows, gradient.rows, learning_rate)
+        target = ops.where(gradient.valid, gradient.ids, variable.shape[0])
+        self.assign(variable, _set_rows(variable, target, new_rows))
+        for name, slot in slots.items():
+            self.assign(slot, _set_rows(slot, target, new_slot_rows[name]))
 
     def _dense_update(self, gradient, variable, slots, learning_rate):
         """The rule on every row whose gradient is not zero; the other rows stay as they are."""
@@ -205,3 +238,98 @@ class RowSparseTableOptimizer(keras.optimizers.Optimizer):
             }
         )
         return config
+
+
+def _set_rows(variable, ids, rows):
+    """`variable` with `rows` at `ids`; ids past the end are dropped (JAX)."""
+    return ops.convert_to_tensor(variable).at[ids].set(ops.cast(rows, variable.dtype), mode="drop")
+
+
+def enable_row_sparse_steps(model: keras.Model) -> keras.Model:
+    """Under JAX, train `model`'s `FeatureTokenizer` tables row-sparsely in `fit`.
+
+    Keras' JAX step differentiates every trainable variable, so a table's gradient is a dense
+    `(rows, dim)` array. This replaces `model.train_step` with one that gathers, for each table
+    of a `FeatureTokenizer`, the distinct ids of the batch, differentiates those rows (the
+    tokenizer reads them through `layers.lookup.gathered_rows`) and gives the table optimizer a
+    `RowGradient`. It takes effect when the model's optimizer is a `SplitOptimizer` whose table
+    optimizer is a `RowSparseTableOptimizer`, and only under JAX (TensorFlow's gradients are
+    already row-sparse); otherwise Keras' own step runs. Returns `model`.
+    """
+    if keras.backend.backend() == "jax":
+        model.train_step = types.MethodType(_row_sparse_train_step, model)
+    return model
+
+
+def _sparse_tables(model) -> list:
+    """`(trainable index, tokenizer, feature name)` of every table that gets row gradients."""
+    table_optimizer = getattr(model.optimizer, "table_optimizer", None)
+    if not isinstance(table_optimizer, RowSparseTableOptimizer):
+        return []
+    index_of = {id(variable): i for i, variable in enumerate(model.trainable_variables)}
+    tables = []
+    for layer in model._flatten_layers(include_self=False, recursive=True):
+        if not isinstance(layer, FeatureTokenizer) or layer.embedding != "dense":
+            continue
+        for spec in layer.features:
+            table = getattr(layer, f"{spec.name}_embedding", None)
+            if table is not None and id(table) in index_of:
+                tables.append((index_of[id(table)], layer, spec.name))
+    return tables
+
+
+def _row_sparse_train_step(self, state, data):
+    import jax
+    import jax.numpy as jnp
+    from keras.src.trainers.data_adapters import data_adapter_utils
+
+    x, y, sample_weight = data_adapter_utils.unpack_x_y_sample_weight(data)
+    tables = _sparse_tables(self) if isinstance(x, dict) else []
+    if not tables:
+        return type(self).train_step(self, state, data)
+    trainable, non_trainable, optimizer_variables, metrics_variables = state
+    table_indices = {index for index, _, _ in tables}
+    distinct = []
+    for index, _, name in tables:
+        ids = jnp.reshape(jnp.asarray(x[name]).astype("int32"), (-1,))
+        unique, positions = jnp.unique(ids, size=ids.shape[0], fill_value=-1, return_inverse=True)
+        valid = unique >= 0
+        rows = jnp.take(trainable[index], jnp.where(valid, unique, 0), axis=0)
+        distinct.append((unique, positions, valid, rows))
+
+    def loss_of(dense_values, row_values):
+        values, dense_iter = [], iter(dense_values)
+        for i, value in enumerate(trainable):
+            values.append(value if i in table_indices else next(dense_iter))
+        mapping = {
+            (id(layer), name): (rows, positions)
+            for (_, layer, name), (_, positions, _, _), rows in zip(
+                tables, distinct, row_values, strict=True
+            )
+        }
+        with gathered_rows(mapping):
+            return self.compute_loss_and_updates(
+                values, non_trainable, metrics_variables, x, y, sample_weight,
+                training=True, optimizer_variables=optimizer_variables,
+            )  # fmt: skip
+
+    dense_values = [value for i, value in enumerate(trainable) if i not in table_indices]
+    (_, aux), (dense_grads, row_grads) = jax.value_and_grad(
+        loss_of, argnums=(0, 1), has_aux=True
+    )(dense_values, [rows for *_, rows in distinct])
+    unscaled_loss, y_pred, non_trainable, metrics_variables = aux
+    grads, dense_iter = [], iter(dense_grads)
+    row_of = {index: k for k, (index, _, _) in enumerate(tables)}
+    for i in range(len(trainable)):
+        if i in table_indices:
+            unique, _, valid, _ = distinct[row_of[i]]
+            grads.append(RowGradient(unique, row_grads[row_of[i]], valid))
+        else:
+            grads.append(next(dense_iter))
+    trainable, optimizer_variables = self.optimizer.stateless_apply(
+        optimizer_variables, grads, trainable
+    )
+    logs, metrics_variables = self._update_metrics_variables(
+        metrics_variables, unscaled_loss, x, y, y_pred, sample_weight
+    )
+    return logs, (trainable, non_trainable, optimizer_variables, metrics_variables)

@@ -42,6 +42,7 @@ from keras_unimixer.models.config import ModelConfig
 from keras_unimixer.optimizers import ROW_SPARSE_TABLE_OPTIMIZERS, make_optimizer
 from keras_unimixer.presets import train_preset
 from keras_unimixer.saving import load_model
+from keras_unimixer.table_optimizer import enable_row_sparse_steps
 
 logger = logging.getLogger("keras_unimixer.training")
 
@@ -628,6 +629,7 @@ def _fit_stage(
             ),
         )
     mark_temperature_scheduled(model)  # annealed above, or held on purpose by the stage
+    enable_row_sparse_steps(model)  # JAX: tables with a row-sparse optimizer get row gradients
     verbose = _fit_verbosity(config.verbose)
     if verbose == "one_line":
         callbacks.append(EpochLine(config.epochs))

@@ -138,3 +138,62 @@ def test_bad_arguments_are_named():
     optimizer = RowSparseTableOptimizer("adagrad")
     with pytest.raises(ValueError, match="updates 2-D tables"):
         optimizer.build([keras.Variable(np.zeros(3, "float32"), name="bias")])
+
+
+def _tokenizer_model():
+    from keras_unimixer.features import FeatureSpec
+    from keras_unimixer.layers import FeatureTokenizer
+
+    features = [FeatureSpec("item", "categorical", ROWS), FeatureSpec("tags", "multi_categorical",
+                ROWS, max_length=3), FeatureSpec("price", "numeric")]  # fmt: skip
+    inputs = {
+        "item": keras.Input((), dtype="int32", name="item"),
+        "tags": keras.Input((3,), dtype="int32", name="tags"),
+        "price": keras.Input((), dtype="float32", name="price"),
+    }
+    tokens = FeatureTokenizer(features, DIM, token_dim=4, num_tokens=2, name="tokenizer")(inputs)
+    return keras.Model(inputs, keras.layers.Dense(1)(keras.layers.Flatten()(tokens)))
+
+
+@pytest.mark.skipif(BACKEND != "jax", reason="TensorFlow's step is row-sparse already (above)")
+@pytest.mark.parametrize("rule", ["adagrad", "sgd", "rowwise_adagrad"])
+def test_row_sparse_steps_in_fit_equal_the_dense_rule_with_repeated_ids(rule, monkeypatch):
+    """The JAX trainer's row-sparse step (`enable_row_sparse_steps`) gives the same model as the
+    same rule on Keras' dense gradient."""
+    from keras_unimixer import table_optimizer
+    from keras_unimixer.table_optimizer import enable_row_sparse_steps
+
+    row_updates = []
+    original = table_optimizer.RowSparseTableOptimizer._row_update
+
+    def counting(self, gradient, variable, slots, learning_rate):
+        row_updates.append(variable.name)
+        return original(self, gradient, variable, slots, learning_rate)
+
+    monkeypatch.setattr(table_optimizer.RowSparseTableOptimizer, "_row_update", counting)
+
+    rng = np.random.default_rng(4)
+    x = {
+        "item": rng.integers(2, 7, 96).astype("int32"),  # ids 7.. never looked up
+        "tags": rng.integers(0, 7, (96, 3)).astype("int32"),
+        "price": rng.normal(size=96).astype("float32"),
+    }
+    y = rng.normal(size=(96, 1)).astype("float32")
+    results = []
+    for sparse in (True, False):
+        keras.utils.set_random_seed(5)
+        model = _tokenizer_model()
+        start = {v.name: keras.ops.convert_to_numpy(v) for v in model.weights}
+        tables = RowSparseTableOptimizer(rule, 0.05)
+        model.compile(SplitOptimizer(keras.optimizers.Adam(1e-2), tables), "mse")
+        if sparse:
+            enable_row_sparse_steps(model)
+        else:  # the rule on the dense gradient: Keras' own step, the optimizer's dense path
+            model.train_step = type(model).train_step.__get__(model)
+        model.fit(x, y, batch_size=32, epochs=3, shuffle=False, verbose=0)
+        results.append({v.name: keras.ops.convert_to_numpy(v) for v in model.weights})
+    assert sorted(set(row_updates)) == ["item_embedding", "tags_embedding"]  # traced, sparse
+    for name, value in results[0].items():
+        np.testing.assert_allclose(value, results[1][name], rtol=1e-5, atol=1e-6, err_msg=name)
+    table = results[0]["item_embedding"]
+    np.testing.assert_array_equal(table[7:], start["item_embedding"][7:])

@@ -15,6 +15,7 @@ from keras_unimixer.features import (
     features_from_config,
 )
 from keras_unimixer.layers.initializers import distinct
+from keras_unimixer.layers.lookup import lookup
 from keras_unimixer.layers.validation import check_choice, check_positive_int
 
 TOKENIZER_MODES = ("rankmixer", "field", "group")
@@ -271,8 +272,8 @@ class FeatureTokenizer(keras.layers.Layer):
         table = getattr(self, f"{spec.name}_embedding")
         ids = ops.cast(value, "int32")
         if spec.kind == CATEGORICAL:
-            return ops.take(table, ops.reshape(ids, (-1,)), axis=0)
-        embedded = ops.take(table, ids, axis=0)  # (batch, max_length, embedding_dim)
+            return lookup(self, spec.name, table, ops.reshape(ids, (-1,)))
+        embedded = lookup(self, spec.name, table, ids)  # (batch, max_length, embedding_dim)
         mask = ops.cast(ops.not_equal(ids, 0), embedded.dtype)[..., None]
         count = ops.maximum(ops.sum(mask, axis=1), 1.0)
         return ops.sum(embedded * mask, axis=1) / count

@@ -1,0 +1,162 @@
+"""Training-step cost against the vocabulary: one hashed feature of 10^4 and of 10^8 buckets.
+
+Results go to runs/benchmarks/ (git-ignored); `--write-results` rewrites the committed
+file under benchmarks/results/ instead.
+
+The same model (a FeatureTokenizer with one hashed id feature of `--buckets` rows x width 4 and a
+20-value categorical feature, field tokens, an MLP of 64 units and a logit) and the same batch,
+trained with Adam for the dense part and `--table-optimizer` (`rowwise_adagrad`, row-sparse; or
+`adam_dense`, Keras' Adam on the whole model, the old behaviour) for the tables. Each
+(backend, buckets) cell runs in a process of its own, so that its peak RSS is its own:
+examples/s over `--steps` batches (the median of 3 such epochs after a warm-up one), and the
+peak RSS against the table plus its optimizer slots. Writes table_vocabulary.md and table_vocabulary.json.
+
+Usage:
+    .venv/bin/python benchmarks/table_vocabulary.py --backends tensorflow,jax \\
+        --buckets 10000,100000000 --write-results
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from results_files import add_write_results, results_path
+
+ROOT = Path(__file__).resolve().parents[1]
+WIDTH = 4
+REPEATS = 3
+
+
+def run_cell(buckets: int, steps: int, batch_size: int, table_optimizer: str) -> dict:
+    import keras
+    import numpy as np
+
+    from keras_unimixer.features import FeatureSpec
+    from keras_unimixer.layers import FeatureTokenizer
+    from keras_unimixer.optimizers import SplitOptimizer
+    from keras_unimixer.table_optimizer import RowSparseTableOptimizer, enable_row_sparse_steps
+
+    keras.utils.set_random_seed(0)
+    features = [
+        FeatureSpec("uid", "categorical", buckets + 2),
+        FeatureSpec("kind", "categorical", 22),
+    ]
+    inputs = {spec.name: keras.Input((), dtype="int32", name=spec.name) for spec in features}
+    tokens = FeatureTokenizer(features, WIDTH, token_dim=WIDTH, mode="field", project=False)(inputs)
+    hidden = keras.layers.Dense(64, activation="relu")(keras.layers.Flatten()(tokens))
+    model = keras.Model(inputs, keras.layers.Dense(1)(hidden))
+    if table_optimizer == "adam_dense":
+        optimizer = keras.optimizers.Adam(1e-3)
+    else:
+        tables = RowSparseTableOptimizer(table_optimizer, learning_rate=0.05)
+        optimizer = SplitOptimizer(keras.optimizers.Adam(1e-3), tables)
+    model.compile(optimizer, keras.losses.BinaryCrossentropy(from_logits=True))
+    enable_row_sparse_steps(model)  # JAX: row gradients (TensorFlow's are row-sparse already)
+    rng = np.random.default_rng(0)
+    rows = steps * batch_size
+    x = {
+        "uid": rng.integers(2, buckets + 2, rows).astype("int32"),
+        "kind": rng.integers(2, 22, rows).astype("int32"),
+    }
+    y = (x["kind"] % 2).astype("float32")
+    model.fit(x, y, batch_size=batch_size, epochs=1, shuffle=False, verbose=0)  # compile, warm
+    timings = []
+    for _ in range(REPEATS):  # this machine's timings are noisy: the median of a few epochs
+        start = time.perf_counter()
+        model.fit(x, y, batch_size=batch_size, epochs=1, shuffle=False, verbose=0)
+        timings.append(time.perf_counter() - start)
+    seconds = sorted(timings)[len(timings) // 2]
+    slot_floats = {"rowwise_adagrad": buckets + 2, "adagrad": (buckets + 2) * WIDTH,
+                   "adam_dense": 2 * (buckets + 2) * WIDTH}.get(table_optimizer, 0)  # fmt: skip
+    return {
+        "backend": keras.backend.backend(),
+        "buckets": buckets,
+        "table_optimizer": table_optimizer,
+        "batch_size": batch_size,
+        "steps": steps,
+        "examples_per_second": rows / seconds,
+        "step_ms": 1000 * seconds / steps,
+        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "table_and_slots_mib": 4 * ((buckets + 2) * WIDTH + slot_floats) / 2**20,
+    }
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--backends", default="tensorflow,jax")
+    parser.add_argument("--buckets", default="10000,100000000")
+    parser.add_argument("--table-optimizer", default="rowwise_adagrad")
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--batch-size", type=int, default=4096)
+    parser.add_argument("--cell", default=None, help="(internal) BACKEND,BUCKETS: one cell")
+    add_write_results(parser)
+    args = parser.parse_args(argv)
+    if args.cell:
+        _, buckets = args.cell.split(",")
+        result = run_cell(int(buckets), args.steps, args.batch_size, args.table_optimizer)
+        print("RESULT " + json.dumps(result), flush=True)
+        return
+    results = []
+    for backend in args.backends.split(","):
+        for buckets in args.buckets.split(","):
+            command = [sys.executable, __file__, "--cell", f"{backend},{buckets}",
+                       "--steps", str(args.steps), "--batch-size", str(args.batch_size),
+                       "--table-optimizer", args.table_optimizer]  # fmt: skip
+            environment = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3"}
+            done = subprocess.run(command, capture_output=True, text=True, env=environment)
+            lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
+            if done.returncode or not lines:
+                raise RuntimeError(f"cell {backend},{buckets} failed:\n{done.stderr[-3000:]}")
+            results.append(json.loads(lines[-1][len("RESULT ") :]))
+            print(results[-1], flush=True)
+    write(results, args)
+
+
+def write(results, args) -> None:
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT
+    ).stdout.strip()
+    lines = [
+        "# Training step against the vocabulary (one hashed feature, width 4)",
+        "",
+        f"- Machine: {platform.machine()}, {os.cpu_count()} cores, {platform.platform()}",
+        f"- Date: {datetime.date.today()}; commit {commit}",
+        f"- Command: `python benchmarks/table_vocabulary.py {' '.join(sys.argv[1:])}`",
+        f"- Batch {args.batch_size}; an epoch of {args.steps} steps, timed {REPEATS} times after a "
+        "warm-up epoch (median); "
+        "tables: " + args.table_optimizer + ", dense part: Adam",
+        "",
+        "| backend | buckets | table optimizer | examples/s | step ms | vs smallest vocabulary "
+        "| peak RSS MiB | table + slots MiB | RSS - (table + slots) MiB |",
+        "|---|---:|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for result in results:
+        smallest = min(
+            (r for r in results if r["backend"] == result["backend"]), key=lambda r: r["buckets"]
+        )
+        ratio = result["examples_per_second"] / smallest["examples_per_second"]
+        lines.append(
+            f"| {result['backend']} | {result['buckets']:,} | {result['table_optimizer']} | "
+            f"{result['examples_per_second']:,.0f} | {result['step_ms']:.1f} | {ratio:.2f}x | "
+            f"{result['peak_rss_mib']:,.0f} | {result['table_and_slots_mib']:,.0f} | "
+            f"{result['peak_rss_mib'] - result['table_and_slots_mib']:,.0f} |"
+        )
+    markdown = "\n".join(lines) + "\n"
+    results_path("table_vocabulary.md", args.write_results).write_text(markdown)
+    results_path("table_vocabulary.json", args.write_results).write_text(
+        json.dumps(results, indent=1) + "\n"
+    )
+    print(markdown)
+
+
+if __name__ == "__main__":
+    main()
