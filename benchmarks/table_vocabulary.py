@@ -9,7 +9,8 @@ trained with Adam for the dense part and `--table-optimizer` (`rowwise_adagrad`,
 `adam_dense`, Keras' Adam on the whole model, the old behaviour) for the tables. Each
 (backend, buckets) cell runs in a process of its own, so that its peak RSS is its own:
 examples/s over `--steps` batches (the median of 3 such epochs after a warm-up one), and the
-peak RSS against the table plus its optimizer slots. Writes table_vocabulary.md and table_vocabulary.json.
+peak RSS against the table plus its optimizer slots. Writes table_vocabulary.md and
+table_vocabulary.json.
 
 Usage:
     .venv/bin/python benchmarks/table_vocabulary.py --backends tensorflow,jax \\
