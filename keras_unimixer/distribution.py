@@ -18,9 +18,13 @@ the run is the one-process run on those global batches (`tests/test_distribution
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
+import re
 
 import keras
+
+logger = logging.getLogger("keras_unimixer.distribution")
 
 
 def use_virtual_cpu_devices(num_devices: int) -> None:
@@ -179,3 +183,53 @@ def data_parallel(devices=None):
     names = [device.name if hasattr(device, "name") else str(device) for device in devices]
     with tf.distribute.MirroredStrategy(names).scope():
         yield
+
+
+@contextlib.contextmanager
+def sharded_tables(features, devices=None):
+    """Build and train models inside this block to shard their embedding tables' rows over
+    `devices` (default: all local devices) and run the rest data-parallel (JAX).
+
+    One `keras.distribution.ModelParallel` over a one-axis device mesh: each `FeatureTokenizer`
+    table `<feature>_embedding` is laid out `("batch", None)` (its rows split across the devices),
+    every other variable is replicated, and each batch is split across the same devices. A table
+    whose row count the number of devices does not divide stays replicated (JAX shards only even
+    splits), and a warning names it. With `RowSparseTableOptimizer` tables the row-sparse step
+    runs on the sharded tables (XLA's SPMD partitioner places the gathers and scatters).
+
+    TensorFlow: not supported (raises). `tf.distribute.MirroredStrategy` (`data_parallel`)
+    replicates tables; sharding them needs a `ParameterServerStrategy` cluster, not set up here.
+
+    Args:
+        features: list of `FeatureSpec`. The model's features (their tables are named after them).
+        devices: list. The devices to use. Defaults to every local device.
+    """
+    if keras.backend.backend() != "jax":
+        raise ValueError(
+            "sharded_tables needs the JAX backend (keras.distribution.ModelParallel); under "
+            "TensorFlow use data_parallel(), which replicates the tables."
+        )
+    devices = list(devices) if devices is not None else local_devices()
+    mesh = keras.distribution.DeviceMesh((len(devices),), ["batch"], devices)
+    layout_map = keras.distribution.LayoutMap(mesh)
+    replicated = []
+    for spec in features:
+        if spec.kind == "numeric":
+            continue
+        if spec.vocabulary_size % len(devices):
+            replicated.append(spec.name)
+            continue
+        layout_map[rf"(.*/)?{re.escape(spec.name)}_embedding"] = ("batch", None)  # fullmatch
+    if replicated:
+        logger.warning(
+            "Tables of %s stay replicated: their row counts are not divisible by %d devices.",
+            replicated, len(devices),
+        )  # fmt: skip
+    previous = keras.distribution.distribution()
+    keras.distribution.set_distribution(
+        keras.distribution.ModelParallel(layout_map=layout_map, batch_dim_name="batch")
+    )
+    try:
+        yield layout_map
+    finally:
+        keras.distribution.set_distribution(previous)

@@ -27,6 +27,27 @@ def test_data_parallel_on_two_virtual_devices_matches_one_device(mixer):
     assert losses["single"][1] < losses["single"][0]  # it trained
 
 
+@pytest.mark.skipif(keras.backend.backend() != "jax", reason="keras.distribution.ModelParallel")
+@pytest.mark.parametrize("num_devices", [2, 4])
+def test_tables_sharded_over_virtual_devices_train_like_one_device(num_devices):
+    """`distribution.sharded_tables`: the tables' rows split over the devices, the rest
+    data-parallel, row-sparse Adagrad tables: the losses of one device."""
+    environment = {**os.environ, "KERAS_BACKEND": "jax"}
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "tests" / "sharding_check.py"), str(num_devices)],
+        capture_output=True, text=True, env=environment, cwd=ROOT,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    np.testing.assert_allclose(report["sharded"], report["single"], rtol=1e-5)
+    assert report["single"][-1] < report["single"][0]  # it trained
+    layouts = report["layouts"]
+    assert layouts["user"] == {"spec": ["batch", "None"], "shard_rows": [1000 // num_devices]}
+    assert layouts["item"] == {"spec": ["batch", "None"], "shard_rows": [4000 // num_devices]}
+    assert layouts["odd"]["shard_rows"] == [1001]  # not divisible: replicated
+    assert "Tables of ['odd'] stay replicated" in result.stderr
+
+
 def _free_port() -> int:
     import socket
 
