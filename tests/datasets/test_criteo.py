@@ -98,3 +98,19 @@ def test_header_with_a_missing_column(tmp_path):
     path.write_text(",".join(criteo.COLUMNS[:-1]) + "\n" + row()[:-3] + "\n")
     with pytest.raises(ValueError, match=r"missing columns: \['C26'\]"):
         datasets.load_criteo(path=path)
+
+
+def test_a_file_too_large_for_memory_is_refused_naming_the_streaming_description(
+    tmp_path, monkeypatch
+):
+    row = "\t".join(["1"] + ["3"] * 13 + ["ab12"] * 26) + "\n"
+    path = tmp_path / "train.txt"
+    path.write_text(row * 400)
+    monkeypatch.setattr(criteo, "MAX_IN_MEMORY_BYTES", path.stat().st_size - 1)
+    monkeypatch.setattr(criteo, "MAX_IN_MEMORY_ROWS", 100)
+    with pytest.raises(ValueError, match=r"more than the in-memory Criteo loader.*criteo\.yaml"):
+        datasets.load_criteo(path=path)
+    data = datasets.load_criteo(path=path, max_rows=100, min_count=1)  # its first rows: fine
+    assert sum(data.num_examples(split) for split in data.splits) == 100
+    streamed = datasets.from_config(datasets.DESCRIPTIONS_DIR / "criteo.yaml", data_dir=tmp_path)
+    assert streamed.num_examples("train") + streamed.num_examples("test") > 300
