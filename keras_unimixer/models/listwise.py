@@ -21,10 +21,12 @@ class ListwiseModel(keras.Model):
 
     Example:
     >>> import keras_rs
+    >>> from keras_unimixer.features import FeatureSpec
+    >>> features = [FeatureSpec("item", "categorical", 50), FeatureSpec("price", "numeric")]
     >>> scorer = keras_unimixer.models.RankingModel(features, num_tokens=4, token_dim=8)
-    >>> model = keras_unimixer.models.ListwiseModel(scorer)  # doctest: +SKIP
+    >>> model = keras_unimixer.models.ListwiseModel(scorer)
     >>> model.compile("adam", loss=keras_rs.losses.ListMLELoss(),
-    ...               metrics=[keras_rs.metrics.NDCG(k=10)])  # doctest: +SKIP
+    ...               metrics=[keras_rs.metrics.NDCG(k=10)])
     """
 
     def __init__(self, scorer, **kwargs):

@@ -220,7 +220,7 @@ class BruteForceIndex(keras.layers.Layer):
     >>> index = keras_unimixer.tasks.BruteForceIndex(num_candidates=3, embedding_dim=2, k=2)
     >>> index.index_from(np.eye(3, 2), np.array([10, 11, 12]))
     >>> scores, ids = index(np.array([[0.0, 1.0]]))
-    >>> keras.ops.convert_to_numpy(ids)[0, 0]
+    >>> int(keras.ops.convert_to_numpy(ids)[0, 0])
     11
     """
 
