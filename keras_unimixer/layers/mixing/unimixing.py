@@ -387,6 +387,8 @@ class UniMixing(_ConstrainedMixing):
         local_init: str = "identity",
         init_stddev: float = 0.1,
         init_scale: float = 1.0,
+        sinkhorn_tolerance: float = 1e-3,
+        sinkhorn_max_iterations: int = 300,
         **kwargs,
     ):
         super().__init__(
@@ -395,6 +397,8 @@ class UniMixing(_ConstrainedMixing):
             temperature=temperature,
             sinkhorn_iterations=sinkhorn_iterations,
             constrain_local=constrain_local,
+            sinkhorn_tolerance=sinkhorn_tolerance,
+            sinkhorn_max_iterations=sinkhorn_max_iterations,
             **kwargs,
         )
         self.block_specific = bool(block_specific)
@@ -522,6 +526,8 @@ class UniMixingLite(_ConstrainedMixing):
         init_stddev: float = 0.1,
         global_init: str = "random",
         init_scale: float = 1.0,
+        sinkhorn_tolerance: float = 1e-3,
+        sinkhorn_max_iterations: int = 300,
         **kwargs,
     ):
         super().__init__(
@@ -530,6 +536,8 @@ class UniMixingLite(_ConstrainedMixing):
             temperature=temperature,
             sinkhorn_iterations=sinkhorn_iterations,
             constrain_local=constrain_local,
+            sinkhorn_tolerance=sinkhorn_tolerance,
+            sinkhorn_max_iterations=sinkhorn_max_iterations,
             **kwargs,
         )
         self.num_basis = check_positive_int("num_basis", num_basis)
