@@ -18,10 +18,11 @@ def temperature_layers(model) -> list:
 
 
 def temperature_variables(model) -> list:
-    """The `temperature` variables of every UniMixing / UniMixingLite layer inside `model` (only
-    built layers have one)."""
+    """The `temperature` variables of every layer inside `model` that has one (UniMixing,
+    UniMixingLite, or a layer of your own with a `temperature_variable`; only built layers
+    have one)."""
     found = []
-    for layer in mixing_layers(model):
+    for layer in model._flatten_layers(include_self=True, recursive=True):
         variable = getattr(layer, "temperature_variable", None)
         if variable is not None and all(variable is not seen for seen in found):
             found.append(variable)
@@ -73,17 +74,20 @@ class TemperatureAnnealing(keras.callbacks.Callback):
 
     def on_train_begin(self, logs=None):
         layers = temperature_layers(self.model)
-        if not layers:
+        self._variables = temperature_variables(self.model)
+        if not layers and not self._variables:
             raise ValueError(
                 "TemperatureAnnealing found no layer with a temperature in the model; it anneals "
-                "UniMixing / UniMixingLite layers built with temperature != None."
+                "UniMixing / UniMixingLite layers built with temperature != None (and any layer "
+                "with a `temperature_variable`)."
             )
         for layer in layers:
             layer.temperature_scheduled = True
             if getattr(layer, "temperature_variable", None) is None:
                 layer.temperature = self.start  # not built yet: its variable will start here
-        self._variables = temperature_variables(self.model)
-        self._num_layers = len(layers)
+        built = sum(getattr(layer, "temperature_variable", None) is not None for layer in layers)
+        # Variables still to appear: those of the layers `fit` builds in its first step.
+        self._num_layers = len(self._variables) + len(layers) - built
         steps_per_epoch = self.params.get("steps")
         epochs = self.params.get("epochs")
         if self.total_steps is not None:

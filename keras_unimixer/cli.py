@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import json
 import logging
 import sys
@@ -61,11 +62,14 @@ def _float_or_none(text):
     return None if text.lower() == "none" else float(text)
 
 
-def _preset_fields() -> set:
+@functools.cache
+def _preset_fields() -> frozenset:
     """The `TrainConfig` fields that some dataset preset sets."""
     from keras_unimixer.presets import PRESETS
 
-    return {name for models in PRESETS.values() for values in models.values() for name in values}
+    return frozenset(
+        name for models in PRESETS.values() for values in models.values() for name in values
+    )
 
 
 def _help(text, name):
