@@ -32,7 +32,7 @@ import tensorflow as tf  # noqa: E402
 from results_files import add_write_results, results_path  # noqa: E402 (benchmarks/ is on sys.path)
 
 from keras_unimixer import datasets, export  # noqa: E402
-from keras_unimixer.training import TrainConfig, train  # noqa: E402
+from keras_unimixer.experiments.training import TrainConfig, train  # noqa: E402
 
 
 def percentiles(function, repeats: int) -> tuple[float, float]:

@@ -6,9 +6,10 @@ file under benchmarks/results/ instead.
 Results go to runs/benchmarks/ (git-ignored); `--write-results` rewrites the committed
 file under benchmarks/results/ instead.
 
-Every run is `keras_unimixer.training.train` with the `frappe_x1` preset of its model
-(`keras_unimixer/presets.py`: embedding L2 0.05 with normal(1e-4) init, batch 4096, Adam 1e-3,
-early stopping on exact validation AUC with patience 2, learning rate x0.1 on a plateau), so
+Every run is `keras_unimixer.experiments.training.train` with the `frappe_x1` protocol of its
+model (`keras_unimixer.experiments.protocols`: embedding L2 0.05 with normal(1e-4) init, batch
+4096, Adam 1e-3, early stopping on exact validation AUC with patience 2, learning rate x0.1 on a
+plateau), so
 `python -m keras_unimixer train --dataset frappe_x1 --model M` reproduces any row.
 
 Usage (from the repository root, once `bash scripts/test.sh` made .venv):
@@ -100,9 +101,9 @@ LABELS = {
 
 def sample_settings(count: int, seed: int = 2026) -> list[dict]:
     """`count` distinct random draws from `SEARCH_SPACE`, the first being the preset's values."""
-    from keras_unimixer.presets import train_preset
+    from keras_unimixer.experiments.protocols import model_protocol
 
-    preset = train_preset("frappe_x1", "unimixer_lite")
+    preset = model_protocol("frappe_x1", "unimixer_lite")
     chosen = [{name: preset[name] for name in SEARCH_SPACE}]
     rng = random.Random(seed)
     while len(chosen) < count:
@@ -116,9 +117,9 @@ def run_one(model: str, settings: dict, seed: int, output: str, data_dir: str | 
     """Train one model with the Frappe_x1 preset under `settings`; a JSON-ready result row."""
     import keras
 
-    from keras_unimixer.training import TrainConfig, train
+    from keras_unimixer.experiments.training import TrainConfig, train
 
-    config = TrainConfig.from_preset(
+    config = TrainConfig.from_protocol(
         dataset="frappe_x1", model=model, data_dir=data_dir, seed=seed, output=output,
         verbose=0, **settings,
     )  # fmt: skip

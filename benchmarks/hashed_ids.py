@@ -66,7 +66,7 @@ def main(argv=None):
     import keras
 
     from keras_unimixer import datasets
-    from keras_unimixer.training import TrainConfig, train
+    from keras_unimixer.experiments.training import TrainConfig, train
 
     start = time.perf_counter()
     data = datasets.from_config(description)

@@ -16,8 +16,8 @@ import csv
 
 from results_files import results_path  # noqa: E402 (benchmarks/ is on sys.path)
 
-from keras_unimixer.scaling.ladder import LadderConfig, train_config
-from keras_unimixer.training import load_data, train
+from keras_unimixer.experiments.scaling.ladder import LadderConfig, train_config
+from keras_unimixer.experiments.training import load_data, train
 
 INIT_STDDEV = 0.1 * (4 / 16) ** 0.25
 

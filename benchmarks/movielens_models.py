@@ -29,7 +29,7 @@ import keras  # noqa: E402
 from results_files import add_write_results, results_path  # noqa: E402 (benchmarks/ is on sys.path)
 
 from keras_unimixer import datasets, layers, models  # noqa: E402
-from keras_unimixer.training import TrainConfig, train  # noqa: E402
+from keras_unimixer.experiments.training import TrainConfig, train  # noqa: E402
 
 # One budget rule for all: same embeddings (16 per feature), same epochs and early stopping;
 # model widths chosen so that parameter counts are comparable (see the params column).

@@ -33,7 +33,7 @@ from movielens_models import (  # noqa: E402
 
 from keras_unimixer import datasets, evaluation  # noqa: E402
 from keras_unimixer.datasets.negatives import MODES  # noqa: E402
-from keras_unimixer.training import TrainConfig, train  # noqa: E402
+from keras_unimixer.experiments.training import TrainConfig, train  # noqa: E402
 
 PER_POSITIVE = 4
 

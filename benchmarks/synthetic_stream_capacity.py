@@ -5,7 +5,7 @@ file under benchmarks/results/ instead.
 
 One pass over the training rows per run (streamed: each row seen once, as in industrial
 one-epoch training), the same teacher, validation/test rows and budget rule for every run; sizes
-are the scaling ladder's (`keras_unimixer.scaling.SIZES`), built by the ladder's own
+are the scaling ladder's (`keras_unimixer.experiments.scaling.SIZES`), built by the ladder's own
 `train_config`. The mid-size model runs at every row count; the other sizes at the largest.
 
 Usage (from the repository root):
@@ -32,9 +32,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras  # noqa: E402
 from results_files import add_write_results, results_path  # noqa: E402 (benchmarks/ on sys.path)
 
-from keras_unimixer.scaling import SIZES  # noqa: E402
-from keras_unimixer.scaling.ladder import LadderConfig, train_config  # noqa: E402
-from keras_unimixer.training import load_data, train  # noqa: E402
+from keras_unimixer.experiments.scaling import SIZES  # noqa: E402
+from keras_unimixer.experiments.scaling.ladder import LadderConfig, train_config  # noqa: E402
+from keras_unimixer.experiments.training import load_data, train  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -18,7 +18,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from movielens_models import COMMON  # noqa: E402
 
 from keras_unimixer import datasets  # noqa: E402
-from keras_unimixer.training import TrainConfig, train  # noqa: E402
+from keras_unimixer.experiments.training import TrainConfig, train  # noqa: E402
 
 VARIANTS = {
     "baseline (lr 1e-3, tau 1->0.05, siamese, L=2)": {},

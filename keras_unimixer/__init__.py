@@ -1,7 +1,10 @@
 """keras_unimixer: UniMixer and the token-mixing family for recommendation, in Keras 3.
 
-Subpackages imported on demand: `keras_unimixer.export` (TF Serving / ONNX), `keras_unimixer.tuning`
-(Keras Tuner), `keras_unimixer.tfrs` (TensorFlow Recommenders).
+The library: `layers`, `models`, `tasks`, `datasets`, `callbacks`, `optimizers`, `distribution`.
+Imported on demand: `keras_unimixer.export` (TF Serving / ONNX, needs TensorFlow),
+`keras_unimixer.tfrs` (TensorFlow Recommenders) and `keras_unimixer.experiments` (what runs
+experiments: training runs, the command line, benchmark protocols, scaling ladders, Keras Tuner
+searches).
 """
 
 from keras_unimixer._startup import start_command_line
@@ -15,7 +18,6 @@ from keras_unimixer import (  # noqa: E402
     layers,
     models,
     optimizers,
-    scaling,
     tasks,
 )
 from keras_unimixer.callbacks import TemperatureAnnealing  # noqa: E402
@@ -49,7 +51,6 @@ __all__ = [
     "layers",
     "models",
     "optimizers",
-    "scaling",
     "tasks",
     "token_mixing_permutation",
 ]

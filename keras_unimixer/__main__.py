@@ -15,7 +15,7 @@ def main(argv=None):
     if arguments[:1] == ["export"]:
         # SavedModel and ONNX are TensorFlow artefacts and `.keras` files are backend-neutral.
         os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-    from keras_unimixer.cli import main as cli_main
+    from keras_unimixer.experiments.cli import main as cli_main
 
     try:
         return cli_main(arguments)

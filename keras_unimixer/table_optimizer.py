@@ -314,9 +314,9 @@ def _row_sparse_train_step(self, state, data):
             )  # fmt: skip
 
     dense_values = [value for i, value in enumerate(trainable) if i not in table_indices]
-    (_, aux), (dense_grads, row_grads) = jax.value_and_grad(
-        loss_of, argnums=(0, 1), has_aux=True
-    )(dense_values, [rows for *_, rows in distinct])
+    (_, aux), (dense_grads, row_grads) = jax.value_and_grad(loss_of, argnums=(0, 1), has_aux=True)(
+        dense_values, [rows for *_, rows in distinct]
+    )
     unscaled_loss, y_pred, non_trainable, metrics_variables = aux
     grads, dense_iter = [], iter(dense_grads)
     row_of = {index: k for k, (index, _, _) in enumerate(tables)}

@@ -1,4 +1,5 @@
-"""Run by tests/test_artifacts.py: `train` killed with SIGKILL at one of its save points.
+"""Run by tests/experiments/test_artifacts.py: `train` killed with SIGKILL at one of its save
+points.
 
 Usage: fault_check.py OUTPUT POINT [N]. POINT:
 - `checkpoint_model`: after the N-th checkpoint's model is saved, before its state and marker;
@@ -15,7 +16,7 @@ from pathlib import Path
 
 import keras
 
-from keras_unimixer import artifacts, training
+from keras_unimixer.experiments import artifacts, training
 
 SETTINGS = dict(
     dataset="synthetic", max_examples=4000, epochs=3, batch_size=128, learning_rate=1e-2,

@@ -1,5 +1,6 @@
-"""Run in a fresh JAX process by tests/test_training.py: `import tensorflow` fails here, as on a
-GPU machine without TensorFlow; the `train` command must still run and write its artefacts.
+"""Run in a fresh JAX process by tests/experiments/test_training.py: `import tensorflow` fails
+here, as on a GPU machine without TensorFlow; the `train` command must still run and write its
+artefacts.
 
 Prints the test metrics and whether any TensorFlow module got imported, as JSON.
 """
@@ -19,7 +20,7 @@ def _no_tensorflow(name, *args, **kwargs):
 
 builtins.__import__ = _no_tensorflow
 
-from keras_unimixer import cli  # noqa: E402
+from keras_unimixer.experiments import cli  # noqa: E402
 
 # The command line, as a user on such a machine runs it (every subcommand's parser is built).
 cli.main(

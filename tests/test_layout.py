@@ -8,11 +8,8 @@ import pytest
 
 pytestmark = pytest.mark.backend_independent
 PACKAGE = Path(__file__).resolve().parents[1] / "keras_unimixer"
-APPLICATION = (
-    "keras_unimixer.training", "keras_unimixer.cli", "keras_unimixer.scaling",
-    "keras_unimixer.tuning", "keras_unimixer.artifacts", "keras_unimixer.presets",
-    "keras_unimixer.__main__",
-)  # fmt: skip
+# Everything that runs experiments lives in one subpackage (and the `python -m` entry point).
+APPLICATION = ("keras_unimixer.experiments", "keras_unimixer.__main__")
 # What the building blocks may not import: no data loader, and nothing of the application.
 BUILDING_BLOCKS = {
     "layers": ("keras_unimixer.datasets", *APPLICATION),

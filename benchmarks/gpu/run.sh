@@ -52,7 +52,7 @@ fi
 
 if part frappe; then
 echo "=== Frappe_x1 ladder, BARS protocol, one process per (model, seed) ($(elapsed))"
-# Real-data ladder (issue 17): sizes xs..xl under Frappe_x1's preset protocol (BARS: embedding
+# Real-data ladder (issue 17): sizes xs..xl under Frappe_x1's benchmark protocol (BARS: embedding
 # 10, batch 4096, Adam 1e-3 x0.1 on a plateau, patience 2, embedding L2), fp32, at most
 # FRAPPE_EPOCHS epochs. The data travels git-ignored in FRAPPE_DIR (never committed). The
 # processes share the GPU; each writes its own ladder, and the tables, histories and configs
@@ -64,7 +64,7 @@ for seed in ${FRAPPE_SEEDS:-0 1 2}; do
   for model in ${FRAPPE_MODELS:-dnn rankmixer unimixer_lite unimixer}; do
     reference=none; [[ $model == dnn ]] && reference=logistic_regression
     timeout "${FRAPPE_SECONDS:-420}" "$PYTHON" -m keras_unimixer scale --dataset frappe_x1 \
-      --data-dir "${FRAPPE_DIR:-.devdata/frappe_x1}" --protocol preset --models "$model" \
+      --data-dir "${FRAPPE_DIR:-.devdata/frappe_x1}" --protocol benchmark --models "$model" \
       --sizes "${FRAPPE_SIZES:-xs,s,m,l,xl}" --seeds "$seed" --epochs "${FRAPPE_EPOCHS:-20}" \
       --reference "$reference" --output "$frappe_tmp/${model}_seed$seed" \
       > "$OUT/frappe/${model}_seed$seed.log" 2>&1 &

@@ -180,8 +180,10 @@ def output_activations(model: keras.Model, tasks) -> dict:
 
 
 def _is_graph_model(model) -> bool:
-    return isinstance(model, keras.Model) and hasattr(model, "_operations") and hasattr(
-        model, "_outputs_struct"
+    return (
+        isinstance(model, keras.Model)
+        and hasattr(model, "_operations")
+        and hasattr(model, "_outputs_struct")
     )
 
 

@@ -1,8 +1,8 @@
 """`ModelConfig`: every model option in one place.
 
-`RankingModel`, `Tower`, the baselines and `build_model` read their options from it,
-`keras_unimixer.training.TrainConfig` extends it with the data and training options, and the
-command line's model options are its fields, so an option exists once. Which architecture uses an
+`RankingModel`, `Tower`, the baselines and `build_model` read their options from it, the
+experiments' `TrainConfig` extends it with the data and training options, and the command line's
+model options are its fields, so an option exists once. Which architecture uses an
 option is known from the mixer registry (`keras_unimixer.layers.register_mixer`) and from
 `BASELINE_OPTIONS`.
 """

@@ -13,7 +13,7 @@ import keras_unimixer
 from keras_unimixer import datasets, export, models
 from keras_unimixer.datasets.encoding import RawColumn, encode_dataset
 from keras_unimixer.datasets.schema import features_from_config, random_split
-from keras_unimixer.training import TrainConfig, train
+from keras_unimixer.experiments.training import TrainConfig, train
 
 ROOT = Path(__file__).resolve().parents[2]
 SHARED = ROOT.parent / "shared" / "data" / "ml-100k"
@@ -218,9 +218,7 @@ def _head_model(spec, activation):
     return keras.Model(inputs, head)
 
 
-def test_a_sigmoid_head_is_served_as_a_probability_and_other_activations_refused(
-    trained, tmp_path
-):
+def test_a_sigmoid_head_is_served_as_a_probability_and_other_activations_refused(trained, tmp_path):
     model = _head_model(trained["spec"], "sigmoid")
     features, _ = trained["data"].arrays("test")
     encoded = {name: values[:64] for name, values in features.items()}
@@ -337,7 +335,7 @@ def test_export_refuses_vocabularies_that_do_not_fit_the_tables(trained, tmp_pat
 
 
 def test_export_command_refuses_files_of_different_runs(trained, tmp_path):
-    from keras_unimixer import cli
+    from keras_unimixer.experiments import cli
 
     run = trained["directory"] / "run"
     foreign = json.loads((run / "preprocessing.json").read_text())

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from keras_unimixer import datasets, models
-from keras_unimixer.scaling import flops_per_example, parameter_counts
+from keras_unimixer.experiments.scaling import flops_per_example, parameter_counts
 
 SIZES = dict(num_layers=1, num_tokens=4, token_dim=8, embedding_dim=4, hidden_units=(8,))
 

@@ -1,9 +1,9 @@
 """Parameter and FLOP accounting, scaling ladders with power-law fits, and model inspection."""
 
 from keras_unimixer.accounting import flops_per_example, mixing_flops, parameter_counts
-from keras_unimixer.scaling.fit import fit_power_law, log_linear_fit
-from keras_unimixer.scaling.inspect import inspect_model, permutation_closeness
-from keras_unimixer.scaling.ladder import (
+from keras_unimixer.experiments.scaling.fit import fit_power_law, log_linear_fit
+from keras_unimixer.experiments.scaling.inspect import inspect_model, permutation_closeness
+from keras_unimixer.experiments.scaling.ladder import (
     QUICK,
     SIZES,
     VARIANTS,

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from keras_unimixer import datasets
+from keras_unimixer.experiments.tuning import UniMixerHyperModel
 from keras_unimixer.layers import mixer_names
-from keras_unimixer.tuning import UniMixerHyperModel
 
 SPACE = {"num_layers": [1], "num_tokens": [4, 8], "token_dim": [16], "ffn_multiplier": [1]}
 

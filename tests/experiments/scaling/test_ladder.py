@@ -6,9 +6,9 @@ import keras
 import numpy as np
 import pytest
 
-from keras_unimixer import cli, datasets, models
-from keras_unimixer.layers import UniMixing, mixing_layers
-from keras_unimixer.scaling import (
+from keras_unimixer import datasets, models
+from keras_unimixer.experiments import cli
+from keras_unimixer.experiments.scaling import (
     LadderConfig,
     fit_ladder,
     fit_power_law,
@@ -18,8 +18,8 @@ from keras_unimixer.scaling import (
     permutation_closeness,
     run_ladder,
 )
-from keras_unimixer.scaling.fit import fit_gain_law
-from keras_unimixer.scaling.ladder import (
+from keras_unimixer.experiments.scaling.fit import fit_gain_law
+from keras_unimixer.experiments.scaling.ladder import (
     _check_same_budget,
     append_row,
     ladder_shape,
@@ -27,6 +27,7 @@ from keras_unimixer.scaling.ladder import (
     train_config,
     write_rows,
 )
+from keras_unimixer.layers import UniMixing, mixing_layers
 
 
 def test_power_law_fit_recovers_the_exponent_and_covers_it_with_seed_intervals():
@@ -197,7 +198,7 @@ def test_mixed_precision_reaches_every_run_and_older_ladders_continue(tmp_path):
 
 
 def test_learning_curves_are_drawn_against_examples_where_runs_have_them(tmp_path):
-    from keras_unimixer.scaling.plots import plot_learning_curves
+    from keras_unimixer.experiments.scaling.plots import plot_learning_curves
 
     def write(name, history):
         (tmp_path / "runs" / name).mkdir(parents=True)
@@ -259,8 +260,10 @@ def test_gain_prefers_the_reference_trained_on_the_runs_rows():
     assert fit_gain_law(rows, {0: 0.9}) is None
 
 
-def test_preset_protocol_trains_the_ladders_sizes_under_the_benchmarks_settings():
-    config = LadderConfig(dataset="frappe_x1", protocol="preset", epochs=7, models=("rankmixer",))
+def test_benchmark_protocol_trains_the_ladders_sizes_under_the_benchmarks_settings():
+    config = LadderConfig(
+        dataset="frappe_x1", protocol="benchmark", epochs=7, models=("rankmixer",)
+    )
     assert (config.batch_size, config.embedding_dim, config.patience) == (4096, 10, 2)
     for name, size in (("rankmixer", "l"), ("dnn", "xs"), ("logistic_regression", "reference")):
         run = train_config(config, name, size, seed=0)
@@ -270,14 +273,16 @@ def test_preset_protocol_trains_the_ladders_sizes_under_the_benchmarks_settings(
     assert train_config(config, "dnn", "xs", seed=0).hidden_units == (64,)
     plain = train_config(LadderConfig(dataset="frappe_x1"), "rankmixer", "l", seed=0)
     assert (plain.embedding_l2, plain.reduce_lr_on_plateau, plain.batch_size) == (0.0, False, 512)
-    with pytest.raises(ValueError, match="'synthetic' has no preset protocol.*frappe_x1"):
-        LadderConfig(dataset="synthetic", protocol="preset")
-    with pytest.raises(ValueError, match="`batch_size` 8: the preset protocol sets it to 4096"):
-        LadderConfig(dataset="frappe_x1", protocol="preset", batch_size=8)
+    with pytest.raises(ValueError, match="'synthetic' has no benchmark protocol.*frappe_x1"):
+        LadderConfig(dataset="synthetic", protocol="benchmark")
+    with pytest.raises(ValueError, match="`batch_size` 8: the benchmark protocol sets it to 4096"):
+        LadderConfig(dataset="frappe_x1", protocol="benchmark", batch_size=8)
     with pytest.raises(ValueError, match="`protocol` must be one of"):
         LadderConfig(protocol="bars")
-    with pytest.raises(ValueError, match="--batch-size: the preset protocol"):
-        cli.main(["scale", "--dataset", "frappe_x1", "--protocol", "preset", "--batch-size", "8"])
+    with pytest.raises(ValueError, match="--batch-size: the benchmark protocol"):
+        cli.main(
+            ["scale", "--dataset", "frappe_x1", "--protocol", "benchmark", "--batch-size", "8"]
+        )
 
 
 def test_ladders_on_data_with_users_record_and_fit_uauc(tmp_path):

@@ -1,18 +1,21 @@
 """What a user of the command line sees: one-line errors, help, logs, one writer per run folder."""
 
+import argparse
+import dataclasses
 import logging
 import subprocess
 import sys
 
 import pytest
 
-from keras_unimixer import artifacts, cli, training
-from keras_unimixer.training import TrainConfig
-from tests.test_training import SMALL
+from keras_unimixer.experiments import artifacts, cli, training
+from keras_unimixer.experiments.training import TrainConfig
+from keras_unimixer.models import ModelConfig
+from tests.experiments.test_training import SMALL
 
 HOLD_LOCK = """
 import sys, time
-from keras_unimixer import artifacts
+from keras_unimixer.experiments import artifacts
 with artifacts.run_lock(sys.argv[1]):
     print("held", flush=True)
     time.sleep(120)
@@ -34,11 +37,31 @@ def test_a_second_writer_is_refused_naming_the_holder_and_a_killed_holders_lock_
     finally:
         holder.kill()
         holder.wait()
-    with caplog.at_level(logging.WARNING, logger="keras_unimixer.artifacts"):
+    with caplog.at_level(logging.WARNING, logger="keras_unimixer.experiments.artifacts"):
         with artifacts.run_lock(tmp_path):
             assert (tmp_path / artifacts.LOCK_FILE).read_text() != str(holder.pid)
     assert f"Taking over the lock of process {holder.pid}" in caplog.text
     assert (tmp_path / artifacts.LOCK_FILE).read_text() == ""  # released
+
+
+def test_train_flags_are_the_config_fields_they_set():
+    parser = argparse.ArgumentParser()
+    cli.train.add_arguments(parser)
+    fields = {field.name for field in dataclasses.fields(TrainConfig)}
+    by_field = {
+        action.dest: action.option_strings for action in parser._actions if action.dest in fields
+    }
+    mismatched = {
+        dest: flags
+        for dest, flags in by_field.items()
+        if flags[0] != cli.train.flag(dest) or flags[1:] not in ([], [f"--no-{flags[0][2:]}"])
+    }
+    assert mismatched == {}
+    assert cli.train.flag("num_layers") == "--num-layers"
+    # Every model option is a flag, except the dictionary of further mixing-layer arguments and
+    # the initial temperature (which the temperature schedule sets).
+    missing = {f.name for f in dataclasses.fields(ModelConfig)} - set(by_field)
+    assert missing == {"mixing_options", "temperature", "ffn_activation"}
 
 
 def test_usage_errors_are_one_line_and_name_the_bad_value(capsys):
@@ -50,12 +73,12 @@ def test_usage_errors_are_one_line_and_name_the_bad_value(capsys):
     assert "'abc' is not one" in error and "_int_list" not in error
 
 
-def test_help_says_what_a_preset_sets_and_writes_lists_as_typed(capsys):
+def test_help_says_what_a_benchmark_protocol_sets_and_writes_lists_as_typed(capsys):
     with pytest.raises(SystemExit):
         cli.main(["train", "--help"])
     text = capsys.readouterr().out
     output_help = text[text.index("--output OUTPUT") :].split("\n  --")[0]
-    assert "preset" not in output_help
+    assert "frappe_x1" not in output_help
     assert "--dataset frappe_x1 sets it" in text[text.index("--batch-size") :]
     with pytest.raises(SystemExit):
         cli.main(["scale", "--help"])
@@ -72,8 +95,8 @@ def test_export_refuses_an_output_that_is_a_file_before_exporting(tmp_path):
     occupied = tmp_path / "occupied"
     occupied.write_text("")
     with pytest.raises(FileExistsError, match="is a file; it must be a folder"):
-        cli.export_from_args(
-            cli.argparse.Namespace(
+        cli.export.export_from_args(
+            argparse.Namespace(
                 model=str(model), output=str(occupied), export_format="savedmodel",
                 preprocessing=None, version=None, opset=None,
             )

@@ -34,7 +34,7 @@ def inspect_model(model, output) -> dict:
 
     Writes `<output>/<layer>.png` and `<output>/mixing_stats.json`; returns the statistics.
     """
-    from keras_unimixer.scaling.plots import plot_matrices
+    from keras_unimixer.experiments.scaling.plots import plot_matrices
 
     if isinstance(model, (str, Path)):
         model = load_model(model)

@@ -1,3 +1,4 @@
+import argparse
 import json
 import os
 import subprocess
@@ -9,8 +10,9 @@ import numpy as np
 import pytest
 from sklearn.metrics import log_loss, roc_auc_score
 
-from keras_unimixer import artifacts, callbacks, cli, datasets, training
-from keras_unimixer.training import TrainConfig
+from keras_unimixer import callbacks, datasets
+from keras_unimixer.experiments import artifacts, cli, training
+from keras_unimixer.experiments.training import TrainConfig
 
 SMALL = dict(
     dataset="synthetic", max_examples=4000, epochs=3, batch_size=128, learning_rate=1e-2,
@@ -134,13 +136,13 @@ def test_command_line_rejects_bad_values(capsys):
 
 
 def test_command_line_arguments_map_onto_every_config_field():
-    parser = cli.argparse.ArgumentParser()
-    cli.add_train_arguments(parser)
+    parser = argparse.ArgumentParser()
+    cli.train.add_arguments(parser)
     args = parser.parse_args(
         ["--tasks", "click,rating", "--hidden-units", "32,16", "--no-anneal", "--token-dim", "64",
          "--sinkhorn-iterations", "3", "--eval-every-examples", "5000"]
     )  # fmt: skip
-    config = cli.config_from_args(args)
+    config = cli.train.config_from_args(args)
     assert config.sinkhorn_iterations == 3 and config.eval_every_examples == 5000
     assert config.tasks == ("click", "rating") and config.hidden_units == (32, 16)
     assert config.temperature_schedule == "constant" and config.token_dim == 64
@@ -234,7 +236,7 @@ def test_annealing_horizon_is_set_in_epochs_and_early_stopping_waits_for_it(tmp_
 )
 def test_importing_training_and_tuning_under_jax_loads_no_tensorflow():
     code = (
-        "import sys, keras_unimixer.training, keras_unimixer.tuning; "
+        "import sys, keras_unimixer.experiments.training, keras_unimixer.experiments.tuning; "
         "print(sorted(m for m in sys.modules if m.split('.')[0] == 'tensorflow'))"
     )
     result = subprocess.run(

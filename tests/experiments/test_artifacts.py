@@ -9,8 +9,8 @@ import keras
 import numpy as np
 import pytest
 
-from keras_unimixer import artifacts, training
-from keras_unimixer.training import TrainConfig
+from keras_unimixer.experiments import artifacts, training
+from keras_unimixer.experiments.training import TrainConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))

@@ -1,4 +1,5 @@
-"""Per-dataset training presets: the settings a benchmark uses, applied where a run sets nothing.
+"""Benchmark protocols: per dataset, the training settings a benchmark uses (and, per model, its
+sizes), applied where a run sets nothing.
 
 `frappe_x1` follows the BARS protocol (embedding 10, batch 4096, Adam 1e-3, early stopping on
 validation AUC with patience 2, learning rate x0.1 on a plateau, embedding L2 0.05 with
@@ -54,21 +55,22 @@ _FRAPPE_MODELS = {
     "attention": {**_FRAPPE_MIXER, **_WIDE_PRE_NORM},
     "fm": {**_FRAPPE_MIXER, **_WIDE_PRE_NORM},
 }
-PRESETS = {
+MODEL_PROTOCOLS = {
     "frappe_x1": {model: {**_FRAPPE_COMMON, **values} for model, values in _FRAPPE_MODELS.items()}
 }
 
 
-# The training protocol of each preset dataset, without any model's sizes (what a scaling ladder
+# The training protocol of each benchmark dataset, without any model's sizes (what a scaling ladder
 # takes from a benchmark while it chooses the sizes itself).
 PROTOCOLS = {"frappe_x1": _FRAPPE_COMMON}
 
 
 def training_protocol(dataset: str) -> dict:
-    """The preset training settings of `dataset` that are not a model's (empty if none)."""
+    """The protocol's training settings of `dataset` that are not a model's (empty if none)."""
     return dict(PROTOCOLS.get(dataset, {}))
 
 
-def train_preset(dataset: str, model: str) -> dict:
-    """`TrainConfig` values of the preset for `(dataset, model)` (empty if there is none)."""
-    return dict(PRESETS.get(dataset, {}).get(model, {}))
+def model_protocol(dataset: str, model: str) -> dict:
+    """`TrainConfig` values of the protocol of `(dataset, model)`: its training settings and the
+    model's sizes (empty if there is none)."""
+    return dict(MODEL_PROTOCOLS.get(dataset, {}).get(model, {}))

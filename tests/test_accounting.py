@@ -2,8 +2,8 @@ import keras
 import numpy as np
 import pytest
 
+from keras_unimixer.experiments.scaling import flops_per_example
 from keras_unimixer.layers import UniMixerEncoder, make_mixing, mixer_names
-from keras_unimixer.scaling import flops_per_example
 
 
 @pytest.mark.skipif(keras.backend.backend() != "jax", reason="uses XLA's cost analysis via JAX")

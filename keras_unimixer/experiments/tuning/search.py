@@ -24,10 +24,10 @@ import keras_tuner
 
 from keras_unimixer import datasets
 from keras_unimixer.accounting import flops_per_example, parameter_counts
-from keras_unimixer.training import monitor_name, validation_callback
-from keras_unimixer.tuning.hypermodel import DEFAULT_SPACE, UniMixerHyperModel
+from keras_unimixer.experiments.training import monitor_name, validation_callback
+from keras_unimixer.experiments.tuning.hypermodel import DEFAULT_SPACE, UniMixerHyperModel
 
-logger = logging.getLogger("keras_unimixer.tuning")
+logger = logging.getLogger("keras_unimixer.experiments.tuning")
 
 TUNERS = {
     "random_search": keras_tuner.RandomSearch,
@@ -231,7 +231,7 @@ def _cell(value) -> str:
 
 def best_train_config(config: TuneConfig, best_hp, output) -> object:
     """The `TrainConfig` that retrains the best trial's model on the same data and budget."""
-    from keras_unimixer.training import TrainConfig
+    from keras_unimixer.experiments.training import TrainConfig
 
     values = best_hp.values
     mixer = values["mixer"]
@@ -299,7 +299,7 @@ def tune(
     summary["best_hyperparameters"] = best_hp.values
     summary["best_trial_score"] = tuner.oracle.get_best_trials(1)[0].score
     if retrain or export_to:
-        from keras_unimixer.training import train
+        from keras_unimixer.experiments.training import train
 
         train_config = best_train_config(config, best_hp, project / "best")
         metrics = train(train_config, data=data)

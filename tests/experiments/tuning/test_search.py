@@ -12,9 +12,9 @@ import keras
 import pytest
 import yaml
 
-from keras_unimixer import cli
-from keras_unimixer.tuning import TuneConfig, UniMixerHyperModel
-from keras_unimixer.tuning.search import read_run_log
+from keras_unimixer.experiments import cli
+from keras_unimixer.experiments.tuning import TuneConfig, UniMixerHyperModel
+from keras_unimixer.experiments.tuning.search import read_run_log
 
 ROOT = Path(__file__).resolve().parents[2]
 TF_ONLY = pytest.mark.skipif(
@@ -102,7 +102,7 @@ def test_tune_command_writes_table_retrains_exports_and_resumes(tmp_path, capsys
 
 @TF_ONLY
 def test_hyperband_search_runs(tmp_path):
-    from keras_unimixer.tuning import run_search
+    from keras_unimixer.experiments.tuning import run_search
 
     config = TuneConfig(
         name="band", dataset_options={"num_examples": 1500}, tuner="hyperband",

@@ -8,9 +8,9 @@ import logging
 import math
 from pathlib import Path
 
-from keras_unimixer.scaling.fit import fit_gain_law, fit_power_law
+from keras_unimixer.experiments.scaling.fit import fit_gain_law, fit_power_law
 
-logger = logging.getLogger("keras_unimixer.scaling")
+logger = logging.getLogger("keras_unimixer.experiments.scaling")
 
 # Named sizes: (num_layers, num_tokens, token_dim). Every size suits every mixer (D % T == 0).
 SIZES = {
@@ -43,10 +43,12 @@ VARIANTS = {
 # units (the width of the mixers' token matrix); DCNv2 adds as many cross layers.
 MLP_BASELINES = ("dnn", "dcnv2")
 BUDGETS = ("fixed", "proportional")
-# "ladder": the ladder's own training settings; "preset": the dataset's benchmark protocol
-# (`keras_unimixer.presets.training_protocol`, e.g. BARS's for Frappe_x1) with the ladder's sizes.
-PROTOCOLS = ("ladder", "preset")
-# What the "preset" protocol sets beyond the ladder's own fields (epochs stay the ladder's budget).
+# "ladder": the ladder's own training settings; "benchmark": the dataset's benchmark protocol
+# (`keras_unimixer.experiments.protocols.training_protocol`, e.g. BARS's for Frappe_x1) with the
+# ladder's sizes.
+PROTOCOLS = ("ladder", "benchmark")
+# What the "benchmark" protocol sets beyond the ladder's own fields (epochs stay the ladder's
+# budget).
 PROTOCOL_EXTRAS = ("reduce_lr_on_plateau", "embedding_l2", "embedding_init_stddev")
 REFERENCE_SIZE = "reference"
 QUICK = {
@@ -87,8 +89,8 @@ class LadderConfig:
     mixed_precision: bool = False
     # Each run's learning curve: exact validation metrics every this many training examples.
     eval_every_examples: int | None = None
-    # "preset": embedding size, batch size, learning rate, patience, learning-rate schedule and
-    # embedding regularization come from the dataset's preset (its benchmark protocol).
+    # "benchmark": embedding size, batch size, learning rate, patience, learning-rate schedule and
+    # embedding regularization come from the dataset's benchmark protocol.
     protocol: str = "ladder"
 
     def __post_init__(self):
@@ -126,30 +128,30 @@ class LadderConfig:
             raise ValueError("`sizes` needs at least one size (two or more to fit a curve).")
         if self.protocol not in PROTOCOLS:
             raise ValueError(f"`protocol` must be one of {PROTOCOLS}, got {self.protocol!r}.")
-        if self.protocol == "preset":
-            from keras_unimixer.presets import PROTOCOLS as PRESET_PROTOCOLS
-            from keras_unimixer.presets import training_protocol
+        if self.protocol == "benchmark":
+            from keras_unimixer.experiments.protocols import PROTOCOLS as DATASET_PROTOCOLS
+            from keras_unimixer.experiments.protocols import training_protocol
 
             settings = training_protocol(self.dataset)
             if not settings:
                 raise ValueError(
-                    f"`protocol` 'preset': dataset {self.dataset!r} has no preset protocol; "
-                    f"datasets with one: {list(PRESET_PROTOCOLS)}."
+                    f"`protocol` 'benchmark': dataset {self.dataset!r} has no benchmark protocol; "
+                    f"datasets with one: {list(DATASET_PROTOCOLS)}."
                 )
             for key in ("embedding_dim", "batch_size", "learning_rate", "patience"):
                 default = LadderConfig.__dataclass_fields__[key].default
                 if getattr(self, key) not in (default, settings[key]):
                     raise ValueError(
-                        f"`{key}` {getattr(self, key)!r}: the preset protocol sets it to "
+                        f"`{key}` {getattr(self, key)!r}: the benchmark protocol sets it to "
                         f"{settings[key]!r}; drop one of them."
                     )
                 setattr(self, key, settings[key])
 
     def protocol_extras(self) -> dict:
-        """The preset protocol's settings that a ladder has no field for (empty for "ladder")."""
-        if self.protocol != "preset":
+        """The benchmark protocol's settings that a ladder has no field for (empty for "ladder")."""
+        if self.protocol != "benchmark":
             return {}
-        from keras_unimixer.presets import training_protocol
+        from keras_unimixer.experiments.protocols import training_protocol
 
         settings = training_protocol(self.dataset)
         return {key: settings[key] for key in PROTOCOL_EXTRAS}
@@ -168,8 +170,8 @@ def ladder_shape(name: str, size: str) -> dict:
 
 def train_config(config: LadderConfig, name: str, size: str, seed: int, features=None):
     """The run of one (model, size, seed); `features` sizes a proportional budget."""
+    from keras_unimixer.experiments.training import TrainConfig
     from keras_unimixer.layers import get_mixer
-    from keras_unimixer.training import TrainConfig
 
     mixer, _, variant = name.partition("+")
     if size == REFERENCE_SIZE:
@@ -214,7 +216,7 @@ def proportional_rows(config: LadderConfig, run, features) -> int:
     import keras
 
     from keras_unimixer.accounting import parameter_counts
-    from keras_unimixer.training import build
+    from keras_unimixer.experiments.training import build
 
     dense = parameter_counts(build(run, features))["dense"]
     keras.utils.clear_session()
@@ -228,7 +230,7 @@ def run_ladder(config: LadderConfig, progress=print) -> list[dict]:
     Finished runs found in the CSV are not trained again, so an interrupted ladder continues; a
     run interrupted part-way continues from its last whole checkpoint (or starts again).
     """
-    from keras_unimixer.training import load_data, train
+    from keras_unimixer.experiments.training import load_data, train
 
     output = Path(config.output)
     output.mkdir(parents=True, exist_ok=True)

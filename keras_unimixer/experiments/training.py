@@ -21,7 +21,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from keras_unimixer import artifacts, datasets, models
+from keras_unimixer import datasets, models
 from keras_unimixer.accounting import flops_per_example, parameter_counts
 from keras_unimixer.callbacks import (
     EpochLine,
@@ -38,13 +38,14 @@ from keras_unimixer.datasets.serving_spec import (
     write_serving_spec,
 )
 from keras_unimixer.evaluation import task_metrics
+from keras_unimixer.experiments import artifacts
+from keras_unimixer.experiments.protocols import model_protocol
 from keras_unimixer.models.config import ModelConfig
 from keras_unimixer.optimizers import ROW_SPARSE_TABLE_OPTIMIZERS, make_optimizer
-from keras_unimixer.presets import train_preset
 from keras_unimixer.saving import load_model
 from keras_unimixer.table_optimizer import enable_row_sparse_steps
 
-logger = logging.getLogger("keras_unimixer.training")
+logger = logging.getLogger("keras_unimixer.experiments.training")
 
 CHECKPOINT_DIR = "checkpoint"
 
@@ -95,12 +96,13 @@ class TrainConfig(ModelConfig):
         return config
 
     @classmethod
-    def from_preset(cls, **values) -> TrainConfig:
-        """A config with the dataset's preset for the model (`keras_unimixer.presets`) under
-        `values`: what `train --dataset frappe_x1 --model M` runs when nothing else is set."""
+    def from_protocol(cls, **values) -> TrainConfig:
+        """A config with the dataset's benchmark protocol for the model
+        (`keras_unimixer.experiments.protocols`) under `values`: what `train --dataset frappe_x1
+        --model M` runs when nothing else is set."""
         dataset = values.get("dataset", cls.dataset)
         model = values.get("model", cls.model)
-        return cls(**{**train_preset(dataset, model), **values})
+        return cls(**{**model_protocol(dataset, model), **values})
 
     def stages(self) -> list[float | None]:
         """The temperature each training stage holds fixed (`None`: annealed or constant).
@@ -164,9 +166,9 @@ class ResumableReduceLROnPlateau(keras.callbacks.ReduceLROnPlateau):
 
 
 class RunCheckpoint(keras.callbacks.Callback):
-    """At each epoch end: one whole checkpoint folder (`keras_unimixer.artifacts`) with the model
-    and its optimizer, the run state and, when the epoch is the best so far, the best weights;
-    older folders are pruned to the latest one and the best one."""
+    """At each epoch end: one whole checkpoint folder (`keras_unimixer.experiments.artifacts`) with
+    the model and its optimizer, the run state and, when the epoch is the best so far, the best
+    weights; older folders are pruned to the latest one and the best one."""
 
     def __init__(
         self,
@@ -352,7 +354,7 @@ def check_fits_in_memory(config: TrainConfig, features, fraction: float = 0.8) -
             f"`embedding_l2`={config.embedding_l2} with `embedding_optimizer`="
             f"{config.embedding_optimizer!r}: the L2 penalty (l2 / 2) ||E||^2 is over whole "
             "tables, so its gradient touches every row and would make each row-sparse step "
-            "dense. Pass --embedding-l2 0 (a dataset preset may set it), or a dense embedding "
+            "dense. Pass --embedding-l2 0 (a benchmark protocol may set it), or a dense embedding "
             "optimizer (rmsprop, or none)."
         )
     if config.embedding_learning_rate is not None and config.embedding_optimizer is None:

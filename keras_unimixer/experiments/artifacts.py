@@ -25,7 +25,7 @@ import shutil
 import uuid
 from pathlib import Path
 
-logger = logging.getLogger("keras_unimixer.artifacts")
+logger = logging.getLogger("keras_unimixer.experiments.artifacts")
 MANIFEST_FILE = "run.json"
 LOCK_FILE = ".lock"
 COMPLETE_MARKER = "COMPLETE"
