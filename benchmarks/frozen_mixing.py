@@ -8,8 +8,8 @@ Usage (from the repository root):
 
 UniMixing and UniMixing-Lite compute their matrices from raw parameters at every call (symmetry,
 temperature, 10 Sinkhorn rounds in the log domain), a cost that does not shrink with the batch.
-`keras_unimixer.layers.frozen_mixing_weights` (used by `keras_unimixer.export`) traces them as
-constants instead. For each mixer and (T, D), a 2-block encoder + mean pooling + logit
+`keras_unimixer.layers.mixing.frozen_mixing_weights` (used by `keras_unimixer.export`) traces
+them as constants instead. For each mixer and (T, D), a 2-block encoder + mean pooling + logit
 (`mixer_speed.encoder_model`: random weights, the default block size, each architecture's own
 norm) is exported with `model.export` twice, plain and inside `frozen_mixing_weights`, and each
 SavedModel's `serve` is timed at batch 1 and 256 (p50 over timed calls after a warm-up). Outputs

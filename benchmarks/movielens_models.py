@@ -46,7 +46,10 @@ OVERRIDES = {
 
 
 def takes_mixing_options(name: str) -> bool:
-    return name in layers.mixer_names() and "mixing_options" in layers.get_mixer(name).options
+    return (
+        name in layers.mixing.mixer_names()
+        and "mixing_options" in layers.mixing.get_mixer(name).options
+    )
 
 
 def run(model_names, seeds, output_root, data_dir, mixing_options=None):

@@ -37,8 +37,8 @@ import numpy as np  # noqa: E402
 from mixer_speed import interleaved_step_seconds  # noqa: E402
 from results_files import add_write_results, results_path  # noqa: E402 (benchmarks/ is on sys.path)
 
-from keras_unimixer.layers import (  # noqa: E402
-    UniMixerEncoder,
+from keras_unimixer.layers import UniMixerEncoder  # noqa: E402
+from keras_unimixer.layers.mixing import (  # noqa: E402
     frozen_mixing_weights,
     make_mixing,
     mixing_layers,

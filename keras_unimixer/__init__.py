@@ -30,8 +30,8 @@ from keras_unimixer.layers import (  # noqa: E402
     UniMixerEncoder,
     UniMixing,
     UniMixingLite,
-    token_mixing_permutation,
 )
+from keras_unimixer.layers.initializers import token_mixing_permutation  # noqa: E402
 
 __version__ = "0.1.0"
 

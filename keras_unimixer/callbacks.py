@@ -9,7 +9,7 @@ import numpy as np
 
 from keras_unimixer.evaluation import task_metrics
 from keras_unimixer.layers.mixing import mixing_layers
-from keras_unimixer.layers.validation import check_positive_float, check_positive_int
+from keras_unimixer.utils.validation import check_positive_float, check_positive_int
 
 
 def temperature_layers(model) -> list:

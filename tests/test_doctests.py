@@ -38,7 +38,10 @@ def test_every_docstring_example_runs():
     assert attempted >= 80  # the examples of layers, models, tasks, datasets, optimizers, ...
 
 
-@pytest.mark.parametrize("name", ["keras_unimixer.layers.mixing.unimixing"])
+@pytest.mark.parametrize(
+    "name",
+    ["keras_unimixer.layers.mixing.unimixing", "keras_unimixer.layers.mixing.unimixing_lite"],
+)
 def test_the_examples_are_found(name):
     tests = doctest.DocTestFinder().find(importlib.import_module(name), name)
     assert sum(len(test.examples) for test in tests) > 0

@@ -12,7 +12,7 @@ import pytest
 
 from keras_unimixer.callbacks import TemperatureAnnealing, temperature_variables
 from keras_unimixer.layers import UniMixing, initializers
-from keras_unimixer.layers.mixing import unimixing
+from keras_unimixer.layers.mixing import constrained
 from tests import keras_user_models
 
 HELPER = Path(keras_user_models.__file__)
@@ -64,7 +64,7 @@ def test_temperature_annealing_anneals_a_subclassed_model_fit_builds():
 
 
 def test_training_a_temperature_without_a_schedule_warns_once(monkeypatch):
-    monkeypatch.setattr(unimixing, "_warned_unscheduled", False)
+    monkeypatch.setattr(constrained, "_warned_unscheduled", False)
     features, labels = keras_user_models.data(64)
     model = keras_user_models.functional_ranker()
     model.compile("adam", "binary_crossentropy")

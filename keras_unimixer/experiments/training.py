@@ -22,7 +22,6 @@ import keras
 import numpy as np
 
 from keras_unimixer import datasets, models
-from keras_unimixer.accounting import flops_per_example, parameter_counts
 from keras_unimixer.callbacks import (
     EpochLine,
     ExactValidationMetrics,
@@ -44,6 +43,7 @@ from keras_unimixer.models.config import ModelConfig
 from keras_unimixer.optimizers import ROW_SPARSE_TABLE_OPTIMIZERS, make_optimizer
 from keras_unimixer.saving import load_model
 from keras_unimixer.table_optimizer import enable_row_sparse_steps
+from keras_unimixer.utils.accounting import flops_per_example, parameter_counts
 
 logger = logging.getLogger("keras_unimixer.experiments.training")
 

@@ -7,7 +7,7 @@ from keras import ops
 
 from keras_unimixer.layers.ffn import PerTokenFFN
 from keras_unimixer.layers.mixing.base import token_major_by_transposing
-from keras_unimixer.layers.validation import (
+from keras_unimixer.utils.validation import (
     check_choice,
     check_positive_float,
     check_positive_int,

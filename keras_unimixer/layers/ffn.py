@@ -6,7 +6,7 @@ import keras
 from keras import ops
 
 from keras_unimixer.layers.initializers import distinct
-from keras_unimixer.layers.validation import (
+from keras_unimixer.utils.validation import (
     check_choice,
     check_positive_int,
     check_token_input_shape,

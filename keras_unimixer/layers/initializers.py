@@ -7,7 +7,7 @@ import random
 import keras
 import numpy as np
 
-from keras_unimixer.layers.validation import check_positive_int
+from keras_unimixer.utils.validation import check_positive_int
 
 
 def _fixed_seed(seed: int | None) -> int:

@@ -16,7 +16,7 @@ from keras_unimixer.features import (
 )
 from keras_unimixer.layers.initializers import distinct
 from keras_unimixer.layers.lookup import lookup
-from keras_unimixer.layers.validation import check_choice, check_positive_int
+from keras_unimixer.utils.validation import check_choice, check_positive_int
 
 TOKENIZER_MODES = ("rankmixer", "field", "group")
 EMBEDDINGS = ("dense", "distributed")

@@ -1,6 +1,6 @@
 """Ranking models: the UniMixer family (`RankingModel`) and the baselines, one harness."""
 
-from keras_unimixer.layers import default_block_size, get_mixer, make_mixing, mixer_names
+from keras_unimixer.layers.mixing import default_block_size, get_mixer, make_mixing, mixer_names
 from keras_unimixer.models.baselines import DNN, DCNv2, DeepFM, LogisticRegression
 from keras_unimixer.models.common import compile_ranking, feature_inputs
 from keras_unimixer.models.config import (

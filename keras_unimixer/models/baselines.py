@@ -7,7 +7,6 @@ from keras import ops
 
 from keras_unimixer.features import features_from_config
 from keras_unimixer.layers import FeatureTokenizer
-from keras_unimixer.layers.validation import check_positive_int
 from keras_unimixer.models.common import (
     ConfiguredModel,
     check_dropout,
@@ -17,6 +16,7 @@ from keras_unimixer.models.common import (
     mlp,
     task_heads,
 )
+from keras_unimixer.utils.validation import check_positive_int
 
 
 def _field_embeddings(features, inputs, embedding_dim: int, name: str, **embedding):

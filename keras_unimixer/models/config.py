@@ -3,7 +3,7 @@
 `RankingModel`, `Tower`, the baselines and `build_model` read their options from it, the
 experiments' `TrainConfig` extends it with the data and training options, and the command line's
 model options are its fields, so an option exists once. Which architecture uses an
-option is known from the mixer registry (`keras_unimixer.layers.register_mixer`) and from
+option is known from the mixer registry (`keras_unimixer.layers.mixing.register_mixer`) and from
 `BASELINE_OPTIONS`.
 """
 
@@ -17,7 +17,7 @@ class ModelConfig:
     """The options of every model of the package (each architecture reads its own).
 
     Attributes:
-        model: a registered mixer (`keras_unimixer.layers.mixer_names()`) or a baseline.
+        model: a registered mixer (`keras_unimixer.layers.mixing.mixer_names()`) or a baseline.
         num_layers: encoder blocks (mixers).
         num_tokens: tokens `T` of the `"rankmixer"` tokenizer.
         token_dim: token width `D`.

@@ -14,7 +14,6 @@ from keras import ops
 
 from keras_unimixer.features import features_from_config
 from keras_unimixer.layers import FeatureTokenizer
-from keras_unimixer.layers.validation import check_positive_int, divisors
 from keras_unimixer.models.common import (
     ConfiguredModel,
     check_dropout,
@@ -23,6 +22,7 @@ from keras_unimixer.models.common import (
     feature_inputs,
     mlp,
 )
+from keras_unimixer.utils.validation import check_positive_int, divisors
 
 
 @keras.saving.register_keras_serializable(package="keras_unimixer")

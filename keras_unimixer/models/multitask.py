@@ -11,7 +11,7 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-from keras_unimixer.layers.validation import check_choice, check_positive_int
+from keras_unimixer.utils.validation import check_choice, check_positive_int
 
 HEADS = ("independent", "mmoe", "ple")
 

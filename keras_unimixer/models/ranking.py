@@ -5,8 +5,8 @@ from __future__ import annotations
 import keras
 
 from keras_unimixer.features import features_from_config
-from keras_unimixer.layers import FeatureTokenizer, UniMixerEncoder, get_mixer
-from keras_unimixer.layers.validation import check_choice, check_positive_int
+from keras_unimixer.layers import FeatureTokenizer, UniMixerEncoder
+from keras_unimixer.layers.mixing import get_mixer
 from keras_unimixer.models.common import (
     ConfiguredModel,
     check_dropout,
@@ -17,6 +17,7 @@ from keras_unimixer.models.common import (
 )
 from keras_unimixer.models.config import ENCODER_OPTIONS, MODEL_OPTIONS, ModelConfig
 from keras_unimixer.models.multitask import multitask_heads
+from keras_unimixer.utils.validation import check_choice, check_positive_int
 
 POOLINGS = ("mean", "flatten")
 _KERAS_ARGUMENTS = ("name", "dtype", "trainable")
@@ -134,7 +135,7 @@ class RankingModel(_RenamedOptionsLoad):
 
     `FeatureTokenizer` -> `UniMixerEncoder(mixing)` -> mean over tokens (or their concatenation)
     -> MLP -> one logit per task. `mixer` names a registered architecture
-    (`keras_unimixer.layers.mixer_names()`: `"unimixer"`, `"unimixer_lite"`, `"rankmixer"`,
+    (`keras_unimixer.layers.mixing.mixer_names()`: `"unimixer"`, `"unimixer_lite"`, `"rankmixer"`,
     `"attention"`, `"fm"`, `"hiformer"`, `"wukong"`, and any registered with `register_mixer`)
     or is a mixing layer instance (any `MixingLayer`; each block gets a copy). Norm and FFN
     activation default to the architecture's own.

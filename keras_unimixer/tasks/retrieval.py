@@ -6,8 +6,8 @@ import keras
 import numpy as np
 from keras import ops
 
-from keras_unimixer.layers.validation import check_positive_int
 from keras_unimixer.tasks.ranking import deserialize_task_objects
+from keras_unimixer.utils.validation import check_positive_int
 
 MIN_FLOAT = float(np.finfo(np.float32).min) / 100.0
 

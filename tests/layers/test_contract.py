@@ -10,9 +10,9 @@ from keras_unimixer.testing import run_mixer_contract_test
 SHAPE = (3, 4, 8)
 
 
-@pytest.mark.parametrize("name", layers.mixer_names())
+@pytest.mark.parametrize("name", layers.mixing.mixer_names())
 def test_every_registered_mixer_passes_the_contract(name):
-    spec = layers.get_mixer(name)
+    spec = layers.mixing.get_mixer(name)
     run_mixer_contract_test(
         lambda: spec.make(SHAPE[1], SHAPE[2]),
         SHAPE,
@@ -40,7 +40,7 @@ class ScaledIdentity(layers.MixingLayer):
 
 
 def test_a_registered_user_mixer_reaches_models_tuning_and_counts():
-    layers.register_mixer(
+    layers.mixing.register_mixer(
         "scaled_identity", lambda num_tokens, token_dim: ScaledIdentity(), overwrite=True
     )
     assert "scaled_identity" in models.model_names()
@@ -68,7 +68,7 @@ def test_a_registered_user_mixer_reaches_models_tuning_and_counts():
 @pytest.mark.parametrize("name", ["unimixer", "unimixer_lite"])
 def test_mixing_options_reach_the_sinkhorn_arguments_and_unknown_ones_are_named(name):
     options = {"sinkhorn_max_iterations": 0, "sinkhorn_tolerance": 1e-4}
-    layer = layers.make_mixing(name, 4, 8, mixing_options=options)
+    layer = layers.mixing.make_mixing(name, 4, 8, mixing_options=options)
     assert (layer.sinkhorn_max_iterations, layer.sinkhorn_tolerance) == (0, 1e-4)
     with pytest.raises(ValueError, match=r"\['rounds'\] .* valid: .*'sinkhorn_max_iter"):
-        layers.make_mixing(name, 4, 8, mixing_options={"rounds": 3})
+        layers.mixing.make_mixing(name, 4, 8, mixing_options={"rounds": 3})

@@ -28,6 +28,6 @@ def test_projections_are_token_specific():
 
 
 def test_hiformer_is_a_registered_architecture():
-    spec = layers.get_mixer("hiformer")
+    spec = layers.mixing.get_mixer("hiformer")
     assert spec.options == ("num_heads",) and spec.norm == "pre"
     assert spec.make(4, 8, num_heads=4).num_heads == 4

@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 from keras_unimixer import layers
+from keras_unimixer.layers.initializers import token_mixing_permutation
 from keras_unimixer.testing import check_layer, gradient_of, random_tokens
 
 BATCH, TOKENS, DIM = 3, 4, 8
@@ -89,7 +90,7 @@ def test_token_mixing_is_the_documented_transpose():
 
 @pytest.mark.parametrize("num_tokens,num_heads", [(4, 4), (3, 2), (2, 6), (1, 1)])
 def test_permutation_matrix_properties(num_tokens, num_heads):
-    permutation = layers.token_mixing_permutation(num_tokens, num_heads)
+    permutation = token_mixing_permutation(num_tokens, num_heads)
     size = num_tokens * num_heads
     assert permutation.shape == (size, size)
     np.testing.assert_array_equal(permutation.sum(axis=0), np.ones(size))
@@ -121,7 +122,7 @@ def test_constrained_unimixing_at_low_temperature_approaches_token_mixing():
     )
     inputs = random_tokens((5, TOKENS, DIM))
     mixer(inputs)
-    permutation = layers.token_mixing_permutation(TOKENS, num_heads)
+    permutation = token_mixing_permutation(TOKENS, num_heads)
     mixer.global_kernel.assign(10.0 * permutation)
     actual = to_numpy(mixer(inputs))
     expected = to_numpy(layers.TokenMixing(num_heads)(inputs))
@@ -132,7 +133,7 @@ def test_permutation_init_equals_token_mixing_permutation():
     mixer = layers.UniMixing(block_size=2, global_init="permutation")
     mixer.build(SHAPE)
     np.testing.assert_array_equal(
-        to_numpy(mixer.global_kernel), layers.token_mixing_permutation(TOKENS, DIM // 2)
+        to_numpy(mixer.global_kernel), token_mixing_permutation(TOKENS, DIM // 2)
     )
 
 
@@ -264,7 +265,7 @@ def test_frozen_mixing_weights_are_constants_with_the_same_outputs(make_layer):
     inner = make_layer()
     model = keras.Sequential([keras.Input(SHAPE[1:]), inner, layers.UniMixerEncoder(1, inner)])
     expected = to_numpy(model(inputs))
-    with layers.frozen_mixing_weights(model):
+    with layers.mixing.frozen_mixing_weights(model):
         np.testing.assert_allclose(to_numpy(model(inputs)), expected, rtol=1e-6, atol=1e-6)
         # The constants are used, not the weights: zeroing every raw parameter changes nothing.
         saved = [variable.numpy() for variable in model.trainable_weights]
@@ -313,7 +314,7 @@ def test_lite_low_rank_start_peaks_on_its_target(global_init):
     target = (
         np.eye(layer.num_blocks)
         if global_init == "identity"
-        else layers.token_mixing_permutation(TOKENS, DIM // 2)
+        else token_mixing_permutation(TOKENS, DIM // 2)
     )
     weights = to_numpy(layer.global_weights())
     np.testing.assert_array_equal(np.argmax(weights, axis=1), np.argmax(target, axis=1))
@@ -355,7 +356,7 @@ def test_frozen_weights_leave_no_stale_compiled_predict_behind():
     model = keras.Model(inputs, layers.UniMixing(block_size=8)(inputs))
     model.compile(loss="mse")
     x = random_tokens(SHAPE)
-    with layers.frozen_mixing_weights(model):
+    with layers.mixing.frozen_mixing_weights(model):
         model.predict(x, verbose=0)
         model.evaluate(x, x, verbose=0)
     mixing = model.layers[-1]

@@ -33,4 +33,4 @@ def test_blocks_match_the_formulas():
 def test_bad_token_split_is_named():
     with pytest.raises(ValueError, match="`fm_tokens`=4 must be in 1..3"):
         layers.WukongMixing(fm_tokens=4)(random_tokens((2, 4, 8)))
-    assert layers.get_mixer("wukong").norm == "post"
+    assert layers.mixing.get_mixer("wukong").norm == "post"

@@ -1,6 +1,5 @@
 """Parameter and FLOP accounting, scaling ladders with power-law fits, and model inspection."""
 
-from keras_unimixer.accounting import flops_per_example, mixing_flops, parameter_counts
 from keras_unimixer.experiments.scaling.fit import fit_power_law, log_linear_fit
 from keras_unimixer.experiments.scaling.inspect import inspect_model, permutation_closeness
 from keras_unimixer.experiments.scaling.ladder import (
@@ -13,6 +12,7 @@ from keras_unimixer.experiments.scaling.ladder import (
     merge_ladders,
     run_ladder,
 )
+from keras_unimixer.utils.accounting import flops_per_example, mixing_flops, parameter_counts
 
 __all__ = [
     "QUICK",

@@ -8,7 +8,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from keras_unimixer.layers import mixing_layers
+from keras_unimixer.layers.mixing import mixing_layers
 from keras_unimixer.saving import load_model
 
 

@@ -94,7 +94,7 @@ class LadderConfig:
     protocol: str = "ladder"
 
     def __post_init__(self):
-        from keras_unimixer.layers import mixer_names
+        from keras_unimixer.layers.mixing import mixer_names
         from keras_unimixer.models import check_options_apply
 
         self.models = tuple(self.models) or mixer_names()
@@ -171,7 +171,7 @@ def ladder_shape(name: str, size: str) -> dict:
 def train_config(config: LadderConfig, name: str, size: str, seed: int, features=None):
     """The run of one (model, size, seed); `features` sizes a proportional budget."""
     from keras_unimixer.experiments.training import TrainConfig
-    from keras_unimixer.layers import get_mixer
+    from keras_unimixer.layers.mixing import get_mixer
 
     mixer, _, variant = name.partition("+")
     if size == REFERENCE_SIZE:
@@ -215,8 +215,8 @@ def proportional_rows(config: LadderConfig, run, features) -> int:
     """Training rows of a run under the proportional budget: rows_per_param x dense params."""
     import keras
 
-    from keras_unimixer.accounting import parameter_counts
     from keras_unimixer.experiments.training import build
+    from keras_unimixer.utils.accounting import parameter_counts
 
     dense = parameter_counts(build(run, features))["dense"]
     keras.utils.clear_session()

@@ -9,12 +9,12 @@ from functools import reduce
 import keras_tuner
 
 from keras_unimixer.callbacks import TemperatureAnnealing, temperature_variables
-from keras_unimixer.layers import get_mixer, mixer_names
-from keras_unimixer.layers.validation import divisors
+from keras_unimixer.layers.mixing import get_mixer, mixer_names
 from keras_unimixer.models import RankingModel, compile_ranking
+from keras_unimixer.utils.validation import divisors
 
 DEFAULT_SPACE = {
-    "mixer": None,  # default: every registered mixer (keras_unimixer.layers.mixer_names())
+    "mixer": None,  # default: every registered mixer (keras_unimixer.layers.mixing.mixer_names())
     "num_layers": [1, 2, 3, 4],
     "num_tokens": [4, 8, 16],
     "token_dim": [16, 32, 64],

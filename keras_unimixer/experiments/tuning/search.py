@@ -23,9 +23,9 @@ import keras
 import keras_tuner
 
 from keras_unimixer import datasets
-from keras_unimixer.accounting import flops_per_example, parameter_counts
 from keras_unimixer.experiments.training import monitor_name, validation_callback
 from keras_unimixer.experiments.tuning.hypermodel import DEFAULT_SPACE, UniMixerHyperModel
+from keras_unimixer.utils.accounting import flops_per_example, parameter_counts
 
 logger = logging.getLogger("keras_unimixer.experiments.tuning")
 

@@ -32,16 +32,13 @@ from keras_unimixer.layers.mixing.base import (
     mixer_names,
     register_mixer,
 )
+from keras_unimixer.layers.mixing.constrained import default_block_size
 from keras_unimixer.layers.mixing.fm import FMMixing
+from keras_unimixer.layers.mixing.frozen import frozen_mixing_weights, mixing_layers
 from keras_unimixer.layers.mixing.hiformer import HeterogeneousAttention
 from keras_unimixer.layers.mixing.token_mixing import TokenMixing
-from keras_unimixer.layers.mixing.unimixing import (
-    UniMixing,
-    UniMixingLite,
-    default_block_size,
-    frozen_mixing_weights,
-    mixing_layers,
-)
+from keras_unimixer.layers.mixing.unimixing import UniMixing
+from keras_unimixer.layers.mixing.unimixing_lite import UniMixingLite
 from keras_unimixer.layers.mixing.wukong import WukongMixing
 
 __all__ = [

@@ -9,7 +9,7 @@ from keras import ops
 
 from keras_unimixer.layers.initializers import distinct
 from keras_unimixer.layers.mixing.base import MixingLayer, register_mixer
-from keras_unimixer.layers.validation import check_head_dim, check_positive_int, divisors
+from keras_unimixer.utils.validation import check_head_dim, check_positive_int, divisors
 
 
 @keras.saving.register_keras_serializable(package="keras_unimixer")

@@ -26,7 +26,7 @@ from collections.abc import Callable
 import keras
 from keras import ops
 
-from keras_unimixer.layers.validation import check_token_input_shape
+from keras_unimixer.utils.validation import check_token_input_shape
 
 
 class MixingLayer(keras.layers.Layer):
@@ -135,10 +135,10 @@ def register_mixer(
     """Register an architecture under `name` (see `MixerSpec` for the arguments).
 
     Example:
-    >>> spec = keras_unimixer.layers.register_mixer(
+    >>> spec = keras_unimixer.layers.mixing.register_mixer(
     ...     "my_fm", lambda num_tokens, token_dim: keras_unimixer.layers.FMMixing(),
     ...     description="FM mixing under another name")
-    >>> "my_fm" in keras_unimixer.layers.mixer_names()
+    >>> "my_fm" in keras_unimixer.layers.mixing.mixer_names()
     True
     """
     if not isinstance(name, str) or not name.isidentifier():

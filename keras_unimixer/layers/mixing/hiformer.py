@@ -18,7 +18,7 @@ from keras_unimixer.layers.ffn import per_token_kernel_initializer
 from keras_unimixer.layers.initializers import distinct
 from keras_unimixer.layers.mixing.attention import default_heads
 from keras_unimixer.layers.mixing.base import MixingLayer, register_mixer
-from keras_unimixer.layers.validation import check_head_dim, check_positive_int
+from keras_unimixer.utils.validation import check_head_dim, check_positive_int
 
 _PROJECTIONS = ("query", "key", "value", "output")
 

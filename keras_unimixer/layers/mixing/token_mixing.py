@@ -7,7 +7,7 @@ from keras import ops
 
 from keras_unimixer.layers.initializers import token_mixing_permutation
 from keras_unimixer.layers.mixing.base import MixingLayer, register_mixer
-from keras_unimixer.layers.validation import (
+from keras_unimixer.utils.validation import (
     check_head_dim,
     check_positive_int,
     check_token_input_shape,

@@ -15,7 +15,7 @@ import keras
 from keras import ops
 
 from keras_unimixer.layers.mixing.base import MixingLayer, register_mixer
-from keras_unimixer.layers.validation import check_positive_int
+from keras_unimixer.utils.validation import check_positive_int
 
 
 @keras.saving.register_keras_serializable(package="keras_unimixer")

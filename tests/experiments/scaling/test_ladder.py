@@ -27,7 +27,8 @@ from keras_unimixer.experiments.scaling.ladder import (
     train_config,
     write_rows,
 )
-from keras_unimixer.layers import UniMixing, mixing_layers
+from keras_unimixer.layers import UniMixing
+from keras_unimixer.layers.mixing import mixing_layers
 
 
 def test_power_law_fit_recovers_the_exponent_and_covers_it_with_seed_intervals():

@@ -7,7 +7,7 @@ import pytest
 
 from keras_unimixer import datasets
 from keras_unimixer.experiments.tuning import UniMixerHyperModel
-from keras_unimixer.layers import mixer_names
+from keras_unimixer.layers.mixing import mixer_names
 
 SPACE = {"num_layers": [1], "num_tokens": [4, 8], "token_dim": [16], "ffn_multiplier": [1]}
 

@@ -3,7 +3,8 @@ import numpy as np
 import pytest
 
 from keras_unimixer.experiments.scaling import flops_per_example
-from keras_unimixer.layers import UniMixerEncoder, make_mixing, mixer_names
+from keras_unimixer.layers import UniMixerEncoder
+from keras_unimixer.layers.mixing import make_mixing, mixer_names
 
 
 @pytest.mark.skipif(keras.backend.backend() != "jax", reason="uses XLA's cost analysis via JAX")

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from keras_unimixer import layers
-from keras_unimixer.layers import constrain_matrix, log_sinkhorn
+from keras_unimixer.ops import constrain_matrix, log_sinkhorn
 from keras_unimixer.testing import gradient_of
 
 

@@ -1,0 +1,207 @@
+"""UniMixing-Lite: local matrices composed from a shared basis and a low-rank global matrix."""
+
+from __future__ import annotations
+
+import keras
+from keras import ops
+
+from keras_unimixer.layers.initializers import (
+    CircularFactor,
+    StackedIdentity,
+)
+from keras_unimixer.layers.mixing.base import register_mixer
+from keras_unimixer.layers.mixing.constrained import (
+    CONSTRAINED_OPTIONS,
+    GLOBAL_INITS,
+    LOCAL_INITS,
+    ConstrainedMixing,
+    checked_options,
+    default_block_size,
+)
+from keras_unimixer.utils.validation import (
+    check_choice,
+    check_positive_float,
+    check_positive_int,
+)
+
+
+@keras.saving.register_keras_serializable(package="keras_unimixer")
+class UniMixingLite(ConstrainedMixing):
+    """UniMixing-Lite: basis-composed local weights and a low-rank global weight (spec section 6).
+
+    `W_B[i] = C(sum_j softmax(omega_i)_j * E_j)` with `num_basis` shared basis matrices `E_j`
+    `(b, b)` and per-block coefficients `omega` `(n, num_basis)`; `W_G = C(A @ B^T)` with `A, B`
+    `(n, rank)`. `C` is the same constraint pipeline as `UniMixing` (symmetry, temperature,
+    Sinkhorn). Trainable parameters: `num_basis * b^2 + n * num_basis + 2 * n * rank`.
+
+    Args:
+        block_size: size `b` of each block; must divide `T * D`.
+        num_basis: number of shared local basis matrices.
+        rank: rank of the global factorization; at most the number of blocks.
+        symmetric: symmetrize both matrices before the other constraints.
+        temperature: initial temperature (see `UniMixing`), or `None` to use raw matrices.
+        sinkhorn_iterations: Sinkhorn-Knopp rounds; 0 turns the constraint off.
+        constrain_local: apply the constraints to the local matrices as well as the global one.
+        local_init: `"identity"` (every basis matrix starts as `init_scale * I` plus its own
+            noise of `init_stddev`: identical bases would give the coefficients `omega` no
+            gradient) or `"random"`.
+        global_init: `"random"` (`A`, `B` normal), `"identity"` or `"permutation"` (RankMixer's
+            `Pi`): low-rank factors whose product peaks on the target (`circular_factors`,
+            needs `rank >= 2`), plus noise of `init_stddev`.
+        init_stddev: standard deviation of the random initializations (`A`, `B`, `omega`).
+        init_scale: logit value of the identity / permutation starts, as in `UniMixing`.
+        sinkhorn_tolerance: as in `UniMixing`.
+        sinkhorn_max_iterations: as in `UniMixing`.
+        **kwargs: base `keras.layers.Layer` arguments.
+
+    Call arguments:
+        inputs: `(batch, num_tokens, token_dim)` tensor.
+
+    Example:
+    >>> x = keras.random.normal((2, 4, 8))
+    >>> keras_unimixer.layers.UniMixingLite(block_size=4, num_basis=2, rank=2)(x).shape
+    (2, 4, 8)
+    """
+
+    def __init__(
+        self,
+        block_size: int,
+        num_basis: int = 4,
+        rank: int = 4,
+        symmetric: bool = True,
+        temperature: float | None = 1.0,
+        sinkhorn_iterations: int = 10,
+        constrain_local: bool = True,
+        local_init: str = "identity",
+        init_stddev: float = 0.1,
+        global_init: str = "random",
+        init_scale: float = 1.0,
+        sinkhorn_tolerance: float = 1e-3,
+        sinkhorn_max_iterations: int = 300,
+        **kwargs,
+    ):
+        super().__init__(
+            block_size=block_size,
+            symmetric=symmetric,
+            temperature=temperature,
+            sinkhorn_iterations=sinkhorn_iterations,
+            constrain_local=constrain_local,
+            sinkhorn_tolerance=sinkhorn_tolerance,
+            sinkhorn_max_iterations=sinkhorn_max_iterations,
+            **kwargs,
+        )
+        self.num_basis = check_positive_int("num_basis", num_basis)
+        self.rank = check_positive_int("rank", rank)
+        self.local_init = check_choice("local_init", local_init, LOCAL_INITS)
+        self.global_init = check_choice("global_init", global_init, GLOBAL_INITS)
+        self.init_stddev = check_positive_float("init_stddev", init_stddev)
+        self.init_scale = check_positive_float("init_scale", init_scale)
+        if self.global_init != "random" and self.rank < 2:
+            raise ValueError(
+                f"`global_init`={global_init!r} needs `rank` >= 2 (a rank-1 logit matrix cannot "
+                f"peak on a permutation), got rank={rank}."
+            )
+
+    def build_mixing_weights(self):
+        if self.rank > self.num_blocks:
+            raise ValueError(
+                f"`rank`={self.rank} must be at most the number of blocks "
+                f"n = T * D / block_size = {self.num_blocks}; valid values: 1..{self.num_blocks}."
+            )
+        random_init = keras.initializers.RandomNormal(stddev=self.init_stddev)
+        basis_init = (
+            StackedIdentity(self.init_scale, noise_stddev=self.init_stddev)
+            if self.local_init == "identity"
+            else random_init
+        )
+        left_init = right_init = random_init
+        if self.global_init != "random":
+            target = self._target_permutation() if self.global_init == "permutation" else None
+            left_init, right_init = (
+                CircularFactor(side, self.init_scale, target, noise_stddev=self.init_stddev)
+                for side in ("left", "right")
+            )
+        self.local_basis = self.add_weight(
+            name="local_basis",
+            shape=(self.num_basis, self.block_size, self.block_size),
+            initializer=basis_init,
+            autocast=False,
+        )
+        self.local_coefficients = self.add_weight(
+            name="local_coefficients",
+            shape=(self.num_blocks, self.num_basis),
+            initializer=random_init,
+            autocast=False,
+        )
+        self.global_left = self.add_weight(
+            name="global_left",
+            shape=(self.num_blocks, self.rank),
+            initializer=left_init,
+            autocast=False,
+        )
+        self.global_right = self.add_weight(
+            name="global_right",
+            shape=(self.num_blocks, self.rank),
+            initializer=right_init,
+            autocast=False,
+        )
+
+    def global_logits(self):
+        return ops.matmul(self.global_left, ops.transpose(self.global_right))
+
+    def local_logits(self):
+        mixture = ops.softmax(self.local_coefficients, axis=-1)
+        return ops.einsum("nk,kij->nij", mixture, self.local_basis)
+
+    @staticmethod
+    def closed_form_params(num_tokens, token_dim, block_size, num_basis, rank):
+        """Trainable parameters: `nb * b^2 + n * nb + 2 * n * r`."""
+        num_blocks = num_tokens * token_dim // block_size
+        return num_basis * block_size**2 + num_blocks * num_basis + 2 * num_blocks * rank
+
+    def num_params(self) -> int:
+        self._require_built()
+        return self.closed_form_params(
+            self.num_tokens, self.token_dim, self.block_size, self.num_basis, self.rank
+        )
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "num_basis": self.num_basis,
+                "rank": self.rank,
+                "local_init": self.local_init,
+                "global_init": self.global_init,
+                "init_stddev": self.init_stddev,
+                "init_scale": self.init_scale,
+            }
+        )
+        return config
+
+
+def _build_unimixing_lite(
+    num_tokens, token_dim, block_size=None, num_basis=4, rank=4, temperature=1.0,
+    sinkhorn_iterations=10, mixing_options=None,
+):  # fmt: skip
+    block_size = block_size or default_block_size(num_tokens, token_dim)
+    num_blocks = num_tokens * token_dim // block_size if block_size else 0
+    return UniMixingLite(
+        block_size=block_size,
+        num_basis=num_basis,
+        rank=min(rank, max(num_blocks, 1)),  # capped at the number of blocks
+        temperature=temperature,
+        sinkhorn_iterations=sinkhorn_iterations,
+        **checked_options(UniMixingLite, mixing_options),
+    )
+
+
+register_mixer(
+    "unimixer_lite",
+    _build_unimixing_lite,
+    options=CONSTRAINED_OPTIONS + ("num_basis", "rank"),
+    norm="siamese",
+    space={"block_size": None, "num_basis": [2, 4, 8], "rank": [2, 4, 8]},
+    annealed=True,
+    description="UniMixer-Lite: basis-composed W_B, low-rank W_G, SiameseNorm",
+)

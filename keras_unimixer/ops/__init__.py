@@ -1,0 +1,6 @@
+"""Backend-agnostic operations (`keras.ops` only) that the layers build on: Sinkhorn balancing
+and the constraint pipeline of the UniMixing matrices."""
+
+from keras_unimixer.ops.sinkhorn import constrain_matrix, log_sinkhorn, sinkhorn, symmetrize
+
+__all__ = ["constrain_matrix", "log_sinkhorn", "sinkhorn", "symmetrize"]
