@@ -69,7 +69,7 @@ def main(argv=None):
     from keras_unimixer.experiments.training import TrainConfig, train
 
     start = time.perf_counter()
-    data = datasets.from_config(description)
+    data = datasets.read_streaming_dataset(description)
     build_seconds = time.perf_counter() - start
     config = TrainConfig(
         dataset=str(description), model="dnn", embedding_dim=4, hidden_units=(64,),

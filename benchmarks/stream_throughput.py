@@ -71,7 +71,7 @@ def measure(data_dir: str) -> dict:
 
     description = datasets.DESCRIPTIONS_DIR / "criteo.yaml"
     start = time.perf_counter()
-    data = datasets.from_config(description, data_dir=data_dir)
+    data = datasets.read_streaming_dataset(description, data_dir=data_dir)
     fit_seconds = time.perf_counter() - start
     peak_after_vocabulary = _peak_rss_mib()
     train_rows = data.num_examples("train")

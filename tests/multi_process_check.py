@@ -46,7 +46,7 @@ class GlobalBatches(keras.utils.PyDataset):
             shard.on_epoch_end()
 
 
-data = datasets.from_config(description)
+data = datasets.read_streaming_dataset(description)
 keras.utils.set_random_seed(0)
 with distribution.data_parallel():
     model = models.RankingModel(data.features, mixer="rankmixer", num_layers=1, num_tokens=4,

@@ -10,6 +10,7 @@ from keras_unimixer.datasets.frappe import load_frappe
 from keras_unimixer.datasets.lists import PAD_LABEL, make_lists
 from keras_unimixer.datasets.movielens import load_movielens
 from keras_unimixer.datasets.negatives import sample_negatives
+from keras_unimixer.datasets.protocol import Dataset, check_dataset
 from keras_unimixer.datasets.schema import (
     BINARY,
     CATEGORICAL,
@@ -21,7 +22,7 @@ from keras_unimixer.datasets.schema import (
     FeatureSpec,
     RecDataset,
 )
-from keras_unimixer.datasets.stream import StreamingDataset, from_config
+from keras_unimixer.datasets.stream import StreamingDataset, read_streaming_dataset
 from keras_unimixer.datasets.synthetic import make_synthetic
 from keras_unimixer.datasets.synthetic_stream import (
     SyntheticStream,
@@ -44,15 +45,15 @@ def load_dataset(name: str, data_dir=None, seed: int = 42, split: str = "random"
     """Load a dataset by name: `"synthetic"` (embedded), `"movielens"`, `"criteo"` or
     `"frappe_x1"` (fixed BARS split: `seed` and `split` do not apply), `"synthetic_stream"`
     (options in the name: `"synthetic_stream:vocabulary_size=2000,zipf=1.2"`), or stream one from a
-    description file (`PATH.yaml`; files relative to `data_dir`; see `from_config`). Shipped
-    descriptions: `DESCRIPTIONS_DIR / "frappe_x1.yaml"`, `"criteo.yaml"`."""
+    description file (`PATH.yaml`; files relative to `data_dir`; see `read_streaming_dataset`).
+    Shipped descriptions: `DESCRIPTIONS_DIR / "frappe_x1.yaml"`, `"criteo.yaml"`."""
     if is_description(name):
         if kwargs or split != "random":
             raise ValueError(
                 f"A description file ({name}) sets its own files and split: `split` and size "
                 "options do not apply."
             )
-        return from_config(name, data_dir=data_dir)
+        return read_streaming_dataset(name, data_dir=data_dir)
     if name == "synthetic":
         return make_synthetic(seed=seed, **kwargs)
     if name.partition(":")[0] == "synthetic_stream":
@@ -82,6 +83,7 @@ __all__ = [
     "DESCRIPTIONS_DIR",
     "DatasetDescription",
     "DataFilesNotFound",
+    "Dataset",
     "FeatureSpec",
     "MISSING_ID",
     "MULTI_CATEGORICAL",
@@ -92,7 +94,8 @@ __all__ = [
     "RecDataset",
     "StreamingDataset",
     "SyntheticStream",
-    "from_config",
+    "read_streaming_dataset",
+    "check_dataset",
     "is_description",
     "load_criteo",
     "load_dataset",

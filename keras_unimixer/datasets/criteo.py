@@ -86,8 +86,8 @@ def _check_fits_in_memory(path: Path, max_rows: int | None) -> None:
         f"({MAX_IN_MEMORY_BYTES / 2**20:.0f} MiB; it holds every row in memory: 1M rows took "
         "3.7 GB). Stream it through its description instead: --dataset "
         f"{descriptions / 'criteo.yaml'} --data-dir {path.parent} (Python: "
-        "datasets.from_config(path, data_dir=...)), or read its first rows with --max-examples "
-        f"<= {MAX_IN_MEMORY_ROWS:,}."
+        "datasets.read_streaming_dataset(path, data_dir=...)), or read its first rows with "
+        f"--max-examples <= {MAX_IN_MEMORY_ROWS:,}."
     )
 
 

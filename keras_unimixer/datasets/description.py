@@ -1,6 +1,7 @@
 """Dataset description files: where the data is, how it is stored, what each column means.
 
-A description (YAML or JSON) is everything `from_config` needs to stream a dataset of any size:
+A description (YAML or JSON) is everything `read_streaming_dataset` needs to stream a dataset of
+any size:
 
 ```yaml
 name: frappe_x1

@@ -1,7 +1,7 @@
 """Streaming datasets from description files: sharded CSV/TSV/Parquet, bounded memory, no TF.
 
-`from_config(path)` reads a description (`keras_unimixer.datasets.description`), makes one pass
-over the training files to build the vocabularies (`min_count`), numeric statistics and row
+`read_streaming_dataset(path)` reads a description (`keras_unimixer.datasets.description`), makes
+one pass over the training files to build the vocabularies (`min_count`), numeric statistics and row
 counts, and returns a `StreamingDataset`: the same interface as the in-memory `RecDataset`, with
 training batches read from the files as `fit` consumes them (`batches()`, a `keras.utils.
 PyDataset`, so the JAX backend needs no TensorFlow). Reading and encoding are pyarrow's and
@@ -323,7 +323,8 @@ def _numeric(column, feature) -> np.ndarray:
 
 
 class StreamingDataset:
-    """A dataset streamed from its files, with `RecDataset`'s interface (see `from_config`)."""
+    """A dataset streamed from its files, with `RecDataset`'s interface (see
+    `read_streaming_dataset`)."""
 
     def __init__(self, description: DatasetDescription):
         self.description = description
@@ -650,12 +651,12 @@ def _cut(pending, size):
     return head, tail
 
 
-def from_config(path, data_dir=None) -> StreamingDataset:
+def read_streaming_dataset(path, data_dir=None) -> StreamingDataset:
     """A `StreamingDataset` from a description file (YAML or JSON; see
     `keras_unimixer.datasets.description`).
 
     Example:
-    >>> data = keras_unimixer.datasets.from_config(
+    >>> data = keras_unimixer.datasets.read_streaming_dataset(
     ...     keras_unimixer.datasets.DESCRIPTIONS_DIR / "frappe_x1.yaml",
     ...     data_dir="../shared/data/frappe_x1")  # doctest: +SKIP
     >>> model.fit(data.batches("train", 4096, shuffle=True), epochs=3)  # doctest: +SKIP

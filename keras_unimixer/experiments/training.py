@@ -31,6 +31,7 @@ from keras_unimixer.callbacks import (
     predict_logits,
     temperature_variables,
 )
+from keras_unimixer.datasets import Dataset, check_dataset
 from keras_unimixer.datasets.serving_spec import (
     PREPROCESSING_FILE,
     encoding_differences,
@@ -219,7 +220,7 @@ class RunCheckpoint(keras.callbacks.Callback):
         artifacts.prune_checkpoints(self.directory, keep={written.name, self.best_checkpoint})
 
 
-def load_data(config: TrainConfig):
+def load_data(config: TrainConfig) -> Dataset:
     kwargs = {}
     if config.dataset == "synthetic" and config.max_examples:
         kwargs["num_examples"] = config.max_examples
@@ -283,11 +284,11 @@ def monitor_mode(tasks, kinds=None) -> str:
     return "min" if (kinds or {}).get(tasks[0]) == "rating" else "max"
 
 
-def _task_kinds(data, tasks) -> dict:
+def _task_kinds(data: Dataset, tasks) -> dict:
     return {task: data.label_kind(task) for task in tasks}
 
 
-def _check_config(config: TrainConfig, data) -> None:
+def _check_config(config: TrainConfig, data: Dataset) -> None:
     for task in config.tasks:
         if task not in data.label_names:
             raise ValueError(
@@ -369,7 +370,7 @@ def check_fits_in_memory(config: TrainConfig, features, fraction: float = 0.8) -
         raise ValueError(f"`anneal_epochs` must be > 0, got {config.anneal_epochs!r}.")
 
 
-def train(config: TrainConfig, data=None) -> dict:
+def train(config: TrainConfig, data: Dataset | None = None) -> dict:
     """Train, evaluate on the test split, and write the run's artefacts to `config.output`.
 
     Writes `config.json`, `preprocessing.json` (what `export` needs to serve raw features),
@@ -385,10 +386,10 @@ def train(config: TrainConfig, data=None) -> dict:
         return _train(config, data)
 
 
-def _train(config: TrainConfig, data) -> dict:
+def _train(config: TrainConfig, data: Dataset) -> dict:
     output = Path(config.output)
     checkpoint_dir = output / CHECKPOINT_DIR
-    data = data or load_data(config)
+    data = load_data(config) if data is None else check_dataset(data)
     _check_config(config, data)
     tasks = list(config.tasks)
 
@@ -515,7 +516,7 @@ def _check_same_settings(config: TrainConfig, saved: dict) -> None:
         )
 
 
-def _check_same_encoding(output: Path, data) -> None:
+def _check_same_encoding(output: Path, data: Dataset) -> None:
     """Refuse to resume on data whose ids mean other values than the checkpointed run's."""
     path = output / PREPROCESSING_FILE
     if not path.is_file():
@@ -533,13 +534,13 @@ def _best_weights(checkpoint_dir: Path, state: dict) -> Path:
     return checkpoint_dir / state["best_checkpoint"] / "best.weights.h5"
 
 
-def validation_callback(data, tasks) -> ExactValidationMetrics:
+def validation_callback(data: Dataset, tasks) -> ExactValidationMetrics:
     features, labels = data.arrays("validation", tasks)
     users = features[data.user_feature] if data.user_feature else None
     return ExactValidationMetrics(features, labels, users=users, kinds=_task_kinds(data, tasks))
 
 
-def exact_metrics(model, data, split: str, tasks) -> dict:
+def exact_metrics(model, data: Dataset, split: str, tasks) -> dict:
     """Exact AUC and log loss (and UAUC, GAUC) of every task on `split`; several tasks are keyed
     `<task>_<metric>`."""
     features, labels = data.arrays(split, tasks)

@@ -112,5 +112,7 @@ def test_a_file_too_large_for_memory_is_refused_naming_the_streaming_description
         datasets.load_criteo(path=path)
     data = datasets.load_criteo(path=path, max_rows=100, min_count=1)  # its first rows: fine
     assert sum(data.num_examples(split) for split in data.splits) == 100
-    streamed = datasets.from_config(datasets.DESCRIPTIONS_DIR / "criteo.yaml", data_dir=tmp_path)
+    streamed = datasets.read_streaming_dataset(
+        datasets.DESCRIPTIONS_DIR / "criteo.yaml", data_dir=tmp_path
+    )
     assert streamed.num_examples("train") + streamed.num_examples("test") > 300

@@ -56,7 +56,7 @@ def toy(tmp_path):
     header = ("label", "user", "item", "price", "tags")
     write_csv(tmp_path / "train.csv", [header] + ROWS)
     write_csv(tmp_path / "valid.csv", [header] + ROWS[:2] + [("1", "u7", "i1", "2.0", "z|a")])
-    return datasets.from_config(describe(tmp_path))
+    return datasets.read_streaming_dataset(describe(tmp_path))
 
 
 def test_vocabularies_ids_and_statistics_follow_the_package_conventions(toy):
@@ -117,7 +117,7 @@ def test_other_formats_give_the_same_ids(tmp_path, toy, data_format):
         write_tfrecord(tmp_path / f"valid{suffix}", ROWS[:2], compress=suffix.endswith(".gz"))
         files = {"train": [f"train{suffix}"], "validation": [f"valid{suffix}"],
                  "test": [f"valid{suffix}"]}  # fmt: skip
-        other = datasets.from_config(describe(tmp_path, format="tfrecord", files=files))
+        other = datasets.read_streaming_dataset(describe(tmp_path, format="tfrecord", files=files))
     elif data_format == "parquet":
         import pyarrow as pa
         import pyarrow.parquet as pq
@@ -134,13 +134,13 @@ def test_other_formats_give_the_same_ids(tmp_path, toy, data_format):
             pq.write_table(table, tmp_path / f"{name}.parquet")
         files = {"train": ["train.parquet"], "validation": ["valid.parquet"],
                  "test": ["valid.parquet"]}  # fmt: skip
-        other = datasets.from_config(describe(tmp_path, format="parquet", files=files))
+        other = datasets.read_streaming_dataset(describe(tmp_path, format="parquet", files=files))
     else:
         write_csv(tmp_path / "train.tsv.gz", ROWS, "\t", compress=True)
         write_csv(tmp_path / "valid.tsv.gz", ROWS[:2], "\t", compress=True)
         files = {"train": ["train.tsv.gz"], "validation": ["valid.tsv.gz"],
                  "test": ["valid.tsv.gz"]}  # fmt: skip
-        other = datasets.from_config(
+        other = datasets.read_streaming_dataset(
             describe(tmp_path, format="tsv", header=False, columns=list(header), files=files)
         )
     expected, expected_labels = toy.arrays("train")
@@ -155,10 +155,10 @@ def test_tfrecord_problems_name_the_file_and_column(tmp_path):
     write_tfrecord(tmp_path / "train.tfrecord", [("1", "u1", "i1", "", "a")])
     files = {split: ["train.tfrecord"] for split in ("train", "validation", "test")}
     with pytest.raises(ValueError, match="train.tfrecord: the first record has no feature 'price'"):
-        datasets.from_config(describe(tmp_path, format="tfrecord", files=files))
+        datasets.read_streaming_dataset(describe(tmp_path, format="tfrecord", files=files))
     (tmp_path / "train.tfrecord").write_bytes(b"not a record file")
     with pytest.raises(ValueError, match="train.tfrecord: not a readable TFRecord"):
-        datasets.from_config(describe(tmp_path, format="tfrecord", files=files))
+        datasets.read_streaming_dataset(describe(tmp_path, format="tfrecord", files=files))
 
 
 def test_bad_labels_and_rows_name_the_file(tmp_path):
@@ -166,10 +166,10 @@ def test_bad_labels_and_rows_name_the_file(tmp_path):
     write_csv(tmp_path / "train.csv", [header] + ROWS[:3] + [("3", "u1", "i1", "1", "a")])
     write_csv(tmp_path / "valid.csv", [header] + ROWS[:2])
     with pytest.raises(ValueError, match=r"train.csv: data row 4: label 'click' must be 0 or 1"):
-        datasets.from_config(describe(tmp_path)).arrays("train")
+        datasets.read_streaming_dataset(describe(tmp_path)).arrays("train")
     write_csv(tmp_path / "train.csv", [header] + ROWS[:2] + [("1", "u1", "i1", "x", "a")])
     with pytest.raises(ValueError, match="train.csv:4: column .price."):
-        datasets.from_config(describe(tmp_path))
+        datasets.read_streaming_dataset(describe(tmp_path))
 
 
 def test_malformed_csv_rows_and_values_name_the_line(tmp_path):
@@ -178,10 +178,10 @@ def test_malformed_csv_rows_and_values_name_the_line(tmp_path):
     extra = ("1", "u2", "i1", "5.0", "a", "EXTRA")
     write_csv(tmp_path / "train.csv", [header] + ROWS[:3] + [extra] + ROWS[3:])
     with pytest.raises(ValueError, match=r"train.csv:5: .*Expected 5 columns, got 6"):
-        datasets.from_config(describe(tmp_path))
+        datasets.read_streaming_dataset(describe(tmp_path))
     write_csv(tmp_path / "train.csv", [header] + ROWS[:4] + [("1", "u2", "i1", "abc", "a")])
     with pytest.raises(ValueError, match=r"train.csv:6: column 'price': .*invalid value 'abc'"):
-        datasets.from_config(describe(tmp_path))
+        datasets.read_streaming_dataset(describe(tmp_path))
 
 
 def test_the_report_counts_repaired_values_once_however_many_epochs_read_them(toy):
@@ -209,7 +209,7 @@ def test_bad_descriptions_are_named(tmp_path, overrides, message):
     write_csv(tmp_path / "train.csv", [("label", "user", "item", "price", "tags")] + ROWS)
     write_csv(tmp_path / "valid.csv", [("label", "user", "item", "price", "tags")] + ROWS)
     with pytest.raises(ValueError, match=message):
-        datasets.from_config(describe(tmp_path, **overrides))
+        datasets.read_streaming_dataset(describe(tmp_path, **overrides))
 
 
 def big_toy(tmp_path, rows=5000, files=3, users=50):
@@ -224,7 +224,7 @@ def big_toy(tmp_path, rows=5000, files=3, users=50):
         ]  # fmt: skip
         write_csv(tmp_path / f"part-{index}.csv", [header] + body)
         names.append(f"part-{index}.csv")
-    return datasets.from_config(
+    return datasets.read_streaming_dataset(
         describe(tmp_path, files=[str(tmp_path / "part-*.csv")], split_fractions=[0.8, 0.1, 0.1])
     )
 
