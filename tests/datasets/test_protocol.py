@@ -1,4 +1,4 @@
-"""The three dataset kinds implement one stated protocol, and training takes any dataset that does."""
+"""The three dataset kinds implement one stated protocol; training takes any dataset that does."""
 
 import inspect
 
