@@ -39,20 +39,34 @@ def mixer_options(mixer) -> tuple:
     return ENCODER_OPTIONS + get_mixer(mixer).options
 
 
-def split_model_arguments(mixer, arguments: dict) -> tuple[ModelConfig, dict]:
-    """`(ModelConfig, keras.Model keyword arguments)` from a model constructor's `**arguments`;
-    options the mixer does not read are refused (a `None` value counts as unset)."""
-    keras_arguments = {k: v for k, v in arguments.items() if k in _KERAS_ARGUMENTS}
-    options = {k: v for k, v in arguments.items() if k not in _KERAS_ARGUMENTS}
-    unknown = sorted(set(options) - set(MODEL_OPTIONS))
-    if unknown:
-        raise TypeError(f"Unknown model options {unknown}; valid: {sorted(MODEL_OPTIONS)}.")
+def model_config(mixer, options: dict) -> ModelConfig:
+    """The `ModelConfig` of a model's constructor arguments; an option that differs from its
+    default and that the mixer does not read is refused, naming what it reads."""
+    options = dict(options)
+    if options.get("mixing_options") is None:
+        options["mixing_options"] = {}
     readable = mixer_options(mixer)
-    unused = sorted(k for k, v in options.items() if k not in readable and v is not None)
+    defaults = ModelConfig()
+    unused = sorted(
+        key
+        for key, value in options.items()
+        if key not in readable and _differs(value, getattr(defaults, key))
+    )
     if unused:
         name = mixer if isinstance(mixer, str) else type(_mixing_layer(mixer)).__name__
         raise ValueError(f"Mixer {name!r} does not use {unused}; it reads: {sorted(readable)}.")
-    return ModelConfig(**options), keras_arguments
+    return ModelConfig(**options)
+
+
+def _differs(value, default) -> bool:
+    if isinstance(default, tuple) and isinstance(value, list):
+        value = tuple(value)
+    return value != default
+
+
+_DEFAULT = ModelConfig()
+# RankingModel's multi-task heads; a Tower has one output.
+_MULTITASK_OPTIONS = ("heads", "num_experts", "expert_units")
 
 
 def _stored_options(mixer, config: ModelConfig) -> dict:
@@ -141,12 +155,54 @@ class RankingModel(_RenamedOptionsLoad):
     activation default to the architecture's own.
 
     Args:
-        features: the dataset's `FeatureSpec`s (or dicts).
-        mixer: a registered mixer name or a mixing layer.
-        tasks: label names; one output per task (a dict when there are several).
-        **options: `keras_unimixer.models.ModelConfig` fields read by this mixer (the encoder's
-            and head's options, plus the mixer's own, e.g. `block_size` for UniMixing,
-            `num_heads` for attention), and `keras.Model` arguments (`name`, ...).
+        features: list of `FeatureSpec` (or their dicts). The dataset's features.
+        mixer: str or `MixingLayer`. A registered mixer name, or a mixing layer (each block gets
+            a copy). Defaults to `"unimixer_lite"`.
+        tasks: tuple of str. Label names; one output per task (a dict when there are several).
+            Defaults to `("click",)`.
+        num_layers: int. Encoder blocks. Defaults to `2`.
+        num_tokens: int. Tokens `T` of the `"rankmixer"` tokenizer. Defaults to `8`.
+        token_dim: int. Token width `D`. Defaults to `32`.
+        embedding_dim: int. Feature embedding size. Defaults to `16`.
+        tokenizer_mode: str. `"rankmixer"` (features cut into `T` equal tokens), `"field"` (one
+            token per feature) or `"group"` (one per feature group). Defaults to `"rankmixer"`.
+        embedding: str. `"dense"` tables, or `"distributed"` (one keras-rs
+            `DistributedEmbedding`). Defaults to `"dense"`.
+        embedding_l2: float. Adds `(embedding_l2 / 2) * ||E||^2` over the tables to the loss.
+            Defaults to `0.0`.
+        embedding_init_stddev: float or `None`. Normal embedding initialization with this
+            standard deviation; `None`: Keras' uniform. Defaults to `None`.
+        ffn_multiplier: int. Per-token FFN width as a multiple of `D`. Defaults to `2`.
+        ffn_activation: str or `None`. `"swiglu"` or `"gelu"`; `None`: the mixer's own.
+            Defaults to `None`.
+        norm: str or `None`. `"siamese"`, `"post"` or `"pre"`; `None`: the mixer's own.
+            Defaults to `None`.
+        siamese_scope: str. SiameseNorm per `"sublayer"` or per `"block"`. Defaults to
+            `"sublayer"`.
+        pooling: str. `"mean"` over tokens or `"flatten"`. Defaults to `"mean"`.
+        hidden_units: tuple of int. Sizes of the MLP head. Defaults to `(64,)`.
+        dropout: float. MLP dropout, in `[0, 1)`. Defaults to `0.0`.
+        batch_norm: bool. Batch normalization in the MLP. Defaults to `False`.
+        heads: str. `"independent"` (one MLP, a linear head per task), `"mmoe"` or `"ple"`
+            (gated experts). Defaults to `"independent"`.
+        num_experts: int. MMoE experts, or PLE experts per task. Defaults to `4`.
+        expert_units: tuple of int. Hidden sizes of each expert MLP. Defaults to `(64,)`.
+        block_size: int or `None`. UniMixing block size `b`; `None`: the divisor of `T * D`
+            nearest its square root. Defaults to `None`.
+        num_heads: int or `None`. Attention heads (attention, HiFormer). Defaults to `None`.
+        num_basis: int. UniMixing-Lite basis matrices. Defaults to `4`.
+        rank: int. UniMixing-Lite global rank (capped at the number of blocks). Defaults to `4`.
+        temperature: float or `None`. Initial UniMixing temperature; `None`: none.
+            Defaults to `1.0`.
+        sinkhorn_iterations: int. Differentiable Sinkhorn rounds of UniMixing. Defaults to `10`.
+        mixing_options: dict or `None`. Further UniMixing / UniMixing-Lite constructor
+            arguments. Defaults to `None`.
+        name: str or `None`. The model's name. Defaults to `None`.
+        dtype: dtype policy or `None`. Keras dtype policy of the model. Defaults to `None`.
+        trainable: bool. Whether the weights train. Defaults to `True`.
+
+    An option that the mixer does not read (e.g. `num_heads` for `"unimixer_lite"`) is refused
+    when it differs from its default.
 
     Example:
     >>> from keras_unimixer import datasets, models
@@ -158,10 +214,46 @@ class RankingModel(_RenamedOptionsLoad):
     (800, 1)
     """
 
-    def __init__(self, features, mixer="unimixer_lite", tasks=("click",), **options):
+    def __init__(
+        self,
+        features,
+        mixer="unimixer_lite",
+        tasks=("click",),
+        *,
+        num_layers: int = _DEFAULT.num_layers,
+        num_tokens: int = _DEFAULT.num_tokens,
+        token_dim: int = _DEFAULT.token_dim,
+        embedding_dim: int = _DEFAULT.embedding_dim,
+        tokenizer_mode: str = _DEFAULT.tokenizer_mode,
+        embedding: str = _DEFAULT.embedding,
+        embedding_l2: float = _DEFAULT.embedding_l2,
+        embedding_init_stddev: float | None = _DEFAULT.embedding_init_stddev,
+        ffn_multiplier: int = _DEFAULT.ffn_multiplier,
+        ffn_activation: str | None = _DEFAULT.ffn_activation,
+        norm: str | None = _DEFAULT.norm,
+        siamese_scope: str = _DEFAULT.siamese_scope,
+        pooling: str = _DEFAULT.pooling,
+        hidden_units: tuple = _DEFAULT.hidden_units,
+        dropout: float = _DEFAULT.dropout,
+        batch_norm: bool = _DEFAULT.batch_norm,
+        heads: str = _DEFAULT.heads,
+        num_experts: int = _DEFAULT.num_experts,
+        expert_units: tuple = _DEFAULT.expert_units,
+        block_size: int | None = _DEFAULT.block_size,
+        num_heads: int | None = _DEFAULT.num_heads,
+        num_basis: int = _DEFAULT.num_basis,
+        rank: int = _DEFAULT.rank,
+        temperature: float | None = _DEFAULT.temperature,
+        sinkhorn_iterations: int = _DEFAULT.sinkhorn_iterations,
+        mixing_options: dict | None = None,
+        name: str | None = None,
+        dtype=None,
+        trainable: bool = True,
+    ):
+        options = {key: value for key, value in locals().items() if key in MODEL_OPTIONS}
         features = features_from_config(features)
         tasks = check_tasks(tasks)
-        config, keras_arguments = split_model_arguments(mixer, options)
+        config = model_config(mixer, options)
         check_dropout(config.dropout)
         inputs, pooled = encode_features(features, mixer, config)
         outputs = multitask_heads(
@@ -169,7 +261,9 @@ class RankingModel(_RenamedOptionsLoad):
             config.hidden_units,
             lambda x: mlp(x, config.hidden_units, "head", config.dropout, config.batch_norm),
         )  # fmt: skip
-        super().__init__(inputs=inputs, outputs=outputs, **keras_arguments)
+        super().__init__(
+            inputs=inputs, outputs=outputs, name=name, dtype=dtype, trainable=trainable
+        )
         self.set_init_config(
             features=features,
             mixer=_serialized_mixer(mixer),
@@ -183,11 +277,18 @@ class Tower(_RenamedOptionsLoad):
     """An embedding tower of the UniMixer family, for two-tower retrieval or as a ranking tower.
 
     `FeatureTokenizer` -> `UniMixerEncoder(mixing)` -> pooling -> MLP -> a linear layer to
-    `output_dim` (optionally L2-normalized). Arguments as `RankingModel`, plus:
+    `output_dim` (optionally L2-normalized).
 
     Args:
-        output_dim: size of the output embedding (1 for a scalar score such as a rating).
-        normalize: L2-normalize the output (cosine-similarity retrieval).
+        features: list of `FeatureSpec` (or their dicts). The tower's features.
+        output_dim: int. Size of the output embedding (1 for a scalar score such as a rating).
+            Defaults to `32`.
+        normalize: bool. L2-normalize the output (cosine-similarity retrieval). Defaults to
+            `False`.
+        mixer: str or `MixingLayer`. As `RankingModel`'s. Defaults to `"unimixer_lite"`.
+        The encoder and head arguments (`num_layers` ... `mixing_options`) and `name`, `dtype`,
+        `trainable` are `RankingModel`'s, with the same defaults; a tower has one output, so it
+        takes no `tasks`, `heads`, `num_experts` or `expert_units`.
 
     Example:
     >>> from keras_unimixer import datasets, models
@@ -199,25 +300,66 @@ class Tower(_RenamedOptionsLoad):
     """
 
     def __init__(
-        self, features, output_dim: int = 32, normalize: bool = False, mixer="unimixer_lite",
-        **options,
-    ):  # fmt: skip
+        self,
+        features,
+        output_dim: int = 32,
+        normalize: bool = False,
+        mixer="unimixer_lite",
+        *,
+        num_layers: int = _DEFAULT.num_layers,
+        num_tokens: int = _DEFAULT.num_tokens,
+        token_dim: int = _DEFAULT.token_dim,
+        embedding_dim: int = _DEFAULT.embedding_dim,
+        tokenizer_mode: str = _DEFAULT.tokenizer_mode,
+        embedding: str = _DEFAULT.embedding,
+        embedding_l2: float = _DEFAULT.embedding_l2,
+        embedding_init_stddev: float | None = _DEFAULT.embedding_init_stddev,
+        ffn_multiplier: int = _DEFAULT.ffn_multiplier,
+        ffn_activation: str | None = _DEFAULT.ffn_activation,
+        norm: str | None = _DEFAULT.norm,
+        siamese_scope: str = _DEFAULT.siamese_scope,
+        pooling: str = _DEFAULT.pooling,
+        hidden_units: tuple = _DEFAULT.hidden_units,
+        dropout: float = _DEFAULT.dropout,
+        batch_norm: bool = _DEFAULT.batch_norm,
+        block_size: int | None = _DEFAULT.block_size,
+        num_heads: int | None = _DEFAULT.num_heads,
+        num_basis: int = _DEFAULT.num_basis,
+        rank: int = _DEFAULT.rank,
+        temperature: float | None = _DEFAULT.temperature,
+        sinkhorn_iterations: int = _DEFAULT.sinkhorn_iterations,
+        mixing_options: dict | None = None,
+        name: str | None = None,
+        dtype=None,
+        trainable: bool = True,
+    ):
+        options = {key: value for key, value in locals().items() if key in MODEL_OPTIONS}
         features = features_from_config(features)
         check_positive_int("output_dim", output_dim)
-        config, keras_arguments = split_model_arguments(mixer, options)
+        config = model_config(mixer, options)
         check_dropout(config.dropout)
-        if config.heads != "independent":
-            raise ValueError("A Tower has one output: `heads` applies to RankingModel only.")
         inputs, pooled = encode_features(features, mixer, config)
         hidden = mlp(pooled, config.hidden_units, "head", config.dropout, config.batch_norm)
         outputs = keras.layers.Dense(output_dim, name="embedding")(hidden)
         if normalize:
             outputs = keras.layers.UnitNormalization(name="l2_normalize")(outputs)
-        super().__init__(inputs=inputs, outputs=outputs, **keras_arguments)
+        super().__init__(
+            inputs=inputs, outputs=outputs, name=name, dtype=dtype, trainable=trainable
+        )
         self.set_init_config(
             features=features,
             output_dim=output_dim,
             normalize=normalize,
             mixer=_serialized_mixer(mixer),
-            **_stored_options(mixer, config),
+            **{
+                key: value
+                for key, value in _stored_options(mixer, config).items()
+                if key not in _MULTITASK_OPTIONS
+            },
         )
+
+    @classmethod
+    def from_config(cls, config):
+        # Towers saved before the arguments were explicit stored the (unused) multi-task options.
+        config = {key: value for key, value in config.items() if key not in _MULTITASK_OPTIONS}
+        return super().from_config(config)

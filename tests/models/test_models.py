@@ -143,3 +143,43 @@ def test_configs_saved_with_the_old_head_option_names_still_load(model_class, da
     )
     with pytest.raises(TypeError, match="head_dropout"):
         model_class(data.features, head_dropout=0.2, **SIZES)  # new code uses the new names
+
+
+@pytest.mark.parametrize("model_class", [models.RankingModel, models.Tower])
+def test_constructor_arguments_are_explicit_with_the_config_defaults(model_class):
+    import inspect
+
+    parameters = inspect.signature(model_class.__init__).parameters
+    assert not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
+    defaults = models.ModelConfig()
+    options = [name for name in parameters if name in models.MODEL_OPTIONS]
+    expected = set(models.ENCODER_OPTIONS) - {"num_cross_layers"} | {
+        "block_size", "num_heads", "num_basis", "rank", "temperature", "sinkhorn_iterations",
+        "mixing_options",
+    }  # fmt: skip
+    if model_class is models.Tower:
+        expected -= {"heads", "num_experts", "expert_units"}
+    assert set(options) == expected
+    for name in options:
+        default = None if name == "mixing_options" else getattr(defaults, name)
+        assert parameters[name].default == default, name
+        assert f"{name}: " in model_class.__doc__ or model_class is models.Tower, name
+
+
+def test_an_option_the_mixer_does_not_read_is_refused_unless_it_is_the_default(data):
+    with pytest.raises(ValueError, match=r"'unimixer_lite' does not use \['num_heads'\]"):
+        models.RankingModel(data.features, mixer="unimixer_lite", num_heads=2)
+    with pytest.raises(TypeError, match="heads"):
+        models.Tower(data.features, heads="mmoe")
+    model = models.RankingModel(
+        data.features, mixer="rankmixer", num_tokens=4, token_dim=8, num_basis=4, name="ranker"
+    )
+    assert model.name == "ranker" and "num_basis" not in model.get_config()
+
+
+def test_a_tower_saved_with_the_multitask_options_still_loads(data):
+    # Before the arguments were explicit, a Tower's config held `heads`, `num_experts` and
+    # `expert_units` (unused by a tower).
+    tower = models.Tower(data.features, output_dim=4, **SIZES)
+    old = {**tower.get_config(), "heads": "independent", "num_experts": 4, "expert_units": [64]}
+    assert models.Tower.from_config(old).get_config() == tower.get_config()
