@@ -110,7 +110,10 @@ class ProcessBatches(keras.utils.PyDataset):
         data: a dataset whose `batches()` takes `shard=(index, count)` (e.g. a `StreamingDataset`).
         split: "train", "validation" or "test".
         global_batch_size: rows per step over all processes (a multiple of the process count).
-        labels, shuffle, seed, start_epoch: as `data.batches()`.
+        labels: as `data.batches()`.
+        shuffle: as `data.batches()`.
+        seed: as `data.batches()`.
+        start_epoch: as `data.batches()`.
         process: `(index, count)`; default: this process in the running job.
     """
 

@@ -286,16 +286,18 @@ class Tower(_RenamedOptionsLoad):
         normalize: bool. L2-normalize the output (cosine-similarity retrieval). Defaults to
             `False`.
         mixer: str or `MixingLayer`. As `RankingModel`'s. Defaults to `"unimixer_lite"`.
-        The encoder and head arguments (`num_layers` ... `mixing_options`) and `name`, `dtype`,
-        `trainable` are `RankingModel`'s, with the same defaults; a tower has one output, so it
-        takes no `tasks`, `heads`, `num_experts` or `expert_units`.
+
+    The encoder and head arguments (`num_layers` ... `mixing_options`) and `name`, `dtype`,
+    `trainable` are `RankingModel`'s, with the same defaults; a tower has one output, so it takes
+    no `tasks`, `heads`, `num_experts` or `expert_units`.
 
     Example:
     >>> from keras_unimixer import datasets, models
     >>> data = datasets.make_synthetic(num_examples=500)
     >>> user = [f for f in data.features if f.group == "user"]
     >>> tower = models.Tower(user, output_dim=16, num_tokens=4, token_dim=16)
-    >>> tower.predict({f.name: data.arrays("test")[0][f.name] for f in user}, verbose=0).shape
+    >>> test_features = data.arrays("test")[0]
+    >>> tower.predict({f.name: test_features[f.name] for f in user}, verbose=0).shape
     (50, 16)
     """
 

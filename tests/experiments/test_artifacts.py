@@ -12,7 +12,7 @@ import pytest
 from keras_unimixer.experiments import artifacts, training
 from keras_unimixer.experiments.training import TrainConfig
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests"))
 from fault_check import SETTINGS  # noqa: E402
 

@@ -251,7 +251,7 @@ def test_importing_training_and_tuning_under_jax_loads_no_tensorflow():
     keras.backend.backend() != "jax", reason="runs its own JAX process: once, in the JAX pass"
 )
 def test_train_under_jax_needs_no_tensorflow(tmp_path):
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     result = subprocess.run(
         [sys.executable, str(root / "tests" / "no_tensorflow_check.py"), str(tmp_path)],
         capture_output=True, text=True, env={**os.environ, "KERAS_BACKEND": "jax"}, cwd=root,
@@ -415,7 +415,7 @@ def test_multi_task_heads_train_and_reload(tmp_path, heads):
         cli.main(["train", "--model", "dnn", "--heads", "mmoe"])
 
 
-MOVIELENS = Path(__file__).resolve().parents[2] / "shared" / "data" / "ml-100k"
+MOVIELENS = Path(__file__).resolve().parents[3] / "shared" / "data" / "ml-100k"
 
 
 @pytest.mark.skipif(not (MOVIELENS / "ml-100k.inter").is_file(), reason="no MovieLens files")

@@ -16,7 +16,7 @@ from keras_unimixer.experiments import cli
 from keras_unimixer.experiments.tuning import TuneConfig, UniMixerHyperModel
 from keras_unimixer.experiments.tuning.search import read_run_log
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 TF_ONLY = pytest.mark.skipif(
     keras.backend.backend() != "tensorflow",
     reason="multi-process test; its subject (Keras Tuner's processes) is backend-independent",
