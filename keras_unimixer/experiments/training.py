@@ -40,6 +40,7 @@ from keras_unimixer.datasets.serving_spec import (
 from keras_unimixer.evaluation import task_metrics
 from keras_unimixer.experiments import artifacts
 from keras_unimixer.experiments.protocols import model_protocol
+from keras_unimixer.layers.mixing import mixer_names
 from keras_unimixer.models.config import ModelConfig
 from keras_unimixer.optimizers import ROW_SPARSE_TABLE_OPTIMIZERS, make_optimizer
 from keras_unimixer.saving import load_model
@@ -309,7 +310,7 @@ def estimated_training_bytes(config: TrainConfig, features) -> int:
     (16 bytes a parameter) plus the activations a batch keeps for the backward pass."""
     embedding_dim = config.embedding_dim
     tables = sum(f.vocabulary_size for f in features if f.kind != "numeric") * embedding_dim
-    if config.model not in models.mixer_names():
+    if config.model not in mixer_names():
         width = len(features) * embedding_dim
         units = [width, *config.hidden_units]
         dense = sum(a * b for a, b in zip(units, units[1:], strict=False)) + 4 * width * width

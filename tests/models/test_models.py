@@ -7,6 +7,8 @@ import pytest
 
 from keras_unimixer import datasets, models
 from keras_unimixer.experiments.scaling import flops_per_example, parameter_counts
+from keras_unimixer.layers.mixing import default_block_size
+from keras_unimixer.models.config import ENCODER_OPTIONS, MODEL_OPTIONS
 
 SIZES = dict(num_layers=1, num_tokens=4, token_dim=8, embedding_dim=4, hidden_units=(8,))
 
@@ -68,9 +70,9 @@ def test_mixer_choices_build_the_documented_architectures(data):
 
 
 def test_default_block_size_is_near_sqrt_of_flat_size():
-    assert models.default_block_size(16, 64) == 32  # sqrt(1024) = 32
-    assert models.default_block_size(8, 32) == 16
-    assert models.default_block_size(3, 5) in (3, 5)
+    assert default_block_size(16, 64) == 32  # sqrt(1024) = 32
+    assert default_block_size(8, 32) == 16
+    assert default_block_size(3, 5) in (3, 5)
 
 
 def test_rankmixer_needs_token_dim_divisible_by_tokens(data):
@@ -152,8 +154,8 @@ def test_constructor_arguments_are_explicit_with_the_config_defaults(model_class
     parameters = inspect.signature(model_class.__init__).parameters
     assert not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
     defaults = models.ModelConfig()
-    options = [name for name in parameters if name in models.MODEL_OPTIONS]
-    expected = set(models.ENCODER_OPTIONS) - {"num_cross_layers"} | {
+    options = [name for name in parameters if name in MODEL_OPTIONS]
+    expected = set(ENCODER_OPTIONS) - {"num_cross_layers"} | {
         "block_size", "num_heads", "num_basis", "rank", "temperature", "sinkhorn_iterations",
         "mixing_options",
     }  # fmt: skip

@@ -178,7 +178,7 @@ def config_from_args(args) -> TrainConfig:
     """A `TrainConfig` from parsed arguments: the options given, then the dataset's benchmark
     protocol for the model, then `TrainConfig`'s defaults (argparse destinations are its field
     names)."""
-    from keras_unimixer.models import check_options_apply
+    from keras_unimixer.models.options import check_options_apply
 
     values = {
         field.name: getattr(args, field.name)

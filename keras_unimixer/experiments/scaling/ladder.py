@@ -95,7 +95,7 @@ class LadderConfig:
 
     def __post_init__(self):
         from keras_unimixer.layers.mixing import mixer_names
-        from keras_unimixer.models import check_options_apply
+        from keras_unimixer.models.options import check_options_apply
 
         self.models = tuple(self.models) or mixer_names()
         for size in self.sizes:
