@@ -1,4 +1,4 @@
-"""The UniMixer block and stack: SiameseNorm, post-norm and pre-norm residuals (spec section 7)."""
+"""The UniMixer block and stack: SiameseNorm, post-norm and pre-norm residuals."""
 
 from __future__ import annotations
 
@@ -75,7 +75,7 @@ class UniMixerBlock(keras.layers.Layer):
     - `"post"` (RankMixer): `S = N(X + Mix(X))`, `X' = N(S + FFN(S))`.
     - `"pre"`: `S = X + Mix(N(X))`, `X' = S + FFN(N(S))`.
     - `"siamese"` (UniMixer's SiameseNorm): two streams `Xb` (post-norm) and `Yb` (pre-norm).
-      With `siamese_scope="block"` (spec section 7): `Z = Xb + N(Yb)`, the block's update
+      With `siamese_scope="block"`: `Z = Xb + N(Yb)`, the block's update
       `O = Mix(Z) + FFN(Z + Mix(Z))` (the sublayers with their plain residuals, minus `Z`), then
       `Xb <- N(Xb + O)`, `Yb <- Yb + O`. With `"sublayer"`, the same update is applied around each
       sublayer `f` (mixing, then FFN) separately: `O = f(Xb + N(Yb))`. The block takes and
@@ -86,13 +86,15 @@ class UniMixerBlock(keras.layers.Layer):
         mixing: the mixing layer (any layer of `keras_unimixer.layers` whose output shape equals its
             input shape, e.g. `UniMixing`, `UniMixingLite`, `AttentionMixing`, `FMMixing`, or
             `TokenMixing(num_heads=T)`), or its serialized config.
-        ffn_multiplier: hidden width of the per-token FFN, as a multiple of `token_dim`.
-        ffn_activation: `"swiglu"` or `"gelu"`.
-        norm: `"siamese"`, `"post"` or `"pre"`.
-        norm_type: `"rms"` (RMSNorm) or `"layer"` (LayerNorm).
-        norm_epsilon: epsilon of the normalization layers.
-        siamese_scope: with `norm="siamese"`, `"sublayer"` (around the mixing and around the FFN)
-            or `"block"` (once around the whole block, as spec section 7 writes it).
+        ffn_multiplier: int. Hidden width of the per-token FFN, as a multiple of `token_dim`.
+            Defaults to `4`.
+        ffn_activation: str. `"swiglu"` or `"gelu"`. Defaults to `"swiglu"`.
+        norm: str. `"siamese"`, `"post"` or `"pre"`. Defaults to `"siamese"`.
+        norm_type: str. `"rms"` (RMSNorm) or `"layer"` (LayerNorm). Defaults to `"rms"`.
+        norm_epsilon: float. Epsilon of the normalization layers. Defaults to `1e-6`.
+        siamese_scope: str. With `norm="siamese"`, `"sublayer"` (around the mixing and around the
+            FFN) or `"block"` (once around the whole block, as the UniMixer paper writes it).
+            Defaults to `"sublayer"`.
         **kwargs: base `keras.layers.Layer` arguments.
 
     Call arguments:
@@ -105,6 +107,10 @@ class UniMixerBlock(keras.layers.Layer):
     ...     keras_unimixer.layers.UniMixing(block_size=8), norm="pre")
     >>> block(x).shape
     (2, 4, 8)
+
+    References:
+        - [UniMixer: A Unified Architecture for Scaling Laws in Recommendation Systems](https://arxiv.org/abs/2604.00590)
+        - [RankMixer: Scaling Up Ranking Models in Industrial Recommenders](https://arxiv.org/abs/2507.15551)
     """
 
     def __init__(
@@ -253,16 +259,18 @@ class UniMixerEncoder(keras.layers.Layer):
     otherwise. Encoders saved before this option existed load with `"auto"`.
 
     Args:
-        num_layers: number of blocks.
+        num_layers: int. Number of blocks.
         mixing: the mixing layer to copy into every block (a layer or its serialized config).
-        ffn_multiplier: hidden width of the per-token FFNs, as a multiple of `token_dim`.
-        ffn_activation: `"swiglu"` or `"gelu"`.
-        norm: `"siamese"`, `"post"` or `"pre"`.
-        norm_type: `"rms"` or `"layer"`.
-        norm_epsilon: epsilon of the normalization layers.
-        siamese_scope: `"sublayer"` or `"block"` (see `UniMixerBlock`).
-        layout: `"auto"`, `"token_major"` or `"batch_major"`: the layout of the activations
-            between blocks.
+        ffn_multiplier: int. Hidden width of the per-token FFNs, as a multiple of `token_dim`.
+            Defaults to `4`.
+        ffn_activation: str. `"swiglu"` or `"gelu"`. Defaults to `"swiglu"`.
+        norm: str. `"siamese"`, `"post"` or `"pre"`. Defaults to `"siamese"`.
+        norm_type: str. `"rms"` or `"layer"`. Defaults to `"rms"`.
+        norm_epsilon: float. Epsilon of the normalization layers. Defaults to `1e-6`.
+        siamese_scope: str. `"sublayer"` or `"block"` (see `UniMixerBlock`). Defaults to
+            `"sublayer"`.
+        layout: str. `"auto"`, `"token_major"` or `"batch_major"`: the layout of the activations
+            between blocks. Defaults to `"auto"`.
         **kwargs: base `keras.layers.Layer` arguments.
 
     Call arguments:
@@ -274,6 +282,10 @@ class UniMixerEncoder(keras.layers.Layer):
     ...     num_layers=2, mixing=keras_unimixer.layers.UniMixingLite(block_size=8, rank=2))
     >>> encoder(x).shape
     (2, 4, 8)
+
+    References:
+        - [UniMixer: A Unified Architecture for Scaling Laws in Recommendation Systems](https://arxiv.org/abs/2604.00590)
+        - [RankMixer: Scaling Up Ranking Models in Industrial Recommenders](https://arxiv.org/abs/2507.15551)
     """
 
     def __init__(

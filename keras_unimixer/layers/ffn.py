@@ -34,10 +34,12 @@ class PerTokenFFN(keras.layers.Layer):
     `(silu(x W1[t]) * (x W3[t])) W2[t]` (UniMixer). Hidden width is `multiplier * token_dim`.
 
     Args:
-        multiplier: hidden width as a multiple of `token_dim`.
-        activation: `"swiglu"` or `"gelu"`.
-        use_bias: add per-token biases to the hidden and output projections.
-        kernel_initializer: initializer of the kernels; default Glorot-uniform per token.
+        multiplier: int. Hidden width as a multiple of `token_dim`. Defaults to `4`.
+        activation: str. `"swiglu"` or `"gelu"`. Defaults to `"swiglu"`.
+        use_bias: bool. Add per-token biases to the hidden and output projections. Defaults to
+            `True`.
+        kernel_initializer: initializer of the kernels; default Glorot-uniform per token. Defaults
+            to `None`.
         **kwargs: base `keras.layers.Layer` arguments.
 
     Call arguments:
@@ -47,6 +49,10 @@ class PerTokenFFN(keras.layers.Layer):
     >>> x = keras.random.normal((2, 4, 8))
     >>> keras_unimixer.layers.PerTokenFFN(multiplier=2)(x).shape
     (2, 4, 8)
+
+    References:
+        - [RankMixer: Scaling Up Ranking Models in Industrial Recommenders](https://arxiv.org/abs/2507.15551)
+        - [GLU Variants Improve Transformer](https://arxiv.org/abs/2002.05202) (SwiGLU)
     """
 
     def __init__(

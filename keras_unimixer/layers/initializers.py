@@ -23,7 +23,7 @@ def _fixed_seed(seed: int | None) -> int:
 
 
 def token_mixing_permutation(num_tokens: int, num_heads: int) -> np.ndarray:
-    """RankMixer's TokenMixing as a block permutation `Pi` (spec section 3).
+    """RankMixer's TokenMixing as a block permutation `Pi`.
 
     Cut a flattened `(num_tokens, token_dim)` sample into `num_tokens * num_heads` blocks of size
     `token_dim / num_heads`. Input block `t * num_heads + h` (head `h` of token `t`) goes to output
@@ -60,9 +60,10 @@ class StackedIdentity(keras.initializers.Initializer):
     whose mixing coefficients get no gradient while all of them are equal).
 
     Args:
-        scale: value of the diagonal.
-        noise_stddev: standard deviation of the added noise (0: exact identities).
-        seed: seed of the noise.
+        scale: float. Value of the diagonal. Defaults to `1.0`.
+        noise_stddev: float. Standard deviation of the added noise (0: exact identities). Defaults
+            to `0.0`.
+        seed: int or `None`. Seed of the noise. Defaults to `None`.
     """
 
     def __init__(self, scale: float = 1.0, noise_stddev: float = 0.0, seed: int | None = None):
@@ -141,11 +142,12 @@ class CircularFactor(keras.initializers.Initializer):
     """One factor of `circular_factors` (`side` "left" or "right"), plus Gaussian noise.
 
     Args:
-        side: `"left"` (`A`) or `"right"` (`B`).
-        scale: the logit value on the target's support.
-        target: `None` (identity) or `(num_tokens, num_heads)` of RankMixer's permutation.
-        noise_stddev: standard deviation of the added noise.
-        seed: seed of the noise.
+        side: str. `"left"` (`A`) or `"right"` (`B`).
+        scale: float. The logit value on the target's support.
+        target: `None` (identity) or `(num_tokens, num_heads)` of RankMixer's permutation. Defaults
+            to `None`.
+        noise_stddev: float. Standard deviation of the added noise. Defaults to `0.0`.
+        seed: seed of the noise. Defaults to `None`.
     """
 
     def __init__(self, side: str, scale: float, target=None, noise_stddev=0.0, seed=None):

@@ -1,4 +1,4 @@
-"""Feature tokenization: feature ids/values to `(batch, num_tokens, token_dim)` (spec section 1)."""
+"""Feature tokenization: feature ids/values to `(batch, num_tokens, token_dim)`."""
 
 from __future__ import annotations
 
@@ -40,19 +40,20 @@ class FeatureTokenizer(keras.layers.Layer):
 
     Args:
         features: the dataset's `FeatureSpec`s (or their dicts).
-        embedding_dim: size of each feature embedding.
-        token_dim: size `D` of each output token.
-        num_tokens: number of tokens `T` in `"rankmixer"` mode (ignored by the other modes, where it
-            is the number of features or groups).
-        mode: `"rankmixer"`, `"field"` or `"group"`.
-        project: project field tokens (`"field"` mode only).
-        embeddings_initializer: initializer of the embedding tables.
+        embedding_dim: int. Size of each feature embedding.
+        token_dim: int. Size `D` of each output token.
+        num_tokens: int or `None`. Number of tokens `T` in `"rankmixer"` mode (ignored by the other
+            modes, where it is the number of features or groups). Defaults to `None`.
+        mode: str. `"rankmixer"`, `"field"` or `"group"`. Defaults to `"rankmixer"`.
+        project: bool. Project field tokens (`"field"` mode only). Defaults to `True`.
+        embeddings_initializer: str. Initializer of the embedding tables. Defaults to `"uniform"`.
         embeddings_regularizer: regularizer of the embedding tables and numeric-feature weights
-            (e.g. `keras.regularizers.L2(0.025)`, FuxiCTR's `embedding_regularizer: 0.05`).
-        embedding: `"dense"`: one Keras weight per table; `"distributed"`: every table in one
+            (e.g. `keras.regularizers.L2(0.025)`, FuxiCTR's `embedding_regularizer: 0.05`). Defaults
+            to `None`.
+        embedding: str. `"dense"`: one Keras weight per table; `"distributed"`: every table in one
             keras-rs `DistributedEmbedding` (tables sharded on TPU SparseCore where there is one;
             elsewhere keras-rs keeps them on the default device, as plain lookups with the same
-            results, and this layer logs that it fell back).
+            results, and this layer logs that it fell back). Defaults to `"dense"`.
         **kwargs: base `keras.layers.Layer` arguments.
 
     Call arguments:
@@ -65,6 +66,10 @@ class FeatureTokenizer(keras.layers.Layer):
     >>> tokenizer = keras_unimixer.layers.FeatureTokenizer(specs, 4, token_dim=8, num_tokens=2)
     >>> tokenizer({"user": np.array([3, 5]), "age": np.array([0.1, -1.0])}).shape
     (2, 2, 8)
+
+    References:
+        - [RankMixer: Scaling Up Ranking Models in Industrial Recommenders](https://arxiv.org/abs/2507.15551)
+        - [UniMixer: A Unified Architecture for Scaling Laws in Recommendation Systems](https://arxiv.org/abs/2604.00590)
     """
 
     def __init__(

@@ -141,6 +141,9 @@ class DeepFM(ConfiguredModel):
         embedding_init_stddev: normal embedding initialization (FuxiCTR: 1e-4); `None` for
             Keras' uniform default.
         tasks: label names, one logit each.
+
+    References:
+        - [DeepFM: A Factorization-Machine based Neural Network for CTR Prediction](https://arxiv.org/abs/1703.04247)
     """
 
     def __init__(
@@ -195,6 +198,10 @@ class DCNv2(ConfiguredModel):
         embedding_init_stddev: normal embedding initialization (FuxiCTR: 1e-4); `None` for
             Keras' uniform default.
         tasks: label names, one logit each.
+
+    References:
+        - [DCN V2: Improved Deep & Cross Network and Practical Lessons for Web-scale Learning to
+          Rank Systems](https://arxiv.org/abs/2008.13535)
     """
 
     def __init__(

@@ -162,6 +162,9 @@ class FinalMLP(ConfiguredModel):
     ...                         gate_units=(16,), num_heads=2)
     >>> model.predict(data.arrays("test")[0], verbose=0).shape
     (50, 1)
+
+    References:
+        - [FinalMLP: An Enhanced Two-Stream MLP Model for CTR Prediction](https://arxiv.org/abs/2304.00902)
     """
 
     def __init__(

@@ -212,6 +212,10 @@ class RankingModel(_RenamedOptionsLoad):
     >>> features, labels = data.arrays("train")
     >>> model.predict(features, verbose=0).shape
     (800, 1)
+
+    References:
+        - [UniMixer: A Unified Architecture for Scaling Laws in Recommendation Systems](https://arxiv.org/abs/2604.00590)
+        - [RankMixer: Scaling Up Ranking Models in Industrial Recommenders](https://arxiv.org/abs/2507.15551)
     """
 
     def __init__(
@@ -299,6 +303,9 @@ class Tower(_RenamedOptionsLoad):
     >>> test_features = data.arrays("test")[0]
     >>> tower.predict({f.name: test_features[f.name] for f in user}, verbose=0).shape
     (50, 16)
+
+    References:
+        - [UniMixer: A Unified Architecture for Scaling Laws in Recommendation Systems](https://arxiv.org/abs/2604.00590)
     """
 
     def __init__(

@@ -1,4 +1,4 @@
-"""The UniMixing matrix constraints: symmetry, temperature and Sinkhorn-Knopp (spec section 4).
+"""The UniMixing matrix constraints: symmetry, temperature and Sinkhorn-Knopp.
 
 All of it is computed in the log domain and in float32, so it stays finite for temperatures down to
 0.01 and under `mixed_bfloat16` (the result is cast to the layer's compute dtype by the caller).

@@ -1,9 +1,9 @@
-"""The token-mixing family of UniMixer (spec sections 2-6), as one set of Keras 3 layers.
+"""The token-mixing family of UniMixer, as one set of Keras 3 layers.
 
 Every layer maps `(batch, num_tokens, token_dim)` to a tensor with the same number of elements per
 sample, `L = num_tokens * token_dim`. Cut the flattened sample into `n` blocks of size `b`; each
 layer is then `out = W_G @ [x_1 W_B[1]; ...; x_n W_B[n]]` for some global `(n, n)` matrix `W_G`
-and local `(b, b)` matrices `W_B` (spec section 5):
+and local `(b, b)` matrices `W_B`:
 
 | layer            | `W_G`                                   | `W_B`                          |
 | ---------------- | --------------------------------------- | ------------------------------ |

@@ -1,4 +1,4 @@
-"""Multi-head self-attention over feature tokens (spec section 5)."""
+"""Multi-head self-attention over feature tokens."""
 
 from __future__ import annotations
 
@@ -14,15 +14,16 @@ from keras_unimixer.utils.validation import check_head_dim, check_positive_int, 
 
 @keras.saving.register_keras_serializable(package="keras_unimixer")
 class AttentionMixing(MixingLayer):
-    """Multi-head self-attention over tokens: the attention member of the family (spec section 5);
+    """Multi-head self-attention over tokens: the attention member of the family;
     registered as `"attention"`.
 
     `W_G = softmax(Q K^T / sqrt(d))` is computed per sample and per head; the local map is
     `W_V W_O`, shared by all tokens. No biases, so `mixing_matrix(inputs)` is exact.
 
     Args:
-        num_heads: number of heads; must divide `token_dim`.
-        kernel_initializer: initializer of the Q, K, V and output projections.
+        num_heads: int. Number of heads; must divide `token_dim`.
+        kernel_initializer: str. Initializer of the Q, K, V and output projections. Defaults to
+            `"glorot_uniform"`.
         **kwargs: base `keras.layers.Layer` arguments.
 
     Call arguments:
@@ -32,6 +33,11 @@ class AttentionMixing(MixingLayer):
     >>> x = keras.random.normal((2, 4, 8))
     >>> keras_unimixer.layers.AttentionMixing(num_heads=2)(x).shape
     (2, 4, 8)
+
+    References:
+        - [Attention Is All You Need](https://arxiv.org/abs/1706.03762)
+        - [AutoInt: Automatic Feature Interaction Learning via Self-Attentive Neural Networks](https://arxiv.org/abs/1810.11921)
+        - [UniMixer: A Unified Architecture for Scaling Laws in Recommendation Systems](https://arxiv.org/abs/2604.00590)
     """
 
     def __init__(self, num_heads: int, kernel_initializer="glorot_uniform", **kwargs):

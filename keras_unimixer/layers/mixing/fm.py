@@ -1,4 +1,4 @@
-"""Factorization-machine mixing: `X X^T` as a per-sample global matrix (spec section 5)."""
+"""Factorization-machine mixing: `X X^T` as a per-sample global matrix."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from keras_unimixer.layers.mixing.base import MixingLayer, register_mixer
 
 @keras.saving.register_keras_serializable(package="keras_unimixer")
 class FMMixing(MixingLayer):
-    """Wukong-style factorization-machine mixing: the FM member of the family (spec section 5);
+    """Wukong-style factorization-machine mixing: the FM member of the family;
     registered as `"fm"` (Wukong's full interaction layer is `WukongMixing`).
 
     The per-sample interaction matrix `F = X X^T / D` (`(T, T)`, all pairwise dot products of the
@@ -20,7 +20,7 @@ class FMMixing(MixingLayer):
     keeps the cubic term at the input's scale.)
 
     Args:
-        kernel_initializer: initializer of the projection `Y`.
+        kernel_initializer: str. Initializer of the projection `Y`. Defaults to `"glorot_uniform"`.
         **kwargs: base `keras.layers.Layer` arguments.
 
     Call arguments:
@@ -30,6 +30,10 @@ class FMMixing(MixingLayer):
     >>> x = keras.random.normal((2, 4, 8))
     >>> keras_unimixer.layers.FMMixing()(x).shape
     (2, 4, 8)
+
+    References:
+        - [Wukong: Towards a Scaling Law for Large-Scale Recommendation](https://arxiv.org/abs/2403.02545)
+        - [UniMixer: A Unified Architecture for Scaling Laws in Recommendation Systems](https://arxiv.org/abs/2604.00590)
     """
 
     def __init__(self, kernel_initializer="glorot_uniform", **kwargs):

@@ -32,9 +32,9 @@ class HeterogeneousAttention(MixingLayer):
     `W_V[s] W_O[t]` (`mixing_matrix(inputs)` gives the whole `(L, L)` matrix per sample).
 
     Args:
-        num_heads: number of heads; must divide `token_dim`.
-        kernel_initializer: initializer of the `(T, D, D)` projections (default: Glorot per
-            token).
+        num_heads: int. Number of heads; must divide `token_dim`.
+        kernel_initializer: initializer of the `(T, D, D)` projections (default: Glorot per token).
+            Defaults to `None`.
         **kwargs: base `keras.layers.Layer` arguments.
 
     Call arguments:
@@ -44,6 +44,9 @@ class HeterogeneousAttention(MixingLayer):
     >>> x = keras.random.normal((2, 4, 8))
     >>> keras_unimixer.layers.HeterogeneousAttention(num_heads=2)(x).shape
     (2, 4, 8)
+
+    References:
+        - [Hiformer: Heterogeneous Feature Interactions Learning with Transformers for Recommender Systems](https://arxiv.org/abs/2311.05884)
     """
 
     def __init__(self, num_heads: int, kernel_initializer=None, **kwargs):

@@ -1,4 +1,4 @@
-"""RankMixer's TokenMixing: a fixed permutation of token heads (spec sections 2-3)."""
+"""RankMixer's TokenMixing: a fixed permutation of token heads."""
 
 from __future__ import annotations
 
@@ -16,14 +16,14 @@ from keras_unimixer.utils.validation import (
 
 @keras.saving.register_keras_serializable(package="keras_unimixer")
 class TokenMixing(MixingLayer):
-    """RankMixer's parameter-free token mixing (spec section 2); registered as `"rankmixer"`.
+    """RankMixer's parameter-free token mixing; registered as `"rankmixer"`.
 
     Each token is split into `num_heads` heads of size `d = token_dim / num_heads`; output token `h`
     is the concatenation of head `h` of tokens `1..T`. With `num_heads == T` the output has the
     input's shape `(batch, T, token_dim)`; otherwise it is `(batch, num_heads, T * d)`.
 
     Args:
-        num_heads: number of heads `H` per token; must divide `token_dim`.
+        num_heads: int. Number of heads `H` per token; must divide `token_dim`.
         **kwargs: base `keras.layers.Layer` arguments (`name`, `dtype`, ...).
 
     Call arguments:
@@ -33,6 +33,10 @@ class TokenMixing(MixingLayer):
     >>> x = keras.random.normal((2, 4, 8))
     >>> keras_unimixer.layers.TokenMixing(num_heads=4)(x).shape
     (2, 4, 8)
+
+    References:
+        - [RankMixer: Scaling Up Ranking Models in Industrial Recommenders](https://arxiv.org/abs/2507.15551)
+        - [UniMixer: A Unified Architecture for Scaling Laws in Recommendation Systems](https://arxiv.org/abs/2604.00590)
     """
 
     default_norm = "post"

@@ -25,7 +25,7 @@ from keras_unimixer.utils.validation import (
 
 @keras.saving.register_keras_serializable(package="keras_unimixer")
 class UniMixing(ConstrainedMixing):
-    """Generalized parameterized feature mixing (spec section 4).
+    """Generalized parameterized feature mixing.
 
     The flattened sample (length `L = T * D`) is cut into `n = L / block_size` blocks `x_i`. Each
     block gets its own local matrix (`h_i = x_i @ W_B[i]`), then a global matrix mixes the blocks
@@ -38,28 +38,34 @@ class UniMixing(ConstrainedMixing):
     `token_mixing_permutation`) and no constraints, it computes `TokenMixing(H)` exactly.
 
     Args:
-        block_size: size `b` of each block; must divide `T * D`.
-        symmetric: symmetrize both matrices before the other constraints.
-        temperature: initial value of the temperature `tau` (a non-trainable variable, annealed by
-            `keras_unimixer.callbacks.TemperatureAnnealing`), or `None` for no temperature and no
-            `exp`: the raw matrices are used (then `sinkhorn_iterations` must be 0).
-        sinkhorn_iterations: differentiable Sinkhorn-Knopp rounds (the gradient flows through
-            them); 0 turns the doubly-stochastic constraint off.
-        block_specific: one local matrix per block (`True`) or one shared by all blocks.
-        constrain_local: apply the constraints to the local matrices as well as the global one.
-        global_init: `"random"`, `"identity"` or `"permutation"` (RankMixer's `Pi`, which needs
+        block_size: int. Size `b` of each block; must divide `T * D`.
+        symmetric: bool. Symmetrize both matrices before the other constraints. Defaults to `True`.
+        temperature: float or `None`. Initial value of the temperature `tau` (a non-trainable
+            variable, annealed by `keras_unimixer.callbacks.TemperatureAnnealing`), or `None` for no
+            temperature and no `exp`: the raw matrices are used (then `sinkhorn_iterations` must be
+            0). Defaults to `1.0`.
+        sinkhorn_iterations: int. Differentiable Sinkhorn-Knopp rounds (the gradient flows through
+            them); 0 turns the doubly-stochastic constraint off. Defaults to `10`.
+        block_specific: bool. One local matrix per block (`True`) or one shared by all blocks.
+            Defaults to `True`.
+        constrain_local: bool. Apply the constraints to the local matrices as well as the global
+            one. Defaults to `True`.
+        global_init: str. `"random"`, `"identity"` or `"permutation"` (RankMixer's `Pi`, which needs
             `block_size` to divide `D`, and `symmetric=False` unless `T == H`) for the raw global
-            parameters: `"permutation"` starts the layer AS RankMixer's TokenMixing (sharply so
-            for a large `init_scale`).
-        local_init: `"identity"` or `"random"` for the raw local parameters.
-        init_stddev: standard deviation of the `"random"` initializations.
-        init_scale: logit value of the `"identity"` / `"permutation"` starts (`scale * I`): at
-            temperature 1 a block keeps `e^s / (e^s + n - 1)` of itself, so a small scale starts
-            near the uniform (averaging) matrix and a large one near the target.
-        sinkhorn_tolerance: before the differentiable rounds, the logits are balanced without
-            gradient until every row sums to 1 within this tolerance (columns are exact)...
-        sinkhorn_max_iterations: ...or for at most this many rounds (0: no such phase, only the
-            fixed rounds: then rows are off by 0.06 at temperature 0.05 and logit std 0.3).
+            parameters: `"permutation"` starts the layer AS RankMixer's TokenMixing (sharply so for
+            a large `init_scale`). Defaults to `"random"`.
+        local_init: str. `"identity"` or `"random"` for the raw local parameters. Defaults to
+            `"identity"`.
+        init_stddev: float. Standard deviation of the `"random"` initializations. Defaults to `0.1`.
+        init_scale: float. Logit value of the `"identity"` / `"permutation"` starts (`scale * I`):
+            at temperature 1 a block keeps `e^s / (e^s + n - 1)` of itself, so a small scale starts
+            near the uniform (averaging) matrix and a large one near the target. Defaults to `1.0`.
+        sinkhorn_tolerance: float. Before the differentiable rounds, the logits are balanced
+            without gradient until every row sums to 1 within this tolerance (columns are exact),
+            or for at most `sinkhorn_max_iterations` rounds. Defaults to `1e-3`.
+        sinkhorn_max_iterations: int. The most rounds of that balancing phase; 0: no such phase,
+            only the fixed rounds (then rows are off by 0.06 at temperature 0.05 and logit std
+            0.3). Defaults to `300`.
         **kwargs: base `keras.layers.Layer` arguments.
 
     Call arguments:
@@ -69,6 +75,11 @@ class UniMixing(ConstrainedMixing):
     >>> x = keras.random.normal((2, 4, 8))
     >>> keras_unimixer.layers.UniMixing(block_size=16)(x).shape  # 32 / 16 = 2 blocks, 4 tokens
     (2, 4, 8)
+
+    References:
+        - [UniMixer: A Unified Architecture for Scaling Laws in Recommendation Systems](https://arxiv.org/abs/2604.00590)
+        - Sinkhorn-Knopp balancing: [Sinkhorn distances: lightspeed computation of optimal
+          transport](https://arxiv.org/abs/1306.0895)
     """
 
     def __init__(

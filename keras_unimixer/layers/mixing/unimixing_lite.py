@@ -27,7 +27,7 @@ from keras_unimixer.utils.validation import (
 
 @keras.saving.register_keras_serializable(package="keras_unimixer")
 class UniMixingLite(ConstrainedMixing):
-    """UniMixing-Lite: basis-composed local weights and a low-rank global weight (spec section 6).
+    """UniMixing-Lite: basis-composed local weights and a low-rank global weight.
 
     `W_B[i] = C(sum_j softmax(omega_i)_j * E_j)` with `num_basis` shared basis matrices `E_j`
     `(b, b)` and per-block coefficients `omega` `(n, num_basis)`; `W_G = C(A @ B^T)` with `A, B`
@@ -35,23 +35,28 @@ class UniMixingLite(ConstrainedMixing):
     Sinkhorn). Trainable parameters: `num_basis * b^2 + n * num_basis + 2 * n * rank`.
 
     Args:
-        block_size: size `b` of each block; must divide `T * D`.
-        num_basis: number of shared local basis matrices.
-        rank: rank of the global factorization; at most the number of blocks.
-        symmetric: symmetrize both matrices before the other constraints.
-        temperature: initial temperature (see `UniMixing`), or `None` to use raw matrices.
-        sinkhorn_iterations: Sinkhorn-Knopp rounds; 0 turns the constraint off.
-        constrain_local: apply the constraints to the local matrices as well as the global one.
-        local_init: `"identity"` (every basis matrix starts as `init_scale * I` plus its own
-            noise of `init_stddev`: identical bases would give the coefficients `omega` no
-            gradient) or `"random"`.
-        global_init: `"random"` (`A`, `B` normal), `"identity"` or `"permutation"` (RankMixer's
-            `Pi`): low-rank factors whose product peaks on the target (`circular_factors`,
-            needs `rank >= 2`), plus noise of `init_stddev`.
-        init_stddev: standard deviation of the random initializations (`A`, `B`, `omega`).
-        init_scale: logit value of the identity / permutation starts, as in `UniMixing`.
-        sinkhorn_tolerance: as in `UniMixing`.
-        sinkhorn_max_iterations: as in `UniMixing`.
+        block_size: int. Size `b` of each block; must divide `T * D`.
+        num_basis: int. Number of shared local basis matrices. Defaults to `4`.
+        rank: int. Rank of the global factorization; at most the number of blocks. Defaults to `4`.
+        symmetric: bool. Symmetrize both matrices before the other constraints. Defaults to `True`.
+        temperature: float or `None`. Initial temperature (see `UniMixing`), or `None` to use raw
+            matrices. Defaults to `1.0`.
+        sinkhorn_iterations: int. Sinkhorn-Knopp rounds; 0 turns the constraint off. Defaults to
+            `10`.
+        constrain_local: bool. Apply the constraints to the local matrices as well as the global
+            one. Defaults to `True`.
+        local_init: str. `"identity"` (every basis matrix starts as `init_scale * I` plus its own
+            noise of `init_stddev`: identical bases would give the coefficients `omega` no gradient)
+            or `"random"`. Defaults to `"identity"`.
+        global_init: str. `"random"` (`A`, `B` normal), `"identity"` or `"permutation"` (RankMixer's
+            `Pi`): low-rank factors whose product peaks on the target (`circular_factors`, needs
+            `rank >= 2`), plus noise of `init_stddev`. Defaults to `"random"`.
+        init_stddev: float. Standard deviation of the random initializations (`A`, `B`, `omega`).
+            Defaults to `0.1`.
+        init_scale: float. Logit value of the identity / permutation starts, as in `UniMixing`.
+            Defaults to `1.0`.
+        sinkhorn_tolerance: float. As in `UniMixing`. Defaults to `1e-3`.
+        sinkhorn_max_iterations: int. As in `UniMixing`. Defaults to `300`.
         **kwargs: base `keras.layers.Layer` arguments.
 
     Call arguments:
@@ -61,6 +66,9 @@ class UniMixingLite(ConstrainedMixing):
     >>> x = keras.random.normal((2, 4, 8))
     >>> keras_unimixer.layers.UniMixingLite(block_size=4, num_basis=2, rank=2)(x).shape
     (2, 4, 8)
+
+    References:
+        - [UniMixer: A Unified Architecture for Scaling Laws in Recommendation Systems](https://arxiv.org/abs/2604.00590)
     """
 
     def __init__(

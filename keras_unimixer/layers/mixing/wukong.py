@@ -1,7 +1,7 @@
 """Wukong's interaction layer: a factorization-machine block beside a linear compression block.
 
 Zhang et al., "Wukong: Towards a Scaling Law for Large-Scale Recommendation" (2024), a baseline of
-the UniMixer paper (spec section 8). For tokens `X` (`T x D`):
+the UniMixer paper. For tokens `X` (`T x D`):
 - FMB: `FM(X) = X (X^T Y)` (the optimized FM, `Y`: `T x k`), flattened, layer-normalized, through
   an MLP and reshaped to `n_F` tokens;
 - LCB: `W_L X` (`W_L`: `n_L x T`), a linear recombination of the tokens into `n_L` tokens;
@@ -26,9 +26,11 @@ class WukongMixing(MixingLayer):
     other `T - n_F` from the linear compression block.
 
     Args:
-        fm_tokens: tokens produced by the FM block (default `ceil(T / 2)`); `1..T-1`.
-        fm_rank: rank `k` of the optimized FM projection `Y` (default `min(T, 8)`).
-        hidden_units: width of the FM block's hidden layer (default `n_F * D`).
+        fm_tokens: tokens produced by the FM block (default `ceil(T / 2)`); `1..T-1`. Defaults to
+            `None`.
+        fm_rank: rank `k` of the optimized FM projection `Y` (default `min(T, 8)`). Defaults to
+            `None`.
+        hidden_units: width of the FM block's hidden layer (default `n_F * D`). Defaults to `None`.
         **kwargs: base `keras.layers.Layer` arguments.
 
     Call arguments:
@@ -38,6 +40,9 @@ class WukongMixing(MixingLayer):
     >>> x = keras.random.normal((2, 4, 8))
     >>> keras_unimixer.layers.WukongMixing()(x).shape
     (2, 4, 8)
+
+    References:
+        - [Wukong: Towards a Scaling Law for Large-Scale Recommendation](https://arxiv.org/abs/2403.02545)
     """
 
     default_norm = "post"
