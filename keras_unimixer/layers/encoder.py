@@ -56,10 +56,21 @@ def prefers_token_major(mixing) -> bool:
     return keras.backend.backend() in getattr(mixing, "token_major_backends", ())
 
 
-def _as_layer(mixing):
+def _as_layer(mixing, dtype_policy=None):
+    """`mixing` as a layer. With `dtype_policy` (the block's own, when given explicitly), a
+    config dict is deserialized under that policy, and a layer under another one is refused."""
     if isinstance(mixing, keras.layers.Layer):
+        if dtype_policy is not None and mixing.dtype_policy.name != dtype_policy.name:
+            raise ValueError(
+                f"The block's dtype policy is {dtype_policy.name!r} but its `mixing` layer "
+                f"{mixing.name!r} runs {mixing.dtype_policy.name!r}: pass the same `dtype` to "
+                "both, or leave the block's `dtype` unset."
+            )
         return mixing
     if isinstance(mixing, dict):
+        if dtype_policy is not None:
+            mixing = {**mixing, "config": {**mixing["config"]}}
+            mixing["config"]["dtype"] = keras.dtype_policies.serialize(dtype_policy)
         return keras.saving.deserialize_keras_object(mixing)
     raise ValueError(
         "`mixing` must be a keras Layer (e.g. keras_unimixer.layers.UniMixing(block_size=16)) or "
@@ -85,7 +96,8 @@ class UniMixerBlock(keras.layers.Layer):
     Args:
         mixing: the mixing layer (any layer of `keras_unimixer.layers` whose output shape equals its
             input shape, e.g. `UniMixing`, `UniMixingLite`, `AttentionMixing`, `FMMixing`, or
-            `TokenMixing(num_heads=T)`), or its serialized config.
+            `TokenMixing(num_heads=T)`), or its serialized config. With the block's `dtype`
+            given, a config is built under that policy, and a layer must already run it.
         ffn_multiplier: int. Hidden width of the per-token FFN, as a multiple of `token_dim`.
             Defaults to `4`.
         ffn_activation: str. `"swiglu"` or `"gelu"`. Defaults to `"swiglu"`.
@@ -125,7 +137,8 @@ class UniMixerBlock(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        self.mixing = _as_layer(mixing)
+        explicit_policy = self.dtype_policy if kwargs.get("dtype") is not None else None
+        self.mixing = _as_layer(mixing, explicit_policy)
         self.ffn_multiplier = check_positive_int("ffn_multiplier", ffn_multiplier)
         self.ffn_activation = ffn_activation
         self.norm = check_choice("norm", norm, NORM_STYLES)

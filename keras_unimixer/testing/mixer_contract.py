@@ -19,11 +19,13 @@ def run_mixer_contract_test(
     flops_shape=(64, 8, 32),
     max_flops_ratio: float = 1.35,
     check_training: bool = True,
+    expensive: bool = True,
 ):
     """Check a mixing layer against the `MixingLayer` contract.
 
-    - `check_layer`: output shape (equal to the input's), a new batch size, `get_config` and
-      `.keras` round trips with identical outputs, every trainable weight trained by `fit`;
+    - `check_layer`: output shape (equal to the input's), a build-only pass, the config and
+      JSON round trips, the three dtype policies and, with `expensive`, a new batch size, a
+      `.keras` round trip with identical outputs and every trainable weight trained by `fit`;
     - `num_params()` equals the trainable parameters Keras counts;
     - a symbolic call on `keras.Input` gives the right shape;
     - `mixing_matrix()` / `mixing_matrix(inputs)`, where the layer has one, reproduces `call`;
@@ -39,11 +41,12 @@ def run_mixer_contract_test(
         flops_shape: `(batch, T, D)` of the FLOP check (large enough for matmuls to dominate).
         max_flops_ratio: the largest XLA / analytic FLOP ratio accepted.
         check_training: run the training check (off for parameter-free layers).
+        expensive: run `check_layer`'s expensive steps (once per layer class is enough).
 
     Returns:
         The layer built by `check_layer`.
     """
-    layer = check_layer(make_layer, input_shape, check_training=check_training)
+    layer = check_layer(make_layer, input_shape, check_training=check_training, expensive=expensive)
     assert isinstance(layer, MixingLayer), f"{type(layer).__name__} is not a MixingLayer"
 
     trainable = sum(int(np.prod(w.shape)) for w in layer.trainable_weights)
@@ -54,7 +57,6 @@ def run_mixer_contract_test(
 
     _check_mixing_matrix(layer, random_tokens(input_shape, seed=3))
     _check_token_major(layer, random_tokens(input_shape, seed=5))
-    _check_mixed_precision(make_layer, input_shape)
     if keras.backend.backend() == "jax":
         _check_flops(make_layer, flops_shape, max_flops_ratio)
     return layer
@@ -83,15 +85,6 @@ def _check_token_major(layer, inputs):
         atol=1e-5,
         rtol=1e-5,
     )
-
-
-def _check_mixed_precision(make_layer, input_shape):
-    layer = make_layer()
-    layer = type(layer).from_config({**layer.get_config(), "dtype": "mixed_bfloat16"})
-    outputs = layer(random_tokens(input_shape, seed=4))
-    assert keras.backend.standardize_dtype(outputs.dtype) == "bfloat16", outputs.dtype
-    values = keras.ops.convert_to_numpy(keras.ops.cast(outputs, "float32"))
-    assert np.all(np.isfinite(values)), "non-finite outputs under mixed_bfloat16"
 
 
 def _check_flops(make_layer, shape, max_ratio):

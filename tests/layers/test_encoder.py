@@ -21,7 +21,11 @@ MIXERS = {
 @pytest.mark.parametrize("norm", ["pre", "post"])
 @pytest.mark.parametrize("mixer", ["unimixer", "rankmixer"])
 def test_block_standard_checks(norm, mixer):
-    check_layer(lambda: layers.UniMixerBlock(MIXERS[mixer](), ffn_multiplier=2, norm=norm), SHAPE)
+    check_layer(
+        lambda: layers.UniMixerBlock(MIXERS[mixer](), ffn_multiplier=2, norm=norm),
+        SHAPE,
+        expensive=(mixer, norm) == ("unimixer", "pre"),  # fit and .keras once per class
+    )
 
 
 ENCODER_CASES = [(mixer, "siamese") for mixer in sorted(MIXERS)] + [
@@ -38,6 +42,7 @@ def test_encoder_standard_checks(mixer, norm):
             num_layers=2, mixing=MIXERS[mixer](), ffn_multiplier=2, norm=norm
         ),
         SHAPE,
+        expensive=(mixer, norm) == ("unimixer_lite", "siamese"),  # fit and .keras once per class
     )
 
 
@@ -48,6 +53,7 @@ def test_block_scope_siamese_encoder_standard_checks():
             norm="siamese", siamese_scope="block",
         ),
         SHAPE,
+        expensive=False,
     )  # fmt: skip
 
 
@@ -282,3 +288,17 @@ def test_auto_layout_is_token_major_where_the_mixing_layer_was_measured_faster()
         encoder = layers.UniMixerEncoder(num_layers=1, mixing=MIXERS[mixer]())
         assert encoder.layout == "auto"
         assert encoder.resolved_layout() == layout, mixer
+
+
+def test_a_block_runs_its_mixing_config_under_its_own_policy_and_refuses_a_conflicting_layer():
+    config = keras.saving.serialize_keras_object(layers.UniMixing(block_size=8))
+    block = layers.UniMixerBlock(config, ffn_multiplier=2, dtype="mixed_bfloat16")
+    assert block.mixing.dtype_policy.name == "mixed_bfloat16"
+    outputs = block(random_tokens(SHAPE))
+    assert [keras.backend.standardize_dtype(x.dtype) for x in outputs] == ["bfloat16"] * 2
+    with pytest.raises(ValueError, match="'mixed_bfloat16' but its `mixing` layer .* 'float32'"):
+        layers.UniMixerBlock(layers.UniMixing(block_size=8), dtype="mixed_bfloat16")
+    # Without a dtype of its own, the block takes the layer as given.
+    assert layers.UniMixerBlock(layers.UniMixing(block_size=8)).mixing.dtype_policy.name == (
+        "float32"
+    )

@@ -12,7 +12,10 @@ SHAPE = (3, 4, 8)
 @pytest.mark.parametrize("use_bias", [True, False])
 def test_standard_layer_checks(activation, use_bias):
     check_layer(
-        lambda: layers.PerTokenFFN(multiplier=2, activation=activation, use_bias=use_bias), SHAPE
+        lambda: layers.PerTokenFFN(multiplier=2, activation=activation, use_bias=use_bias),
+        SHAPE,
+        expected_num_trainable_weights=(3 if activation == "swiglu" else 2) + 2 * use_bias,
+        expensive=activation == "swiglu" and use_bias,  # fit and .keras once per class
     )
 
 

@@ -47,10 +47,32 @@ MIXERS = {
 }
 
 
+# (trainable, non-trainable) variables after build: UniMixing's temperature is non-trainable.
+WEIGHT_COUNTS = {
+    "token_mixing": (0, 0),
+    "unimixing": (2, 1),
+    "unimixing_shared": (2, 1),
+    "unimixing_random_local": (2, 1),
+    "unimixing_raw": (2, 0),
+    "unimixing_lite": (4, 1),
+    "unimixing_lite_identity": (4, 1),
+    "unimixing_permutation": (2, 1),
+    "attention": (4, 0),
+    "fm": (1, 0),
+}
+
+
 @pytest.mark.parametrize("name", sorted(MIXERS))
 def test_standard_layer_checks(name):
-    # TokenMixing has no weights: nothing to train, but it must sit in a trained model.
-    check_layer(MIXERS[name], SHAPE, check_training=name != "token_mixing")
+    # The expensive steps (fit, .keras round trip) run once per class, in test_contract.py.
+    trainable, non_trainable = WEIGHT_COUNTS[name]
+    check_layer(
+        MIXERS[name],
+        SHAPE,
+        expected_num_trainable_weights=trainable,
+        expected_num_non_trainable_weights=non_trainable,
+        expensive=False,
+    )
 
 
 @pytest.mark.parametrize("name", sorted(set(MIXERS) - {"attention", "fm"}))
