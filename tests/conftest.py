@@ -31,11 +31,20 @@ def pytest_report_header(config):
     return f"keras {keras.__version__}, backend: {keras.backend.backend()}"
 
 
+ONE_PASS_REASONS = {
+    "backend_independent": "backend-independent: runs once, in the JAX pass",
+    "end_to_end": "an end-to-end run of the application: once, in the JAX pass",
+}
+
+
 def pytest_collection_modifyitems(config, items):
-    """Tests marked `backend_independent` run once: in the JAX pass of scripts/test.sh."""
+    """Tests marked `backend_independent` or `end_to_end` run once: in the JAX pass of
+    scripts/test.sh (the backend-specific parts of an end-to-end run, the training step, the
+    callbacks and the checkpoints, are tested in both passes on their own)."""
     if keras.backend.backend() == "jax":
         return
-    skip = pytest.mark.skip(reason="backend-independent: runs once, in the JAX pass")
     for item in items:
-        if item.get_closest_marker("backend_independent"):
-            item.add_marker(skip)
+        for marker, reason in ONE_PASS_REASONS.items():
+            if item.get_closest_marker(marker):
+                item.add_marker(pytest.mark.skip(reason=reason))
+                break

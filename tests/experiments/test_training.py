@@ -194,6 +194,7 @@ def test_warm_up_trains_at_the_start_temperature_then_at_the_end_one(tmp_path):
     assert temperatures and temperatures == pytest.approx([0.1] * len(temperatures))
 
 
+@pytest.mark.end_to_end
 def test_warm_up_resumes_inside_its_second_stage(tmp_path, monkeypatch):
     settings = dict(temperature_schedule="warmup", model="unimixer", **{**SMALL, "epochs": 2})
     reference = training.train(TrainConfig(output=str(tmp_path / "full"), **settings))
@@ -418,6 +419,7 @@ def test_multi_task_heads_train_and_reload(tmp_path, heads):
 MOVIELENS = Path(__file__).resolve().parents[3] / "shared" / "data" / "ml-100k"
 
 
+@pytest.mark.end_to_end
 @pytest.mark.skipif(not (MOVIELENS / "ml-100k.inter").is_file(), reason="no MovieLens files")
 def test_train_with_sampled_negatives_for_implicit_feedback(tmp_path):
     config = TrainConfig(

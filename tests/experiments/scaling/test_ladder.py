@@ -69,6 +69,7 @@ def test_bad_ladders_are_rejected(overrides, pattern):
         LadderConfig(**overrides)
 
 
+@pytest.mark.end_to_end
 def test_ladder_trains_fits_plots_and_continues(tmp_path):
     config = LadderConfig(
         models=("unimixer", "unimixer+shared_local", "dnn"), sizes=("xs", "s"), seeds=(0,),
@@ -216,6 +217,7 @@ def test_learning_curves_are_drawn_against_examples_where_runs_have_them(tmp_pat
         ValidationCurve(None, every_steps=0, batch_size=8, history={}, steps_per_epoch=4)
 
 
+@pytest.mark.end_to_end
 def test_proportional_runs_gain_over_a_reference_on_their_own_rows(tmp_path):
     config = LadderConfig(
         models=("rankmixer",), sizes=("xs", "s"), seeds=(0,), epochs=1, budget="proportional",
@@ -286,6 +288,7 @@ def test_benchmark_protocol_trains_the_ladders_sizes_under_the_benchmarks_settin
         )
 
 
+@pytest.mark.end_to_end
 def test_ladders_on_data_with_users_record_and_fit_uauc(tmp_path):
     config = LadderConfig(
         dataset="movielens", models=("rankmixer",), sizes=("xs", "s"), seeds=(0,), epochs=1,
@@ -313,6 +316,7 @@ def test_a_row_with_a_new_column_extends_the_ladder_csv(tmp_path):
     assert {f["law"] for f in fit_ladder(rows)} == {"auc"}
 
 
+@pytest.mark.end_to_end
 def test_a_run_interrupted_after_its_checkpoint_or_before_any_continues(tmp_path):
     config = LadderConfig(
         models=("rankmixer",), sizes=("xs",), seeds=(0,), epochs=1, max_examples=1500,
@@ -332,6 +336,7 @@ def test_a_run_interrupted_after_its_checkpoint_or_before_any_continues(tmp_path
     assert (folder / "checkpoint").is_dir()
 
 
+@pytest.mark.end_to_end
 def test_ladders_run_apart_merge_into_one_and_refuse_to_mix_rules(tmp_path):
     common = dict(models=("rankmixer",), sizes=("xs", "s"), epochs=1, max_examples=1500)
     for seed in (0, 1):

@@ -68,6 +68,7 @@ def test_shipped_configs_parse_and_build_legal_models(path):
     }
 
 
+@pytest.mark.end_to_end
 def test_tune_command_writes_table_retrains_exports_and_resumes(tmp_path, capsys):
     config = write_config(tmp_path, tuner="bayesian")
     output, saved = tmp_path / "out", tmp_path / "saved" / "tiny"
@@ -100,6 +101,7 @@ def test_tune_command_writes_table_retrains_exports_and_resumes(tmp_path, capsys
     assert sorted(runs) == sorted(row["trial"] for row in resumed)
 
 
+@pytest.mark.end_to_end
 @TF_ONLY
 def test_hyperband_search_runs(tmp_path):
     from keras_unimixer.experiments.tuning import run_search
@@ -135,6 +137,7 @@ def wait_for(condition, timeout, process=None):
     return False
 
 
+@pytest.mark.end_to_end
 @TF_ONLY
 def test_killed_search_resumes_without_losing_or_repeating_trials(tmp_path):
     config = write_config(tmp_path, tuner_options={"max_trials": 3}, epochs=2)
@@ -168,6 +171,7 @@ def free_port():
         return sock.getsockname()[1]
 
 
+@pytest.mark.end_to_end
 @TF_ONLY
 def test_chief_and_two_workers_share_the_trials(tmp_path):
     config = write_config(tmp_path, tuner_options={"max_trials": 4}, epochs=2)
