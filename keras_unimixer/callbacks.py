@@ -8,7 +8,7 @@ import keras
 import numpy as np
 
 from keras_unimixer.evaluation import task_metrics
-from keras_unimixer.layers.mixing import mixing_layers
+from keras_unimixer.layers.mixing import mixing_layers, mixing_statistics
 from keras_unimixer.utils.validation import check_positive_float, check_positive_int
 
 
@@ -128,6 +128,32 @@ class TemperatureAnnealing(keras.callbacks.Callback):
 
     def get_config(self):
         return {"start": self.start, "end": self.end, "total_steps": self.total_steps}
+
+
+class MixingStatistics(keras.callbacks.Callback):
+    """Adds what the model's UniMixing / UniMixing-Lite layers have become to each epoch's logs
+    (so to `fit`'s history): `mixing_global_logit_std`, `mixing_local_logit_std`,
+    `mixing_global_entropy`, `mixing_local_entropy` and `mixing_local_diagonal`, as
+    `keras_unimixer.layers.mixing.mixing_statistics` defines them. A model without such layers
+    logs nothing.
+
+    Example:
+    >>> from keras_unimixer import callbacks, datasets, models
+    >>> data = datasets.make_synthetic(num_examples=300)
+    >>> model = models.build_model("unimixer_lite", data.features, num_layers=1)
+    >>> features, labels = data.arrays("train")
+    >>> history = model.fit(features, labels, epochs=1, verbose=0,
+    ...                     callbacks=[callbacks.MixingStatistics(),
+    ...                                callbacks.TemperatureAnnealing(1.0, 0.5)])
+    >>> 0.0 <= history.history["mixing_global_entropy"][0] <= 1.0
+    True
+    """
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is None:
+            return
+        for key, value in mixing_statistics(self.model).items():
+            logs[f"mixing_{key}"] = value
 
 
 def predict_logits(model, features, tasks, batch_size: int = 8192) -> dict:

@@ -25,6 +25,7 @@ from keras_unimixer import datasets, models
 from keras_unimixer.callbacks import (
     EpochLine,
     ExactValidationMetrics,
+    MixingStatistics,
     TemperatureAnnealing,
     ValidationCurve,
     mark_temperature_scheduled,
@@ -40,7 +41,7 @@ from keras_unimixer.datasets.serving_spec import (
 from keras_unimixer.evaluation import task_metrics
 from keras_unimixer.experiments import artifacts
 from keras_unimixer.experiments.protocols import model_protocol
-from keras_unimixer.layers.mixing import mixer_names
+from keras_unimixer.layers.mixing import mixer_names, mixing_layers
 from keras_unimixer.models.config import ModelConfig
 from keras_unimixer.optimizers import ROW_SPARSE_TABLE_OPTIMIZERS, make_optimizer
 from keras_unimixer.saving import load_model
@@ -611,6 +612,8 @@ def _fit_stage(
         best_checkpoint=state.get("best_checkpoint") if state else None, run_id=run_id,
     )  # fmt: skip
     callbacks = [validation, early_stopping]
+    if mixing_layers(model):  # what the mixing matrices became, in every run's history
+        callbacks.insert(0, MixingStatistics())
     if config.eval_every_examples:
         callbacks.insert(
             1,

@@ -11,6 +11,7 @@ from keras_unimixer.utils.validation import (
     check_choice,
     check_positive_float,
     check_positive_int,
+    check_rate,
     check_token_input_shape,
 )
 
@@ -107,6 +108,8 @@ class UniMixerBlock(keras.layers.Layer):
         siamese_scope: str. With `norm="siamese"`, `"sublayer"` (around the mixing and around the
             FFN) or `"block"` (once around the whole block, as the UniMixer paper writes it).
             Defaults to `"sublayer"`.
+        dropout: float. Dropout rate on the output of the mixing and of the FFN branch, before
+            its residual sum, in `[0, 1)`; active in training only. Defaults to `0.0`.
         **kwargs: base `keras.layers.Layer` arguments.
 
     Call arguments:
@@ -134,9 +137,18 @@ class UniMixerBlock(keras.layers.Layer):
         norm_type: str = "rms",
         norm_epsilon: float = 1e-6,
         siamese_scope: str = "sublayer",
+        dropout: float = 0.0,
         **kwargs,
     ):
         super().__init__(**kwargs)
+        self.dropout = check_rate("dropout", dropout)
+        # One Dropout per branch: each draws its own masks (seeded from the global seed).
+        self.mixing_dropout = keras.layers.Dropout(
+            self.dropout, name="mixing_dropout", dtype=self.dtype_policy
+        )
+        self.ffn_dropout = keras.layers.Dropout(
+            self.dropout, name="ffn_dropout", dtype=self.dtype_policy
+        )
         explicit_policy = self.dtype_policy if kwargs.get("dtype") is not None else None
         self.mixing = _as_layer(mixing, explicit_policy)
         self.ffn_multiplier = check_positive_int("ffn_multiplier", ffn_multiplier)
@@ -203,6 +215,11 @@ class UniMixerBlock(keras.layers.Layer):
         return self._forward(inputs, _token_major(self.mixing), self.ffn.call_token_major)
 
     def _forward(self, inputs, mixing, ffn):
+        if self.dropout:
+            mixing, ffn = (
+                self._with_dropout(mixing, self.mixing_dropout),
+                self._with_dropout(ffn, self.ffn_dropout),
+            )
         if self.norm == "siamese":
             if isinstance(inputs, (list, tuple)):
                 post_stream, pre_stream = inputs
@@ -227,6 +244,10 @@ class UniMixerBlock(keras.layers.Layer):
                 outputs = norm_layer(outputs + sublayer(outputs))
         return outputs
 
+    @staticmethod
+    def _with_dropout(branch, dropout):
+        return lambda inputs: dropout(branch(inputs))
+
     def compute_output_shape(self, input_shape):
         if self.norm == "siamese":
             shape = tuple(input_shape[0] if _is_shape_pair(input_shape) else input_shape)
@@ -244,6 +265,7 @@ class UniMixerBlock(keras.layers.Layer):
                 "norm_type": self.norm_type,
                 "norm_epsilon": self.norm_epsilon,
                 "siamese_scope": self.siamese_scope,
+                "dropout": self.dropout,
             }
         )
         return config
@@ -284,6 +306,7 @@ class UniMixerEncoder(keras.layers.Layer):
             `"sublayer"`.
         layout: str. `"auto"`, `"token_major"` or `"batch_major"`: the layout of the activations
             between blocks. Defaults to `"auto"`.
+        dropout: float. Every block's `dropout` (see `UniMixerBlock`). Defaults to `0.0`.
         **kwargs: base `keras.layers.Layer` arguments.
 
     Call arguments:
@@ -312,9 +335,11 @@ class UniMixerEncoder(keras.layers.Layer):
         norm_epsilon: float = 1e-6,
         siamese_scope: str = "sublayer",
         layout: str = "auto",
+        dropout: float = 0.0,
         **kwargs,
     ):
         super().__init__(**kwargs)
+        self.dropout = check_rate("dropout", dropout)
         self.layout = check_choice("layout", layout, LAYOUTS)
         self.num_layers = check_positive_int("num_layers", num_layers)
         self.mixing_config = keras.saving.serialize_keras_object(_as_layer(mixing))
@@ -333,6 +358,7 @@ class UniMixerEncoder(keras.layers.Layer):
                 norm_type=norm_type,
                 norm_epsilon=norm_epsilon,
                 siamese_scope=siamese_scope,
+                dropout=self.dropout,
                 name=f"block_{index}",
                 dtype=self.dtype_policy,
             )
@@ -393,6 +419,7 @@ class UniMixerEncoder(keras.layers.Layer):
                 "norm_epsilon": self.norm_epsilon,
                 "siamese_scope": self.siamese_scope,
                 "layout": self.layout,
+                "dropout": self.dropout,
             }
         )
         return config

@@ -11,6 +11,7 @@ from keras_unimixer.features import (
     RATING,
     features_from_config,
 )
+from keras_unimixer.utils.validation import check_rate
 
 
 def feature_inputs(features) -> dict:
@@ -56,9 +57,7 @@ def mlp(hidden, hidden_units, name: str, dropout: float = 0.0, batch_norm: bool 
 
 
 def check_dropout(dropout: float) -> float:
-    if not 0.0 <= dropout < 1.0:
-        raise ValueError(f"`dropout` must be in [0, 1), got {dropout!r}.")
-    return float(dropout)
+    return check_rate("dropout", dropout)
 
 
 def embedding_options(embedding_l2: float = 0.0, embedding_init_stddev: float | None = None):

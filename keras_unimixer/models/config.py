@@ -25,11 +25,12 @@ class ModelConfig:
         block_size: UniMixing block size `b` (default: the divisor of `T * D` nearest its root).
         num_heads: attention heads (attention, HiFormer).
         num_basis: UniMixing-Lite basis matrices.
-        rank: UniMixing-Lite global rank.
+        rank: UniMixing-Lite global rank, or `"full"` (an unfactorized global matrix).
         ffn_multiplier: per-token FFN width as a multiple of `D`.
         ffn_activation: `"swiglu"` or `"gelu"` (default: the mixer's).
         norm: `"siamese"`, `"post"` or `"pre"` (default: the mixer's).
         siamese_scope: SiameseNorm per `"sublayer"` or per `"block"`.
+        block_dropout: dropout on the mixing and FFN branches inside every encoder block.
         tokenizer_mode: `"rankmixer"`, `"field"` or `"group"`.
         pooling: `"mean"` over tokens or `"flatten"`.
         hidden_units: MLP sizes (the head of a mixer model; the deep part of a baseline).
@@ -56,11 +57,12 @@ class ModelConfig:
     block_size: int | None = None
     num_heads: int | None = None
     num_basis: int = 4
-    rank: int = 4
+    rank: int | str = 4
     ffn_multiplier: int = 2
     ffn_activation: str | None = None
     norm: str | None = None
     siamese_scope: str = "sublayer"
+    block_dropout: float = 0.0
     tokenizer_mode: str = "rankmixer"
     pooling: str = "mean"
     hidden_units: tuple = (64,)
@@ -90,8 +92,9 @@ MODEL_OPTIONS = tuple(f.name for f in dataclasses.fields(ModelConfig) if f.name 
 # Options of the encoder and head that every mixer architecture reads.
 ENCODER_OPTIONS = (
     "num_layers", "num_tokens", "token_dim", "embedding_dim", "ffn_multiplier", "ffn_activation",
-    "norm", "siamese_scope", "tokenizer_mode", "pooling", "hidden_units", "dropout", "batch_norm",
-    "embedding_l2", "embedding_init_stddev", "heads", "num_experts", "expert_units", "embedding",
+    "norm", "siamese_scope", "block_dropout", "tokenizer_mode", "pooling", "hidden_units",
+    "dropout", "batch_norm", "embedding_l2", "embedding_init_stddev", "heads", "num_experts",
+    "expert_units", "embedding",
 )  # fmt: skip
 _DEEP = ("embedding_dim", "hidden_units", "dropout", "batch_norm", "embedding_l2",
          "embedding_init_stddev")  # fmt: skip

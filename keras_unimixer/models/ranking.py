@@ -120,6 +120,7 @@ def encode_features(features, mixer, config: ModelConfig):
         ffn_activation=config.ffn_activation or activation,
         norm=config.norm or norm,
         siamese_scope=config.siamese_scope,
+        dropout=config.block_dropout,
         name="encoder",
     )
     encoded = encoder(tokenizer(inputs))
@@ -179,6 +180,8 @@ class RankingModel(_RenamedOptionsLoad):
             Defaults to `None`.
         siamese_scope: str. SiameseNorm per `"sublayer"` or per `"block"`. Defaults to
             `"sublayer"`.
+        block_dropout: float. Dropout on the mixing and FFN branches inside every encoder block,
+            in `[0, 1)`. Defaults to `0.0`.
         pooling: str. `"mean"` over tokens or `"flatten"`. Defaults to `"mean"`.
         hidden_units: tuple of int. Sizes of the MLP head. Defaults to `(64,)`.
         dropout: float. MLP dropout, in `[0, 1)`. Defaults to `0.0`.
@@ -191,7 +194,8 @@ class RankingModel(_RenamedOptionsLoad):
             nearest its square root. Defaults to `None`.
         num_heads: int or `None`. Attention heads (attention, HiFormer). Defaults to `None`.
         num_basis: int. UniMixing-Lite basis matrices. Defaults to `4`.
-        rank: int. UniMixing-Lite global rank (capped at the number of blocks). Defaults to `4`.
+        rank: int or `"full"`. UniMixing-Lite global rank (capped at the number of blocks), or
+            `"full"`: an unfactorized global matrix. Defaults to `4`.
         temperature: float or `None`. Initial UniMixing temperature; `None`: none.
             Defaults to `1.0`.
         sinkhorn_iterations: int. Differentiable Sinkhorn rounds of UniMixing. Defaults to `10`.
@@ -236,6 +240,7 @@ class RankingModel(_RenamedOptionsLoad):
         ffn_activation: str | None = _DEFAULT.ffn_activation,
         norm: str | None = _DEFAULT.norm,
         siamese_scope: str = _DEFAULT.siamese_scope,
+        block_dropout: float = _DEFAULT.block_dropout,
         pooling: str = _DEFAULT.pooling,
         hidden_units: tuple = _DEFAULT.hidden_units,
         dropout: float = _DEFAULT.dropout,
@@ -246,7 +251,7 @@ class RankingModel(_RenamedOptionsLoad):
         block_size: int | None = _DEFAULT.block_size,
         num_heads: int | None = _DEFAULT.num_heads,
         num_basis: int = _DEFAULT.num_basis,
-        rank: int = _DEFAULT.rank,
+        rank: int | str = _DEFAULT.rank,
         temperature: float | None = _DEFAULT.temperature,
         sinkhorn_iterations: int = _DEFAULT.sinkhorn_iterations,
         mixing_options: dict | None = None,
@@ -327,6 +332,7 @@ class Tower(_RenamedOptionsLoad):
         ffn_activation: str | None = _DEFAULT.ffn_activation,
         norm: str | None = _DEFAULT.norm,
         siamese_scope: str = _DEFAULT.siamese_scope,
+        block_dropout: float = _DEFAULT.block_dropout,
         pooling: str = _DEFAULT.pooling,
         hidden_units: tuple = _DEFAULT.hidden_units,
         dropout: float = _DEFAULT.dropout,
@@ -334,7 +340,7 @@ class Tower(_RenamedOptionsLoad):
         block_size: int | None = _DEFAULT.block_size,
         num_heads: int | None = _DEFAULT.num_heads,
         num_basis: int = _DEFAULT.num_basis,
-        rank: int = _DEFAULT.rank,
+        rank: int | str = _DEFAULT.rank,
         temperature: float | None = _DEFAULT.temperature,
         sinkhorn_iterations: int = _DEFAULT.sinkhorn_iterations,
         mixing_options: dict | None = None,

@@ -113,6 +113,16 @@ def sinkhorn(log_matrix, num_iterations: int, tolerance: float = 0.0, max_iterat
     return ops.exp(log_sinkhorn(log_matrix, num_iterations, tolerance, max_iterations))
 
 
+def l2_normalize_rows(logits, symmetric: bool = False, epsilon: float = 1e-12):
+    """Signed matrices with unit-L2-norm rows (after `symmetrize` when `symmetric`), float32: the
+    alternative to temperature and Sinkhorn (no positivity, no column constraint)."""
+    matrix = ops.cast(logits, "float32")
+    if symmetric:
+        matrix = symmetrize(matrix)
+    norms = ops.sqrt(ops.sum(ops.square(matrix), axis=-1, keepdims=True) + epsilon)
+    return matrix / norms
+
+
 def constrain_matrix(
     logits,
     *,

@@ -26,6 +26,14 @@ def check_positive_float(name: str, value) -> float:
     return float(value)
 
 
+def check_rate(name: str, value) -> float:
+    """Return `value` as a float if it is a number in `[0, 1)` (a dropout rate), otherwise raise
+    a `ValueError`."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
+        raise ValueError(f"`{name}` must be a number in [0, 1), got {value!r}.")
+    return float(value)
+
+
 def check_choice(name: str, value, choices) -> str:
     """Return `value` if it is one of `choices`, otherwise raise a `ValueError` listing them."""
     if value not in choices:

@@ -58,10 +58,25 @@ def test_train_flags_are_the_config_fields_they_set():
     }
     assert mismatched == {}
     assert cli.train.flag("num_layers") == "--num-layers"
-    # Every model option is a flag, except the dictionary of further mixing-layer arguments and
-    # the initial temperature (which the temperature schedule sets).
+    # Every model option is a flag (the mixing-layer arguments as JSON), except the initial
+    # temperature (which the temperature schedule sets) and the FFN activation.
     missing = {f.name for f in dataclasses.fields(ModelConfig)} - set(by_field)
-    assert missing == {"mixing_options", "temperature", "ffn_activation"}
+    assert missing == {"temperature", "ffn_activation"}
+
+
+def test_mixing_options_rank_and_block_dropout_are_flags(capsys):
+    parser = argparse.ArgumentParser()
+    cli.train.add_arguments(parser)
+    args = parser.parse_args(
+        ["--mixing-options", '{"normalization": "l2"}', "--rank", "full", "--block-dropout", "0.1"]
+    )
+    config = cli.train.config_from_args(args)
+    assert (config.mixing_options, config.rank, config.block_dropout) == (
+        {"normalization": "l2"}, "full", 0.1,
+    )  # fmt: skip
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--mixing-options", "[1, 2]"])
+    assert "must be a JSON object" in capsys.readouterr().err
 
 
 def test_usage_errors_are_one_line_and_name_the_bad_value(capsys):

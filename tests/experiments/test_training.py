@@ -55,6 +55,11 @@ def test_train_writes_every_artefact(tmp_path):
     # Temperature annealing ran: the checkpointed model's temperature is the schedule's last value.
     history = metrics["history"]
     assert history["temperature"][0] > history["temperature"][-1] >= 0.05
+    # What the mixing matrices became, per epoch: the logits' spread and the row entropies.
+    for key in ("global_logit_std", "local_logit_std", "global_entropy", "local_entropy"):
+        assert len(history[f"mixing_{key}"]) == 3, key
+    assert all(0.0 <= value <= 1.0 for value in history["mixing_global_entropy"])
+    assert history["mixing_global_logit_std"][-1] != history["mixing_global_logit_std"][0]
 
 
 @pytest.mark.parametrize(

@@ -302,3 +302,28 @@ def test_a_block_runs_its_mixing_config_under_its_own_policy_and_refuses_a_confl
     assert layers.UniMixerBlock(layers.UniMixing(block_size=8)).mixing.dtype_policy.name == (
         "float32"
     )
+
+
+@pytest.mark.parametrize("norm", ["siamese", "pre"])
+def test_block_dropout_acts_on_both_branches_in_training_only(norm):
+    inputs = random_tokens(SHAPE)
+    plain = layers.UniMixerEncoder(num_layers=2, mixing=MIXERS["unimixer"](), norm=norm)
+    dropped = layers.UniMixerEncoder(
+        num_layers=2, mixing=MIXERS["unimixer"](), norm=norm, dropout=0.5
+    )
+    plain.build(SHAPE)
+    dropped.build(SHAPE)
+    dropped.set_weights(plain.get_weights())
+    assert [block.dropout for block in dropped.blocks] == [0.5, 0.5]
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(dropped(inputs, training=False)),
+        keras.ops.convert_to_numpy(plain(inputs)),
+        atol=1e-6,
+    )
+    trained = keras.ops.convert_to_numpy(dropped(inputs, training=True))
+    assert np.all(np.isfinite(trained))
+    assert np.max(np.abs(trained - keras.ops.convert_to_numpy(plain(inputs)))) > 1e-2
+    again = layers.UniMixerEncoder.from_config(dropped.get_config())
+    assert [block.dropout for block in again.blocks] == [0.5, 0.5]
+    with pytest.raises(ValueError, match="`dropout` must be a number in \\[0, 1\\), got 1.0"):
+        layers.UniMixerBlock(MIXERS["unimixer"](), dropout=1.0)

@@ -42,6 +42,14 @@ MIXERS = {
     "unimixing_permutation": lambda: layers.UniMixing(
         block_size=2, global_init="permutation", init_scale=3.0
     ),
+    "unimixing_l2": lambda: layers.UniMixing(
+        block_size=4, normalization="l2", temperature=None, sinkhorn_iterations=0
+    ),
+    "unimixing_transposed": lambda: layers.UniMixing(block_size=4, transpose_tokens=True),
+    "unimixing_lite_full": lambda: layers.UniMixingLite(block_size=4, num_basis=2, rank="full"),
+    "unimixing_lite_raw": lambda: layers.UniMixingLite(
+        block_size=4, num_basis=2, rank=2, basis_coefficients="raw", transpose_tokens=True
+    ),
     "attention": lambda: layers.AttentionMixing(num_heads=2),
     "fm": lambda: layers.FMMixing(),
 }
@@ -57,6 +65,10 @@ WEIGHT_COUNTS = {
     "unimixing_lite": (4, 1),
     "unimixing_lite_identity": (4, 1),
     "unimixing_permutation": (2, 1),
+    "unimixing_l2": (2, 0),
+    "unimixing_transposed": (2, 1),
+    "unimixing_lite_full": (3, 1),
+    "unimixing_lite_raw": (4, 1),
     "attention": (4, 0),
     "fm": (1, 0),
 }
@@ -410,3 +422,93 @@ def test_token_major_call_equals_call_for_every_block_layout(shape, block_size, 
     token_major = layer.call_token_major(keras.ops.convert_to_tensor(inputs.transpose(1, 0, 2)))
     assert tuple(token_major.shape) == (shape[1], shape[0], shape[2])
     np.testing.assert_allclose(to_numpy(token_major).transpose(1, 0, 2), expected, atol=1e-6)
+
+
+def _blocks_reference(layer, inputs, across_blocks: bool = False):
+    """numpy: split into blocks, local matmul, (standardize over blocks), global matmul."""
+    global_weights = to_numpy(layer.global_weights())
+    local_weights = to_numpy(layer.local_weights())
+    blocks = inputs.reshape(inputs.shape[0], layer.num_blocks, layer.block_size)
+    local = np.einsum("bnk,nkl->bnl", blocks, local_weights)
+    if across_blocks:
+        local = (local - local.mean(axis=1, keepdims=True)) / np.sqrt(
+            local.var(axis=1, keepdims=True) + 1e-6
+        )
+    return np.einsum("mn,bnl->bml", global_weights, local).reshape(inputs.shape)
+
+
+def test_l2_normalization_gives_signed_rows_of_unit_norm_after_the_symmetry():
+    layer = MIXERS["unimixing_l2"]()
+    inputs = random_tokens(SHAPE)
+    outputs = to_numpy(layer(inputs))
+    logits = to_numpy(layer.global_kernel)
+    symmetric = (logits + logits.T) / 2
+    expected = symmetric / np.linalg.norm(symmetric, axis=1, keepdims=True)
+    global_weights = to_numpy(layer.global_weights())
+    np.testing.assert_allclose(global_weights, expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(np.linalg.norm(to_numpy(layer.local_weights()), axis=-1), 1.0, 1e-5)
+    assert global_weights.min() < 0  # signed, unlike Sinkhorn's positive matrices
+    np.testing.assert_allclose(outputs, _blocks_reference(layer, inputs), atol=1e-5)
+    with pytest.raises(ValueError, match="`normalization`='l2' .* Pass temperature=None"):
+        layers.UniMixing(block_size=4, normalization="l2")
+
+
+@pytest.mark.parametrize("name", ["unimixer", "unimixer_lite"])
+def test_builders_drop_the_temperature_for_l2_and_refuse_one_that_was_set(name):
+    options = {"normalization": "l2"}
+    layer = layers.mixing.make_mixing(name, 4, 8, mixing_options=options)
+    assert (layer.normalization, layer.temperature, layer.sinkhorn_iterations) == ("l2", None, 0)
+    with pytest.raises(ValueError, match="normalization='l2' uses no temperature"):
+        layers.mixing.make_mixing(name, 4, 8, temperature=0.5, mixing_options=options)
+
+
+@pytest.mark.parametrize("make", [
+    lambda: layers.UniMixing(block_size=4, normalize_across_blocks=True),
+    lambda: layers.UniMixingLite(block_size=4, num_basis=2, rank=2, normalize_across_blocks=True),
+])  # fmt: skip
+def test_the_norm_across_blocks_standardizes_each_coordinate_between_the_two_steps(make):
+    layer = make()
+    inputs = random_tokens(SHAPE)
+    outputs = to_numpy(layer(inputs))
+    np.testing.assert_allclose(outputs, _blocks_reference(layer, inputs, True), atol=1e-4)
+    token_major = layer.call_token_major(keras.ops.convert_to_tensor(inputs.transpose(1, 0, 2)))
+    np.testing.assert_allclose(to_numpy(token_major).transpose(1, 0, 2), outputs, atol=1e-5)
+    with pytest.raises(ValueError, match="not a linear map"):
+        layer.mixing_matrix()
+    check_layer(make, SHAPE, expensive=False)
+
+
+def test_the_token_transpose_is_rankmixers_applied_before_the_learned_mixing():
+    transposed = MIXERS["unimixing_transposed"]()
+    inputs = random_tokens(SHAPE)
+    outputs = to_numpy(transposed(inputs))
+    plain = layers.UniMixing(block_size=4)
+    plain.build(SHAPE)
+    plain.set_weights(transposed.get_weights())
+    expected = to_numpy(plain(layers.TokenMixing(num_heads=TOKENS)(inputs)))
+    np.testing.assert_allclose(outputs, expected, atol=1e-6)
+    token_major = transposed.call_token_major(
+        keras.ops.convert_to_tensor(inputs.transpose(1, 0, 2))
+    )
+    np.testing.assert_allclose(to_numpy(token_major).transpose(1, 0, 2), outputs, atol=1e-6)
+    with pytest.raises(ValueError, match="num_tokens=3 to divide token_dim=8"):
+        layers.UniMixing(block_size=4, transpose_tokens=True)(random_tokens((2, 3, 8)))
+
+
+def test_full_rank_lite_has_one_global_matrix_and_raw_coefficients_skip_the_softmax():
+    full = MIXERS["unimixing_lite_full"]()
+    full.build(SHAPE)
+    num_blocks = TOKENS * DIM // 4
+    assert tuple(full.global_kernel.shape) == (num_blocks, num_blocks)
+    assert not hasattr(full, "global_left")
+    np.testing.assert_array_equal(to_numpy(full.global_logits()), to_numpy(full.global_kernel))
+    assert full.num_params() == 2 * 16 + num_blocks * 2 + num_blocks**2
+    assert full.num_params() == sum(int(np.prod(w.shape)) for w in full.trainable_weights)
+    raw = layers.UniMixingLite(block_size=4, num_basis=2, rank=2, basis_coefficients="raw")
+    raw.build(SHAPE)
+    expected = np.einsum("nk,kij->nij", to_numpy(raw.local_coefficients), to_numpy(raw.local_basis))
+    np.testing.assert_allclose(to_numpy(raw.local_logits()), expected, atol=1e-6)
+    with pytest.raises(ValueError, match="`basis_coefficients` must be one of"):
+        layers.UniMixingLite(block_size=4, basis_coefficients="tanh")
+    layer = layers.mixing.make_mixing("unimixer_lite", 4, 8, rank="full")
+    assert layer.rank == "full"

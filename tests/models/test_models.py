@@ -44,6 +44,29 @@ def test_every_model_trains_saves_and_reloads(name, data):
     assert restored.get_config() == model.get_config()
 
 
+def test_the_authors_design_choices_are_model_options_that_train_and_reload(data):
+    model = models.RankingModel(
+        data.features, mixer="unimixer_lite", rank="full", block_dropout=0.1,
+        mixing_options={"normalization": "l2", "transpose_tokens": True,
+                        "normalize_across_blocks": True, "basis_coefficients": "raw"},
+        **SIZES,
+    )  # fmt: skip
+    mixing = model.get_layer("encoder").blocks[0].mixing
+    assert (mixing.rank, mixing.normalization, mixing.temperature) == ("full", "l2", None)
+    assert model.get_layer("encoder").blocks[0].dropout == 0.1
+    models.compile_ranking(model, ["click"], learning_rate=1e-2)
+    features, labels = data.arrays("train")
+    history = model.fit(features, labels["click"][:, None], batch_size=120, epochs=2, verbose=0)
+    assert np.all(np.isfinite(history.history["loss"]))
+    test_features, _ = data.arrays("test")
+    restored = save_and_load(model)
+    np.testing.assert_allclose(
+        restored.predict(test_features, verbose=0), model.predict(test_features, verbose=0),
+        atol=1e-5,
+    )  # fmt: skip
+    assert restored.get_config() == model.get_config()
+
+
 def test_multi_task_outputs_one_logit_per_task(data):
     model = models.RankingModel(data.features, tasks=["click", "other"], **SIZES)
     features, _ = data.arrays("test")

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import functools
+import json
 
 from keras_unimixer.experiments.training import TrainConfig
 
@@ -12,6 +14,22 @@ def positive_int(text):
     value = int(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def rank_or_full(text):
+    """A positive integer, or `full` (UniMixing-Lite's unfactorized global matrix)."""
+    return "full" if text == "full" else positive_int(text)
+
+
+def json_object(text):
+    """A JSON object, e.g. `{"normalization": "l2"}`."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise argparse.ArgumentTypeError(f"must be a JSON object, got {text!r} ({error})") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"must be a JSON object, got {text!r}")
     return value
 
 
@@ -66,7 +84,9 @@ def protocol_fields() -> frozenset:
 def field_help(text, name):
     """Help text with the default of `TrainConfig` field `name` (and whether a benchmark
     protocol sets it)."""
-    default = getattr(TrainConfig, name)
+    default = {f.name: f for f in dataclasses.fields(TrainConfig)}[name].default
+    if default is dataclasses.MISSING:  # a field with a default factory (a dict)
+        default = json.dumps(getattr(TrainConfig(), name))
     if isinstance(default, tuple):
         default = ",".join(str(v) for v in default)
     protocol = "; --dataset frappe_x1 sets it" if name in protocol_fields() else ""

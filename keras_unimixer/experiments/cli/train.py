@@ -13,7 +13,9 @@ from keras_unimixer.experiments.cli.arguments import (
     field_help,
     float_or_none,
     int_list,
+    json_object,
     positive_int,
+    rank_or_full,
 )
 from keras_unimixer.experiments.training import TEMPERATURE_SCHEDULES, TrainConfig
 from keras_unimixer.layers.encoder import NORM_STYLES, SIAMESE_SCOPES
@@ -45,7 +47,7 @@ def add_model_arguments(parser):
     option("block_size", "UniMixing block size b", type=positive_int)
     option("num_heads", "attention heads", type=positive_int)
     option("num_basis", "UniMixing-Lite basis matrices", type=positive_int)
-    option("rank", "UniMixing-Lite global rank", type=positive_int)
+    option("rank", "UniMixing-Lite global rank, or full", type=rank_or_full)
     option(
         "sinkhorn_iterations",
         "differentiable Sinkhorn rounds after the balancing phase (UniMixing, Lite)",
@@ -54,6 +56,12 @@ def add_model_arguments(parser):
     option("ffn_multiplier", "per-token FFN width", type=positive_int)
     option("norm", "residual norm (default per mixer)", choices=NORM_STYLES)
     option("siamese_scope", "SiameseNorm per", choices=SIAMESE_SCOPES)
+    option("block_dropout", "dropout on the mixing and FFN branches in every block", type=float)
+    option(
+        "mixing_options",
+        'further UniMixing / Lite arguments as JSON, e.g. \'{"normalization": "l2"}\'',
+        type=json_object,
+    )
     option("tokenizer_mode", "tokenizer", choices=TOKENIZER_MODES)
     option("pooling", "token pooling before the head", choices=POOLINGS)
     option("hidden_units", "MLP sizes, e.g. 400,400", type=int_list)

@@ -9,6 +9,7 @@ import keras
 import numpy as np
 
 from keras_unimixer.layers.mixing import mixing_layers
+from keras_unimixer.layers.mixing.statistics import layer_statistics
 from keras_unimixer.saving import load_model
 
 
@@ -27,6 +28,10 @@ def permutation_closeness(matrix) -> dict:
         "mean_row_entropy": float(-(rows * np.log(rows)).sum(axis=1).mean()),
         "size": int(matrix.shape[0]),
     }
+
+
+def _format(temperature) -> str:
+    return "none" if temperature is None else f"{temperature:.3g}"
 
 
 def inspect_model(model, output) -> dict:
@@ -54,15 +59,20 @@ def inspect_model(model, output) -> dict:
         matrices = {f"W_G ({global_weights.shape[0]} blocks)": global_weights}
         for index in range(min(3, local_weights.shape[0])):
             matrices[f"W_B block {index}"] = local_weights[index]
-        temperature = float(keras.ops.convert_to_numpy(layer.temperature_variable))
+        temperature = (
+            None
+            if layer.temperature_variable is None
+            else float(keras.ops.convert_to_numpy(layer.temperature_variable))
+        )
         name = layer.path.replace("/", "_")
         plot_matrices(
-            matrices, output / f"{name}.png", title=f"{layer.path} (tau={temperature:.3g})"
+            matrices, output / f"{name}.png", title=f"{layer.path} (tau={_format(temperature)})"
         )
         stats[layer.path] = {
             "temperature": temperature,
             "global": permutation_closeness(global_weights),
             "local_mean_row_max": float(local_weights.max(axis=-1).mean()),
+            **layer_statistics(layer),
             "image": f"{name}.png",
         }
     (output / "mixing_stats.json").write_text(json.dumps(stats, indent=1))

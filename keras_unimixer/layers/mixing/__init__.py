@@ -36,6 +36,7 @@ from keras_unimixer.layers.mixing.constrained import default_block_size
 from keras_unimixer.layers.mixing.fm import FMMixing
 from keras_unimixer.layers.mixing.frozen import frozen_mixing_weights, mixing_layers
 from keras_unimixer.layers.mixing.hiformer import HeterogeneousAttention
+from keras_unimixer.layers.mixing.statistics import mixing_statistics
 from keras_unimixer.layers.mixing.token_mixing import TokenMixing
 from keras_unimixer.layers.mixing.unimixing import UniMixing
 from keras_unimixer.layers.mixing.unimixing_lite import UniMixingLite
@@ -57,5 +58,6 @@ __all__ = [
     "make_mixing",
     "mixer_names",
     "mixing_layers",
+    "mixing_statistics",
     "register_mixer",
 ]

@@ -16,13 +16,17 @@ from keras_unimixer.layers.initializers import (
     token_mixing_permutation,
 )
 from keras_unimixer.layers.mixing.base import MixingLayer
-from keras_unimixer.ops.sinkhorn import constrain_matrix
+from keras_unimixer.ops.sinkhorn import constrain_matrix, l2_normalize_rows
 from keras_unimixer.utils.validation import (
+    check_choice,
     check_non_negative_int,
     check_positive_float,
     check_positive_int,
     divisors,
 )
+
+NORMALIZATIONS = ("sinkhorn", "l2")
+_ACROSS_BLOCKS_EPSILON = 1e-6
 
 
 def _block_matrix(global_matrix, local_matrices):
@@ -62,10 +66,23 @@ class ConstrainedMixing(MixingLayer):
         constrain_local: bool = True,
         sinkhorn_tolerance: float = 1e-3,
         sinkhorn_max_iterations: int = 300,
+        normalization: str = "sinkhorn",
+        normalize_across_blocks: bool = False,
+        transpose_tokens: bool = False,
         **kwargs,
     ):
         super().__init__(**kwargs)
         self.block_size = check_positive_int("block_size", block_size)
+        self.normalization = check_choice("normalization", normalization, NORMALIZATIONS)
+        if self.normalization == "l2" and (temperature is not None or sinkhorn_iterations):
+            raise ValueError(
+                f"`normalization`='l2' divides each row of the signed matrices by its L2 norm and "
+                f"uses no temperature and no Sinkhorn rounds; got temperature={temperature}, "
+                f"sinkhorn_iterations={sinkhorn_iterations}. Pass temperature=None, "
+                "sinkhorn_iterations=0."
+            )
+        self.normalize_across_blocks = bool(normalize_across_blocks)
+        self.transpose_tokens = bool(transpose_tokens)
         self.symmetric = bool(symmetric)
         self.temperature = (
             None if temperature is None else check_positive_float("temperature", temperature)
@@ -99,6 +116,11 @@ class ConstrainedMixing(MixingLayer):
                 f"{divisors(flat_size)}."
             )
         self.num_blocks = flat_size // self.block_size
+        if self.transpose_tokens and self.token_dim % self.num_tokens:
+            raise ValueError(
+                f"`transpose_tokens`=True applies RankMixer's token transpose (T heads per token), "
+                f"which needs num_tokens={self.num_tokens} to divide token_dim={self.token_dim}."
+            )
         if self.temperature is None:
             self.temperature_variable = None
         else:
@@ -125,6 +147,8 @@ class ConstrainedMixing(MixingLayer):
     def _constrain(self, logits, apply: bool = True):
         if not apply:
             return ops.cast(logits, "float32")
+        if self.normalization == "l2":
+            return l2_normalize_rows(logits, symmetric=self.symmetric)
         temperature = None if self.temperature_variable is None else self.temperature_variable
         return constrain_matrix(
             logits,
@@ -193,10 +217,30 @@ class ConstrainedMixing(MixingLayer):
         global_weights = ops.cast(global_weights, self.compute_dtype)
         local_weights = ops.cast(local_weights, self.compute_dtype)
         local_out = ops.matmul(blocks, local_weights)
+        if self.normalize_across_blocks:
+            local_out = self._normalize_across_blocks(local_out)
         mixed = ops.matmul(global_weights, ops.reshape(local_out, (self.num_blocks, -1)))
         return ops.reshape(mixed, (self.num_blocks, -1, self.block_size))
 
+    def _normalize_across_blocks(self, local_out):
+        """Each coordinate standardized over the blocks (axis 0 of `(n, batch, b)`), in float32:
+        a parameter-free norm between the local and the global step."""
+        values = ops.cast(local_out, "float32")
+        mean = ops.mean(values, axis=0, keepdims=True)
+        variance = ops.var(values, axis=0, keepdims=True)
+        values = (values - mean) * ops.rsqrt(variance + _ACROSS_BLOCKS_EPSILON)
+        return ops.cast(values, self.compute_dtype)
+
+    def _transpose_tokens(self, inputs):
+        """RankMixer's fixed token transpose with `T` heads per token: output token `h` is head
+        `h` of every token."""
+        num_tokens, head_dim = self.num_tokens, self.token_dim // self.num_tokens
+        heads = ops.reshape(inputs, (-1, num_tokens, num_tokens, head_dim))
+        return ops.reshape(ops.transpose(heads, (0, 2, 1, 3)), (-1, num_tokens, self.token_dim))
+
     def call(self, inputs):
+        if self.transpose_tokens:
+            inputs = self._transpose_tokens(inputs)
         blocks = ops.reshape(inputs, (-1, self.num_blocks, self.block_size))
         mixed = self._mix_blocks(ops.transpose(blocks, (1, 0, 2)))
         return ops.reshape(ops.transpose(mixed, (1, 0, 2)), (-1, self.num_tokens, self.token_dim))
@@ -208,6 +252,8 @@ class ConstrainedMixing(MixingLayer):
         axis only where that axis is longer than 1. Otherwise (blocks straddle tokens) this
         transposes to `(batch, T, D)` and back."""
         num_tokens, token_dim, block_size = self.num_tokens, self.token_dim, self.block_size
+        if self.transpose_tokens:
+            return super().call_token_major(inputs)
         if token_dim % block_size == 0:  # (T, batch, D / b, b) <-> (T, D / b, batch, b)
             group = token_dim // block_size
             grouped = (num_tokens, -1, group, block_size)
@@ -231,13 +277,26 @@ class ConstrainedMixing(MixingLayer):
         return 2 * flat_size * self.block_size + 2 * flat_size * self.num_blocks
 
     def mixing_matrix(self):
-        """The effective `(L, L)` matrix `M` with `flat(out) = M @ flat(x)` (float32)."""
+        """The effective `(L, L)` matrix `M` with `flat(out) = M @ flat(x)` (float32); with
+        `transpose_tokens`, `M` includes the transpose. None exists with
+        `normalize_across_blocks` (the layer is then not linear): refused."""
+        if self.normalize_across_blocks:
+            raise ValueError(
+                f"{type(self).__name__} {self.name!r} has normalize_across_blocks=True: the layer "
+                "is not a linear map, so it has no mixing matrix."
+            )
         local_weights = self.local_weights()
         if len(local_weights.shape) == 2:
             local_weights = ops.broadcast_to(
                 local_weights, (self.num_blocks, self.block_size, self.block_size)
             )
-        return _block_matrix(self.global_weights(), local_weights)
+        matrix = _block_matrix(self.global_weights(), local_weights)
+        if self.transpose_tokens:
+            permutation = token_mixing_permutation(self.num_tokens, self.num_tokens)
+            head_dim = self.token_dim // self.num_tokens
+            transpose = np.kron(permutation, np.eye(head_dim, dtype="float32"))
+            matrix = ops.matmul(matrix, ops.convert_to_tensor(transpose, "float32"))
+        return matrix
 
     def get_config(self):
         config = super().get_config()
@@ -250,6 +309,9 @@ class ConstrainedMixing(MixingLayer):
                 "constrain_local": self.constrain_local,
                 "sinkhorn_tolerance": self.sinkhorn_tolerance,
                 "sinkhorn_max_iterations": self.sinkhorn_max_iterations,
+                "normalization": self.normalization,
+                "normalize_across_blocks": self.normalize_across_blocks,
+                "transpose_tokens": self.transpose_tokens,
             }
         )
         return config
@@ -282,6 +344,20 @@ def checked_options(layer_class, options: dict | None) -> dict:
             f"valid: {sorted(allowed)}."
         )
     return options
+
+
+def resolved_constraints(temperature, sinkhorn_iterations, options: dict) -> tuple:
+    """The builders' `(temperature, sinkhorn_iterations)`: with `normalization='l2'` in the
+    options, none (l2 uses neither); refused where they were set away from their defaults."""
+    if options.get("normalization") != "l2":
+        return temperature, sinkhorn_iterations
+    if (temperature, sinkhorn_iterations) not in ((1.0, 10), (None, 0)):
+        raise ValueError(
+            "mixing_options normalization='l2' uses no temperature and no Sinkhorn rounds; got "
+            f"temperature={temperature}, sinkhorn_iterations={sinkhorn_iterations}. Leave them "
+            "at their defaults."
+        )
+    return None, 0
 
 
 CONSTRAINED_OPTIONS = ("block_size", "temperature", "sinkhorn_iterations", "mixing_options")

@@ -16,6 +16,7 @@ from keras_unimixer.layers.mixing.constrained import (
     ConstrainedMixing,
     checked_options,
     default_block_size,
+    resolved_constraints,
 )
 from keras_unimixer.utils.validation import (
     check_choice,
@@ -66,6 +67,15 @@ class UniMixing(ConstrainedMixing):
         sinkhorn_max_iterations: int. The most rounds of that balancing phase; 0: no such phase,
             only the fixed rounds (then rows are off by 0.06 at temperature 0.05 and logit std
             0.3). Defaults to `300`.
+        normalization: str. `"sinkhorn"` (symmetry, temperature, Sinkhorn: doubly stochastic,
+            positive matrices) or `"l2"` (signed matrices, each row divided by its L2 norm after
+            the symmetry; then `temperature` must be `None` and `sinkhorn_iterations` 0).
+            Defaults to `"sinkhorn"`.
+        normalize_across_blocks: bool. Standardize each coordinate over the blocks between the
+            local and the global step (a parameter-free LayerNorm across blocks; the layer is
+            then no longer linear and has no `mixing_matrix`). Defaults to `False`.
+        transpose_tokens: bool. Apply RankMixer's fixed token transpose (`T` heads per token,
+            so `T` must divide `D`) to the input before the learned mixing. Defaults to `False`.
         **kwargs: base `keras.layers.Layer` arguments.
 
     Call arguments:
@@ -96,6 +106,9 @@ class UniMixing(ConstrainedMixing):
         init_scale: float = 1.0,
         sinkhorn_tolerance: float = 1e-3,
         sinkhorn_max_iterations: int = 300,
+        normalization: str = "sinkhorn",
+        normalize_across_blocks: bool = False,
+        transpose_tokens: bool = False,
         **kwargs,
     ):
         super().__init__(
@@ -106,6 +119,9 @@ class UniMixing(ConstrainedMixing):
             constrain_local=constrain_local,
             sinkhorn_tolerance=sinkhorn_tolerance,
             sinkhorn_max_iterations=sinkhorn_max_iterations,
+            normalization=normalization,
+            normalize_across_blocks=normalize_across_blocks,
+            transpose_tokens=transpose_tokens,
             **kwargs,
         )
         self.block_specific = bool(block_specific)
@@ -186,11 +202,15 @@ def _build_unimixing(
     num_tokens, token_dim, block_size=None, temperature=1.0, sinkhorn_iterations=10,
     mixing_options=None,
 ):  # fmt: skip
+    options = checked_options(UniMixing, mixing_options)
+    temperature, sinkhorn_iterations = resolved_constraints(
+        temperature, sinkhorn_iterations, options
+    )
     return UniMixing(
         block_size=block_size or default_block_size(num_tokens, token_dim),
         temperature=temperature,
         sinkhorn_iterations=sinkhorn_iterations,
-        **checked_options(UniMixing, mixing_options),
+        **options,
     )
 
 

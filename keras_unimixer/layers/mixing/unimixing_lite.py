@@ -8,6 +8,7 @@ from keras import ops
 from keras_unimixer.layers.initializers import (
     CircularFactor,
     StackedIdentity,
+    TokenMixingPermutation,
 )
 from keras_unimixer.layers.mixing.base import register_mixer
 from keras_unimixer.layers.mixing.constrained import (
@@ -17,12 +18,15 @@ from keras_unimixer.layers.mixing.constrained import (
     ConstrainedMixing,
     checked_options,
     default_block_size,
+    resolved_constraints,
 )
 from keras_unimixer.utils.validation import (
     check_choice,
     check_positive_float,
     check_positive_int,
 )
+
+BASIS_COEFFICIENTS = ("softmax", "raw")
 
 
 @keras.saving.register_keras_serializable(package="keras_unimixer")
@@ -37,7 +41,9 @@ class UniMixingLite(ConstrainedMixing):
     Args:
         block_size: int. Size `b` of each block; must divide `T * D`.
         num_basis: int. Number of shared local basis matrices. Defaults to `4`.
-        rank: int. Rank of the global factorization; at most the number of blocks. Defaults to `4`.
+        rank: int or `"full"`. Rank of the global factorization, at most the number of blocks; or
+            `"full"`: one unfactorized `(n, n)` global matrix (`n^2` parameters instead of
+            `2 n r`). Defaults to `4`.
         symmetric: bool. Symmetrize both matrices before the other constraints. Defaults to `True`.
         temperature: float or `None`. Initial temperature (see `UniMixing`), or `None` to use raw
             matrices. Defaults to `1.0`.
@@ -57,6 +63,18 @@ class UniMixingLite(ConstrainedMixing):
             Defaults to `1.0`.
         sinkhorn_tolerance: float. As in `UniMixing`. Defaults to `1e-3`.
         sinkhorn_max_iterations: int. As in `UniMixing`. Defaults to `300`.
+        normalization: str. `"sinkhorn"` (symmetry, temperature, Sinkhorn: doubly stochastic,
+            positive matrices) or `"l2"` (signed matrices, each row divided by its L2 norm after
+            the symmetry; then `temperature` must be `None` and `sinkhorn_iterations` 0).
+            Defaults to `"sinkhorn"`.
+        normalize_across_blocks: bool. Standardize each coordinate over the blocks between the
+            local and the global step (a parameter-free LayerNorm across blocks; the layer is
+            then no longer linear and has no `mixing_matrix`). Defaults to `False`.
+        basis_coefficients: str. How `omega` combines the basis: `"softmax"` (a convex
+            combination) or `"raw"` (the raw coefficients, a signed linear combination). Defaults
+            to `"softmax"`.
+        transpose_tokens: bool. Apply RankMixer's fixed token transpose (`T` heads per token,
+            so `T` must divide `D`) to the input before the learned mixing. Defaults to `False`.
         **kwargs: base `keras.layers.Layer` arguments.
 
     Call arguments:
@@ -75,7 +93,7 @@ class UniMixingLite(ConstrainedMixing):
         self,
         block_size: int,
         num_basis: int = 4,
-        rank: int = 4,
+        rank: int | str = 4,
         symmetric: bool = True,
         temperature: float | None = 1.0,
         sinkhorn_iterations: int = 10,
@@ -86,6 +104,10 @@ class UniMixingLite(ConstrainedMixing):
         init_scale: float = 1.0,
         sinkhorn_tolerance: float = 1e-3,
         sinkhorn_max_iterations: int = 300,
+        normalization: str = "sinkhorn",
+        normalize_across_blocks: bool = False,
+        transpose_tokens: bool = False,
+        basis_coefficients: str = "softmax",
         **kwargs,
     ):
         super().__init__(
@@ -96,22 +118,28 @@ class UniMixingLite(ConstrainedMixing):
             constrain_local=constrain_local,
             sinkhorn_tolerance=sinkhorn_tolerance,
             sinkhorn_max_iterations=sinkhorn_max_iterations,
+            normalization=normalization,
+            normalize_across_blocks=normalize_across_blocks,
+            transpose_tokens=transpose_tokens,
             **kwargs,
         )
         self.num_basis = check_positive_int("num_basis", num_basis)
-        self.rank = check_positive_int("rank", rank)
+        self.rank = "full" if rank == "full" else check_positive_int("rank", rank)
+        self.basis_coefficients = check_choice(
+            "basis_coefficients", basis_coefficients, BASIS_COEFFICIENTS
+        )
         self.local_init = check_choice("local_init", local_init, LOCAL_INITS)
         self.global_init = check_choice("global_init", global_init, GLOBAL_INITS)
         self.init_stddev = check_positive_float("init_stddev", init_stddev)
         self.init_scale = check_positive_float("init_scale", init_scale)
-        if self.global_init != "random" and self.rank < 2:
+        if self.global_init != "random" and self.rank != "full" and self.rank < 2:
             raise ValueError(
                 f"`global_init`={global_init!r} needs `rank` >= 2 (a rank-1 logit matrix cannot "
                 f"peak on a permutation), got rank={rank}."
             )
 
     def build_mixing_weights(self):
-        if self.rank > self.num_blocks:
+        if self.rank != "full" and self.rank > self.num_blocks:
             raise ValueError(
                 f"`rank`={self.rank} must be at most the number of blocks "
                 f"n = T * D / block_size = {self.num_blocks}; valid values: 1..{self.num_blocks}."
@@ -122,13 +150,6 @@ class UniMixingLite(ConstrainedMixing):
             if self.local_init == "identity"
             else random_init
         )
-        left_init = right_init = random_init
-        if self.global_init != "random":
-            target = self._target_permutation() if self.global_init == "permutation" else None
-            left_init, right_init = (
-                CircularFactor(side, self.init_scale, target, noise_stddev=self.init_stddev)
-                for side in ("left", "right")
-            )
         self.local_basis = self.add_weight(
             name="local_basis",
             shape=(self.num_basis, self.block_size, self.block_size),
@@ -141,6 +162,21 @@ class UniMixingLite(ConstrainedMixing):
             initializer=random_init,
             autocast=False,
         )
+        if self.rank == "full":
+            self.global_kernel = self.add_weight(
+                name="global_kernel",
+                shape=(self.num_blocks, self.num_blocks),
+                initializer=self._full_global_initializer(random_init),
+                autocast=False,
+            )
+            return
+        left_init = right_init = random_init
+        if self.global_init != "random":
+            target = self._target_permutation() if self.global_init == "permutation" else None
+            left_init, right_init = (
+                CircularFactor(side, self.init_scale, target, noise_stddev=self.init_stddev)
+                for side in ("left", "right")
+            )
         self.global_left = self.add_weight(
             name="global_left",
             shape=(self.num_blocks, self.rank),
@@ -154,18 +190,31 @@ class UniMixingLite(ConstrainedMixing):
             autocast=False,
         )
 
+    def _full_global_initializer(self, random_init):
+        if self.global_init == "identity":
+            return StackedIdentity(self.init_scale, noise_stddev=self.init_stddev)
+        if self.global_init == "permutation":
+            return TokenMixingPermutation(*self._target_permutation(), scale=self.init_scale)
+        return random_init
+
     def global_logits(self):
+        if self.rank == "full":
+            return self.global_kernel
         return ops.matmul(self.global_left, ops.transpose(self.global_right))
 
     def local_logits(self):
-        mixture = ops.softmax(self.local_coefficients, axis=-1)
+        mixture = self.local_coefficients
+        if self.basis_coefficients == "softmax":
+            mixture = ops.softmax(mixture, axis=-1)
         return ops.einsum("nk,kij->nij", mixture, self.local_basis)
 
     @staticmethod
     def closed_form_params(num_tokens, token_dim, block_size, num_basis, rank):
-        """Trainable parameters: `nb * b^2 + n * nb + 2 * n * r`."""
+        """Trainable parameters: `nb * b^2 + n * nb + 2 * n * r` (`n^2` for the global part
+        with `rank="full"`)."""
         num_blocks = num_tokens * token_dim // block_size
-        return num_basis * block_size**2 + num_blocks * num_basis + 2 * num_blocks * rank
+        global_params = num_blocks**2 if rank == "full" else 2 * num_blocks * rank
+        return num_basis * block_size**2 + num_blocks * num_basis + global_params
 
     def num_params(self) -> int:
         self._require_built()
@@ -183,6 +232,7 @@ class UniMixingLite(ConstrainedMixing):
                 "global_init": self.global_init,
                 "init_stddev": self.init_stddev,
                 "init_scale": self.init_scale,
+                "basis_coefficients": self.basis_coefficients,
             }
         )
         return config
@@ -194,13 +244,17 @@ def _build_unimixing_lite(
 ):  # fmt: skip
     block_size = block_size or default_block_size(num_tokens, token_dim)
     num_blocks = num_tokens * token_dim // block_size if block_size else 0
+    options = checked_options(UniMixingLite, mixing_options)
+    temperature, sinkhorn_iterations = resolved_constraints(
+        temperature, sinkhorn_iterations, options
+    )
     return UniMixingLite(
         block_size=block_size,
         num_basis=num_basis,
-        rank=min(rank, max(num_blocks, 1)),  # capped at the number of blocks
+        rank=rank if rank == "full" else min(rank, max(num_blocks, 1)),  # capped at n
         temperature=temperature,
         sinkhorn_iterations=sinkhorn_iterations,
-        **checked_options(UniMixingLite, mixing_options),
+        **options,
     )
 
 
