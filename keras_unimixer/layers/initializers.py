@@ -201,3 +201,27 @@ def distinct(initializer, index: int):
         return initializer
     config["seed"] = (seed + 1_000_003 * index) % (2**31 - 1)
     return type(initializer).from_config(config)
+
+
+@keras.saving.register_keras_serializable(package="keras_unimixer")
+class Scaled(keras.initializers.Initializer):
+    """Another initializer's values times `factor` (e.g. a parameter stored divided by a learning
+    rate multiplier starts from the same effective value).
+
+    Args:
+        initializer: a Keras initializer (or its name / config). What is scaled.
+        factor: float. The factor.
+    """
+
+    def __init__(self, initializer, factor: float):
+        self.initializer = keras.initializers.get(initializer)
+        self.factor = float(factor)
+
+    def __call__(self, shape, dtype=None):
+        return self.initializer(shape, dtype=dtype) * self.factor
+
+    def get_config(self):
+        return {
+            "initializer": keras.initializers.serialize(self.initializer),
+            "factor": self.factor,
+        }

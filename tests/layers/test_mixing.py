@@ -512,3 +512,33 @@ def test_full_rank_lite_has_one_global_matrix_and_raw_coefficients_skip_the_soft
         layers.UniMixingLite(block_size=4, basis_coefficients="tanh")
     layer = layers.mixing.make_mixing("unimixer_lite", 4, 8, rank="full")
     assert layer.rank == "full"
+
+
+@pytest.mark.parametrize("make,weight", [
+    (lambda m: layers.UniMixing(block_size=4, learning_rate_multiplier=m), "global_kernel"),
+    (lambda m: layers.UniMixingLite(block_size=4, num_basis=2, rank=2,
+                                    learning_rate_multiplier=m), "global_left"),
+])  # fmt: skip
+def test_the_learning_rate_multiplier_keeps_the_start_and_speeds_up_adam_on_the_mixing(
+    make, weight
+):
+    inputs, targets = random_tokens(SHAPE, seed=1), random_tokens(SHAPE, seed=2)
+
+    def one_adam_step(multiplier):
+        keras.utils.set_random_seed(3)
+        layer = make(multiplier)
+        model = keras.Sequential([keras.Input(SHAPE[1:]), layer])
+        effective = lambda: to_numpy(layer.mixing_parameter(getattr(layer, weight)))  # noqa: E731
+        start = effective()
+        # A tiny epsilon: Adam's step is then ~lr whatever the gradient's scale.
+        model.compile(optimizer=keras.optimizers.Adam(1e-3, epsilon=1e-12), loss="mse")
+        model.fit(inputs, targets, batch_size=BATCH, epochs=1, verbose=0)
+        return layer, start, effective() - start
+
+    plain, plain_start, plain_step = one_adam_step(1.0)
+    fast, fast_start, fast_step = one_adam_step(10.0)
+    np.testing.assert_allclose(fast_start, plain_start, rtol=1e-5, atol=1e-7)  # the same start
+    # Adam moves each stored parameter by ~lr whatever the gradient's scale: 10x in effect.
+    np.testing.assert_allclose(fast_step, 10.0 * plain_step, rtol=1e-2, atol=1e-6)
+    assert np.abs(plain_step).max() > 1e-4
+    assert fast.get_config()["learning_rate_multiplier"] == 10.0

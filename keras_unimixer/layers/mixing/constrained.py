@@ -13,6 +13,7 @@ from keras import ops
 from keras.src.backend.common import global_state  # the layer call context (`training`)
 
 from keras_unimixer.layers.initializers import (
+    Scaled,
     token_mixing_permutation,
 )
 from keras_unimixer.layers.mixing.base import MixingLayer
@@ -69,9 +70,13 @@ class ConstrainedMixing(MixingLayer):
         normalization: str = "sinkhorn",
         normalize_across_blocks: bool = False,
         transpose_tokens: bool = False,
+        learning_rate_multiplier: float = 1.0,
         **kwargs,
     ):
         super().__init__(**kwargs)
+        self.learning_rate_multiplier = check_positive_float(
+            "learning_rate_multiplier", learning_rate_multiplier
+        )
         self.block_size = check_positive_int("block_size", block_size)
         self.normalization = check_choice("normalization", normalization, NORMALIZATIONS)
         if self.normalization == "l2" and (temperature is not None or sinkhorn_iterations):
@@ -135,6 +140,20 @@ class ConstrainedMixing(MixingLayer):
 
     def build_mixing_weights(self):
         raise NotImplementedError
+
+    def add_mixing_weight(self, name: str, shape: tuple, initializer):
+        """A mixing parameter, stored divided by `learning_rate_multiplier` (`mixing_parameter`
+        multiplies it back): under Adam, whose steps do not depend on the gradient's scale, the
+        effective parameter then moves `learning_rate_multiplier` times faster."""
+        if self.learning_rate_multiplier != 1.0:
+            initializer = Scaled(initializer, 1.0 / self.learning_rate_multiplier)
+        return self.add_weight(name=name, shape=shape, initializer=initializer, autocast=False)
+
+    def mixing_parameter(self, variable):
+        """The effective value of a weight made by `add_mixing_weight`."""
+        if self.learning_rate_multiplier == 1.0:
+            return variable
+        return variable * self.learning_rate_multiplier
 
     def global_logits(self):
         """Raw `(n, n)` global parameters, before the constraints."""
@@ -312,6 +331,7 @@ class ConstrainedMixing(MixingLayer):
                 "normalization": self.normalization,
                 "normalize_across_blocks": self.normalize_across_blocks,
                 "transpose_tokens": self.transpose_tokens,
+                "learning_rate_multiplier": self.learning_rate_multiplier,
             }
         )
         return config

@@ -76,6 +76,10 @@ class UniMixing(ConstrainedMixing):
             then no longer linear and has no `mixing_matrix`). Defaults to `False`.
         transpose_tokens: bool. Apply RankMixer's fixed token transpose (`T` heads per token,
             so `T` must divide `D`) to the input before the learned mixing. Defaults to `False`.
+        learning_rate_multiplier: float. The mixing parameters are stored divided by it and
+            multiplied back when read: under Adam (whose steps do not depend on the gradient's
+            scale) they then learn this many times faster than the rest of the model, at the same
+            start. Defaults to `1.0`.
         **kwargs: base `keras.layers.Layer` arguments.
 
     Call arguments:
@@ -109,6 +113,7 @@ class UniMixing(ConstrainedMixing):
         normalization: str = "sinkhorn",
         normalize_across_blocks: bool = False,
         transpose_tokens: bool = False,
+        learning_rate_multiplier: float = 1.0,
         **kwargs,
     ):
         super().__init__(
@@ -122,6 +127,7 @@ class UniMixing(ConstrainedMixing):
             normalization=normalization,
             normalize_across_blocks=normalize_across_blocks,
             transpose_tokens=transpose_tokens,
+            learning_rate_multiplier=learning_rate_multiplier,
             **kwargs,
         )
         self.block_specific = bool(block_specific)
@@ -144,11 +150,10 @@ class UniMixing(ConstrainedMixing):
 
     def build_mixing_weights(self):
         num_blocks, block_size = self.num_blocks, self.block_size
-        self.global_kernel = self.add_weight(
+        self.global_kernel = self.add_mixing_weight(
             name="global_kernel",
             shape=(num_blocks, num_blocks),
             initializer=self._global_initializer(),
-            autocast=False,
         )
         local_shape = (
             (num_blocks, block_size, block_size)
@@ -158,18 +163,17 @@ class UniMixing(ConstrainedMixing):
                 block_size,
             )
         )
-        self.local_kernel = self.add_weight(
+        self.local_kernel = self.add_mixing_weight(
             name="local_kernel",
             shape=local_shape,
             initializer=self._local_initializer(),
-            autocast=False,
         )
 
     def global_logits(self):
-        return self.global_kernel
+        return self.mixing_parameter(self.global_kernel)
 
     def local_logits(self):
-        return self.local_kernel
+        return self.mixing_parameter(self.local_kernel)
 
     @staticmethod
     def closed_form_params(num_tokens, token_dim, block_size, block_specific=True):
