@@ -35,6 +35,8 @@ class SplitOptimizer(keras.optimizers.Optimizer):
         table_optimizer: a Keras optimizer (or its config / name) for the embedding tables
             (`is_embedding_table`: variables named `*_embedding` or `embeddings`).
         name: the optimizer's name.
+        global_clipnorm: float or `None`. Clip the gradients of all variables, both groups
+            together, to this global norm first. Defaults to `None`.
 
     Example:
     >>> import keras
@@ -44,9 +46,12 @@ class SplitOptimizer(keras.optimizers.Optimizer):
     >>> _ = model.fit(keras.ops.ones((8, 3), "int32"), keras.ops.zeros((8, 3, 1)), verbose=0)
     """
 
-    def __init__(self, dense_optimizer, table_optimizer, name="split_optimizer", **kwargs):
+    def __init__(
+        self, dense_optimizer, table_optimizer, name="split_optimizer", global_clipnorm=None,
+        **kwargs,
+    ):  # fmt: skip
         kwargs.pop("learning_rate", None)
-        super().__init__(learning_rate=0.0, name=name, **kwargs)
+        super().__init__(learning_rate=0.0, name=name, global_clipnorm=global_clipnorm, **kwargs)
         self.dense_optimizer = keras.optimizers.get(dense_optimizer)
         self.table_optimizer = keras.optimizers.get(table_optimizer)
         if self.dense_optimizer is self.table_optimizer:
@@ -77,6 +82,7 @@ class SplitOptimizer(keras.optimizers.Optimizer):
             with keras.name_scope(self.name, caller=self):
                 self.build(trainable_variables)
         trainable_variables = list(trainable_variables)
+        grads = self._clip_gradients(grads)
         for optimizer, part_grads, part_variables in zip(
             (self.dense_optimizer, self.table_optimizer),
             self._split(grads),
@@ -105,6 +111,7 @@ class SplitOptimizer(keras.optimizers.Optimizer):
             "name": self.name,
             "dense_optimizer": keras.optimizers.serialize(self.dense_optimizer),
             "table_optimizer": keras.optimizers.serialize(self.table_optimizer),
+            "global_clipnorm": self.global_clipnorm,
         }
 
     @classmethod
@@ -115,15 +122,48 @@ class SplitOptimizer(keras.optimizers.Optimizer):
         return cls(**config)
 
 
-def make_optimizer(learning_rate: float, table_optimizer: str | None = None,
-                   table_learning_rate: float | None = None):  # fmt: skip
-    """Adam at `learning_rate`; with `table_optimizer` (one of `TABLE_OPTIMIZERS`), a
-    `SplitOptimizer` training the embedding tables with it at `table_learning_rate` (default:
-    `learning_rate`): a row-sparse `RowSparseTableOptimizer` for `sgd`, `adagrad`,
-    `rowwise_adagrad` and `adam` (lazy), Keras' RMSprop for `rmsprop`."""
-    dense = keras.optimizers.Adam(learning_rate=learning_rate)
+def make_optimizer(
+    learning_rate: float,
+    table_optimizer: str | None = None,
+    table_learning_rate: float | None = None,
+    weight_decay: float = 0.0,
+    table_weight_decay: float | None = None,
+    clip_norm: float | None = None,
+):
+    """The training optimizer of the package's runs.
+
+    Adam at `learning_rate` (AdamW, Adam with decoupled weight decay, where `weight_decay` > 0).
+    With `table_optimizer` (one of `TABLE_OPTIMIZERS`), a `SplitOptimizer` training the embedding
+    tables with it at `table_learning_rate` (default: `learning_rate`): a row-sparse
+    `RowSparseTableOptimizer` for `sgd`, `adagrad`, `rowwise_adagrad` and `adam` (lazy), Keras'
+    RMSprop for `rmsprop`. With `table_weight_decay` (and no `table_optimizer`), the tables get
+    their own AdamW with that decay (e.g. 0.01 for the tables and 5e-5 for the rest). With
+    `clip_norm`, all gradients together are clipped to that global norm first.
+
+    Args:
+        learning_rate: float. Adam's learning rate.
+        table_optimizer: str or `None`. The embedding tables' optimizer. Defaults to `None`.
+        table_learning_rate: float or `None`. Its learning rate. Defaults to `None`.
+        weight_decay: float. Decoupled weight decay of the dense variables (and of the tables,
+            unless `table_weight_decay` is given). Defaults to `0.0`.
+        table_weight_decay: float or `None`. Decoupled weight decay of the tables. Defaults to
+            `None`.
+        clip_norm: float or `None`. Global gradient-norm clipping. Defaults to `None`.
+    """
+    for name, value in (
+        ("weight_decay", weight_decay),
+        ("embedding_weight_decay", table_weight_decay),
+    ):
+        if value is not None and not value >= 0:
+            raise ValueError(f"`{name}` must be >= 0, got {value!r}.")
+    if clip_norm is not None and not clip_norm > 0:
+        raise ValueError(f"`gradient_clip_norm` must be > 0, got {clip_norm!r}.")
+    if table_optimizer is None and table_weight_decay in (None, weight_decay):
+        return _adam(learning_rate, weight_decay, clip_norm)
+    dense = _adam(learning_rate, weight_decay)
     if table_optimizer is None:
-        return dense
+        tables = _adam(learning_rate, table_weight_decay)
+        return SplitOptimizer(dense, tables, global_clipnorm=clip_norm)
     if table_optimizer not in TABLE_OPTIMIZERS:
         raise ValueError(
             f"`embedding_optimizer` must be one of {TABLE_OPTIMIZERS}, got {table_optimizer!r}."
@@ -132,8 +172,25 @@ def make_optimizer(learning_rate: float, table_optimizer: str | None = None,
     if not rate > 0:
         raise ValueError(f"`embedding_learning_rate` must be > 0, got {rate!r}.")
     if table_optimizer in ROW_SPARSE_TABLE_OPTIMIZERS:
+        if table_weight_decay or clip_norm is not None:
+            raise ValueError(
+                f"`embedding_optimizer`={table_optimizer!r} updates only the rows a batch looked "
+                "up; a weight decay of the tables or a global gradient-norm clip would touch (or "
+                "need) every row. Pass --embedding-weight-decay 0 and no --gradient-clip-norm, "
+                "or a dense embedding optimizer (rmsprop, or none)."
+            )
         tables = RowSparseTableOptimizer(table_optimizer, learning_rate=rate)
     else:
-        tables = keras.optimizers.get(table_optimizer)
+        tables = keras.optimizers.get(
+            {"class_name": table_optimizer, "config": {"weight_decay": table_weight_decay}}
+        )
         tables.learning_rate = rate
-    return SplitOptimizer(dense, tables)
+    return SplitOptimizer(dense, tables, global_clipnorm=clip_norm)
+
+
+def _adam(learning_rate: float, weight_decay: float, clip_norm: float | None = None):
+    if weight_decay:
+        return keras.optimizers.AdamW(
+            learning_rate=learning_rate, weight_decay=weight_decay, global_clipnorm=clip_norm
+        )
+    return keras.optimizers.Adam(learning_rate=learning_rate, global_clipnorm=clip_norm)

@@ -83,3 +83,48 @@ def test_bad_table_optimizers_are_named(arguments, message):
     with pytest.raises(ValueError, match=message):
         make_optimizer(0.01, *arguments)
     assert isinstance(make_optimizer(0.01), keras.optimizers.Adam)
+
+
+def test_decoupled_weight_decay_per_group_shrinks_tables_and_dense_variables_at_their_rates():
+    model = tiny_model()
+    variables = model.trainable_variables
+    before = [keras.ops.convert_to_numpy(v) for v in variables]
+    optimizer = make_optimizer(0.1, weight_decay=0.01, table_weight_decay=0.5)
+    assert isinstance(optimizer, SplitOptimizer)
+    # Zero gradients: Adam's own step is 0, so all that moves a variable is its decay.
+    optimizer.apply([keras.ops.zeros(v.shape) for v in variables], variables)
+    for variable, start in zip(variables, before, strict=True):
+        decay = 0.5 if is_embedding_table(variable) else 0.01
+        np.testing.assert_allclose(
+            keras.ops.convert_to_numpy(variable), start * (1 - 0.1 * decay), rtol=1e-6
+        )
+    same = make_optimizer(0.1, weight_decay=0.01)
+    assert isinstance(same, keras.optimizers.AdamW) and same.weight_decay == 0.01
+
+
+def test_gradients_of_both_groups_are_clipped_to_one_global_norm():
+    model = tiny_model()
+    variables = model.trainable_variables
+    before = [keras.ops.convert_to_numpy(v) for v in variables]
+    grads = [np.full(v.shape, 3.0, "float32") for v in variables]
+    norm = np.sqrt(sum(float((g**2).sum()) for g in grads))
+    split = SplitOptimizer(
+        keras.optimizers.SGD(1.0), keras.optimizers.SGD(1.0), global_clipnorm=1.0
+    )
+    split.apply([keras.ops.convert_to_tensor(g) for g in grads], variables)
+    for variable, start, grad in zip(variables, before, grads, strict=True):
+        np.testing.assert_allclose(
+            keras.ops.convert_to_numpy(variable), start - grad / norm, rtol=1e-5, atol=1e-6
+        )
+    config = SplitOptimizer.from_config(split.get_config()).get_config()
+    assert config["global_clipnorm"] == 1.0
+    assert make_optimizer(1e-3, clip_norm=2.0).global_clipnorm == 2.0
+
+
+def test_a_row_sparse_table_optimizer_refuses_a_table_decay_or_a_global_clip():
+    with pytest.raises(ValueError, match="updates only the rows a batch looked up"):
+        make_optimizer(1e-3, "rowwise_adagrad", table_weight_decay=0.01)
+    with pytest.raises(ValueError, match="updates only the rows a batch looked up"):
+        make_optimizer(1e-3, "adagrad", clip_norm=1.0)
+    with pytest.raises(ValueError, match="`weight_decay` must be >= 0"):
+        make_optimizer(1e-3, weight_decay=-1.0)

@@ -70,6 +70,11 @@ class TrainConfig(ModelConfig):
     # `embedding_learning_rate` (default: `learning_rate`); None: Adam for every variable.
     embedding_optimizer: str | None = None
     embedding_learning_rate: float | None = None
+    # Decoupled weight decay (AdamW) of the dense variables, and of the tables (None: the same);
+    # global gradient-norm clipping (None: off).
+    weight_decay: float = 0.0
+    embedding_weight_decay: float | None = None
+    gradient_clip_norm: float | None = None
     patience: int = 2
     reduce_lr_on_plateau: bool = False
     temperature_start: float = 1.0
@@ -257,9 +262,14 @@ def build(config: TrainConfig, features, kinds=None):
 
 
 def _optimizer(config: TrainConfig):
-    """Adam, or a `SplitOptimizer` with `embedding_optimizer` for the embedding tables."""
+    """The run's optimizer (`keras_unimixer.optimizers.make_optimizer`)."""
     return make_optimizer(
-        config.learning_rate, config.embedding_optimizer, config.embedding_learning_rate
+        config.learning_rate,
+        config.embedding_optimizer,
+        config.embedding_learning_rate,
+        weight_decay=config.weight_decay,
+        table_weight_decay=config.embedding_weight_decay,
+        clip_norm=config.gradient_clip_norm,
     )
 
 
@@ -362,7 +372,7 @@ def check_fits_in_memory(config: TrainConfig, features, fraction: float = 0.8) -
         )
     if config.embedding_learning_rate is not None and config.embedding_optimizer is None:
         raise ValueError("`embedding_learning_rate` needs `embedding_optimizer`.")
-    make_optimizer(config.learning_rate, config.embedding_optimizer, config.embedding_learning_rate)
+    _optimizer(config)  # refuses bad optimizer settings before any data is read
     if config.temperature_schedule not in TEMPERATURE_SCHEDULES:
         raise ValueError(
             f"`temperature_schedule` must be one of {TEMPERATURE_SCHEDULES}, "
@@ -510,7 +520,9 @@ def _comparable(values: dict) -> dict:
 
 
 def _check_same_settings(config: TrainConfig, saved: dict) -> None:
-    current, saved = _comparable(config.to_dict()), _comparable(saved)
+    # A setting that a run saved by an earlier version did not have yet had its default.
+    defaults = _comparable(TrainConfig().to_dict())
+    current, saved = _comparable(config.to_dict()), {**defaults, **_comparable(saved)}
     differing = {k: (saved.get(k), v) for k, v in current.items() if saved.get(k) != v}
     if differing:
         raise ValueError(

@@ -126,6 +126,13 @@ def add_arguments(parser):
         "learning rate of --embedding-optimizer (none: --learning-rate)",
         type=float,
     )
+    option("weight_decay", "decoupled weight decay (AdamW) of the dense variables", type=float)
+    option(
+        "embedding_weight_decay",
+        "decoupled weight decay of the embedding tables (none: --weight-decay)",
+        type=float_or_none,
+    )
+    option("gradient_clip_norm", "clip all gradients to this global norm", type=float_or_none)
     option("patience", "early-stopping patience (validation AUC)", type=int)
     option(
         "reduce_lr_on_plateau",
