@@ -30,5 +30,23 @@ cli.main(
 )  # fmt: skip
 with open(f"{sys.argv[1]}/metrics.json") as handle:
     metrics = json.load(handle)
+# The serving spec needs no TensorFlow; an exporter names the extra that brings it.
+from keras_unimixer import export  # noqa: E402
+
+spec = export.read_serving_spec(f"{sys.argv[1]}/preprocessing.json")
+try:
+    getattr(export, "export_savedmodel")  # noqa: B009 (the attribute access is the test)
+    export_error = None
+except ImportError as error:
+    export_error = str(error)
 imported = sorted(name for name in sys.modules if name.split(".")[0] == "tensorflow")
-print(json.dumps({"test": metrics["test"], "tensorflow_modules": imported}))
+print(
+    json.dumps(
+        {
+            "test": metrics["test"],
+            "tensorflow_modules": imported,
+            "spec_features": len(spec["features"]),
+            "export_error": export_error,
+        }
+    )
+)

@@ -266,6 +266,8 @@ def test_train_under_jax_needs_no_tensorflow(tmp_path):
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert report["tensorflow_modules"] == []
     assert 0.0 <= report["test"]["auc"] <= 1.0
+    assert report["spec_features"] > 0
+    assert "pip install 'keras-unimixer[tensorflow]'" in report["export_error"]
     for name in ("model.keras", "metrics.json", "preprocessing.json", "run.json"):
         assert (tmp_path / name).is_file(), name
 
