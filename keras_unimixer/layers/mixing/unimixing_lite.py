@@ -56,29 +56,21 @@ class UniMixingLite(ConstrainedMixing):
             or `"random"`. Defaults to `"identity"`.
         global_init: str. `"random"` (`A`, `B` normal), `"identity"` or `"permutation"` (RankMixer's
             `Pi`): low-rank factors whose product peaks on the target (`circular_factors`, needs
-            `rank >= 2`), plus noise of `init_stddev`. Defaults to `"random"`.
+            `rank >= 2`; with `rank="full"`, the matrix itself, as in `UniMixing`), plus noise of
+            `init_stddev`. Defaults to `"random"`.
         init_stddev: float. Standard deviation of the random initializations (`A`, `B`, `omega`).
             Defaults to `0.1`.
         init_scale: float. Logit value of the identity / permutation starts, as in `UniMixing`.
             Defaults to `1.0`.
         sinkhorn_tolerance: float. As in `UniMixing`. Defaults to `1e-3`.
         sinkhorn_max_iterations: int. As in `UniMixing`. Defaults to `300`.
-        normalization: str. `"sinkhorn"` (symmetry, temperature, Sinkhorn: doubly stochastic,
-            positive matrices) or `"l2"` (signed matrices, each row divided by its L2 norm after
-            the symmetry; then `temperature` must be `None` and `sinkhorn_iterations` 0).
-            Defaults to `"sinkhorn"`.
-        normalize_across_blocks: bool. Standardize each coordinate over the blocks between the
-            local and the global step (a parameter-free LayerNorm across blocks; the layer is
-            then no longer linear and has no `mixing_matrix`). Defaults to `False`.
+        normalization: str. As in `UniMixing`. Defaults to `"sinkhorn"`.
+        normalize_across_blocks: bool. As in `UniMixing`. Defaults to `False`.
         basis_coefficients: str. How `omega` combines the basis: `"softmax"` (a convex
             combination) or `"raw"` (the raw coefficients, a signed linear combination). Defaults
             to `"softmax"`.
-        transpose_tokens: bool. Apply RankMixer's fixed token transpose (`T` heads per token,
-            so `T` must divide `D`) to the input before the learned mixing. Defaults to `False`.
-        learning_rate_multiplier: float. The mixing parameters are stored divided by it and
-            multiplied back when read: under Adam (whose steps do not depend on the gradient's
-            scale) they then learn this many times faster than the rest of the model, at the same
-            start. Defaults to `1.0`.
+        transpose_tokens: bool. As in `UniMixing`. Defaults to `False`.
+        learning_rate_multiplier: float. As in `UniMixing`. Defaults to `1.0`.
         **kwargs: base `keras.layers.Layer` arguments.
 
     Call arguments:
