@@ -56,8 +56,8 @@ class UniMixingLite(ConstrainedMixing):
             or `"random"`. Defaults to `"identity"`.
         global_init: str. `"random"` (`A`, `B` normal), `"identity"` or `"permutation"` (RankMixer's
             `Pi`): low-rank factors whose product peaks on the target (`circular_factors`, needs
-            `rank >= 2`; with `rank="full"`, the matrix itself, as in `UniMixing`), plus noise of
-            `init_stddev`. Defaults to `"random"`.
+            `rank >= 2`), plus noise of `init_stddev`; with `rank="full"`, the matrix itself
+            (`"identity"` plus that noise, `"permutation"` exact). Defaults to `"random"`.
         init_stddev: float. Standard deviation of the random initializations (`A`, `B`, `omega`).
             Defaults to `0.1`.
         init_scale: float. Logit value of the identity / permutation starts, as in `UniMixing`.
