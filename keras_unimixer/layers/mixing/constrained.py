@@ -17,6 +17,7 @@ from keras_unimixer.layers.initializers import (
     token_mixing_permutation,
 )
 from keras_unimixer.layers.mixing.base import MixingLayer
+from keras_unimixer.layers.mixing.token_mixing import transpose_heads, transpose_heads_matrix
 from keras_unimixer.ops.sinkhorn import constrain_matrix, l2_normalize_rows
 from keras_unimixer.utils.validation import (
     check_choice,
@@ -250,16 +251,10 @@ class ConstrainedMixing(MixingLayer):
         values = (values - mean) * ops.rsqrt(variance + _ACROSS_BLOCKS_EPSILON)
         return ops.cast(values, self.compute_dtype)
 
-    def _transpose_tokens(self, inputs):
-        """RankMixer's fixed token transpose with `T` heads per token: output token `h` is head
-        `h` of every token."""
-        num_tokens, head_dim = self.num_tokens, self.token_dim // self.num_tokens
-        heads = ops.reshape(inputs, (-1, num_tokens, num_tokens, head_dim))
-        return ops.reshape(ops.transpose(heads, (0, 2, 1, 3)), (-1, num_tokens, self.token_dim))
-
     def call(self, inputs):
-        if self.transpose_tokens:
-            inputs = self._transpose_tokens(inputs)
+        if self.transpose_tokens:  # T heads per token: the output keeps the input's shape
+            num_tokens = self.num_tokens
+            inputs = transpose_heads(inputs, num_tokens, num_tokens, self.token_dim // num_tokens)
         blocks = ops.reshape(inputs, (-1, self.num_blocks, self.block_size))
         mixed = self._mix_blocks(ops.transpose(blocks, (1, 0, 2)))
         return ops.reshape(ops.transpose(mixed, (1, 0, 2)), (-1, self.num_tokens, self.token_dim))
@@ -311,10 +306,9 @@ class ConstrainedMixing(MixingLayer):
             )
         matrix = _block_matrix(self.global_weights(), local_weights)
         if self.transpose_tokens:
-            permutation = token_mixing_permutation(self.num_tokens, self.num_tokens)
-            head_dim = self.token_dim // self.num_tokens
-            transpose = np.kron(permutation, np.eye(head_dim, dtype="float32"))
-            matrix = ops.matmul(matrix, ops.convert_to_tensor(transpose, "float32"))
+            num_tokens = self.num_tokens
+            transpose = transpose_heads_matrix(num_tokens, num_tokens, self.token_dim // num_tokens)
+            matrix = ops.matmul(matrix, transpose)
         return matrix
 
     def get_config(self):

@@ -14,6 +14,21 @@ from keras_unimixer.utils.validation import (
 )
 
 
+def transpose_heads(inputs, num_tokens: int, num_heads: int, head_dim: int):
+    """`(batch, T, H * d)` -> `(batch, H, T * d)`: output token `h` is head `h` of every token."""
+    heads = ops.reshape(inputs, (-1, num_tokens, num_heads, head_dim))
+    heads = ops.transpose(heads, (0, 2, 1, 3))
+    return ops.reshape(heads, (-1, num_heads, num_tokens * head_dim))
+
+
+def transpose_heads_matrix(num_tokens: int, num_heads: int, head_dim: int):
+    """The `(L, L)` permutation `kron(Pi, I_d)` that `transpose_heads` applies to a flattened
+    sample (float32)."""
+    permutation = token_mixing_permutation(num_tokens, num_heads)
+    identity = ops.eye(head_dim, dtype="float32")
+    return ops.kron(ops.convert_to_tensor(permutation), identity)
+
+
 @keras.saving.register_keras_serializable(package="keras_unimixer")
 class TokenMixing(MixingLayer):
     """RankMixer's parameter-free token mixing; registered as `"rankmixer"`.
@@ -54,9 +69,7 @@ class TokenMixing(MixingLayer):
         self.head_dim = check_head_dim(self.num_heads, self.token_dim)
 
     def call(self, inputs):
-        heads = ops.reshape(inputs, (-1, self.num_tokens, self.num_heads, self.head_dim))
-        heads = ops.transpose(heads, (0, 2, 1, 3))
-        return ops.reshape(heads, (-1, self.num_heads, self.num_tokens * self.head_dim))
+        return transpose_heads(inputs, self.num_tokens, self.num_heads, self.head_dim)
 
     def call_token_major(self, inputs):
         """`(T, batch, D)` -> `(H, batch, T * d)`: one transpose, as in `call`."""
@@ -71,9 +84,7 @@ class TokenMixing(MixingLayer):
     def mixing_matrix(self):
         """The `(L, L)` permutation `kron(Pi, I_d)` this layer applies to a flattened sample."""
         self._require_built()
-        permutation = token_mixing_permutation(self.num_tokens, self.num_heads)
-        identity = ops.eye(self.head_dim, dtype="float32")
-        return ops.kron(ops.convert_to_tensor(permutation), identity)
+        return transpose_heads_matrix(self.num_tokens, self.num_heads, self.head_dim)
 
     def num_params(self) -> int:
         return 0
