@@ -136,18 +136,19 @@ def make_optimizer(
     With `table_optimizer` (one of `TABLE_OPTIMIZERS`), a `SplitOptimizer` training the embedding
     tables with it at `table_learning_rate` (default: `learning_rate`): a row-sparse
     `RowSparseTableOptimizer` for `sgd`, `adagrad`, `rowwise_adagrad` and `adam` (lazy), Keras'
-    RMSprop for `rmsprop`. With `table_weight_decay` (and no `table_optimizer`), the tables get
-    their own AdamW with that decay (e.g. 0.01 for the tables and 5e-5 for the rest). With
-    `clip_norm`, all gradients together are clipped to that global norm first.
+    RMSprop for `rmsprop`. The tables decay by `table_weight_decay` (`None`: `weight_decay`);
+    where that differs from the dense decay and there is no `table_optimizer`, the tables get
+    their own AdamW (e.g. 0.01 for the tables and 5e-5 for the rest). A row-sparse
+    `table_optimizer` refuses a table decay. With `clip_norm`, all gradients together are clipped
+    to that global norm first.
 
     Args:
         learning_rate: float. Adam's learning rate.
         table_optimizer: str or `None`. The embedding tables' optimizer. Defaults to `None`.
         table_learning_rate: float or `None`. Its learning rate. Defaults to `None`.
-        weight_decay: float. Decoupled weight decay of the dense variables (and of the tables,
-            unless `table_weight_decay` is given). Defaults to `0.0`.
-        table_weight_decay: float or `None`. Decoupled weight decay of the tables. Defaults to
-            `None`.
+        weight_decay: float. Decoupled weight decay of the dense variables. Defaults to `0.0`.
+        table_weight_decay: float or `None`. Decoupled weight decay of the tables (`None`:
+            `weight_decay`). Defaults to `None`.
         clip_norm: float or `None`. Global gradient-norm clipping. Defaults to `None`.
     """
     for name, value in (
@@ -158,7 +159,9 @@ def make_optimizer(
             raise ValueError(f"`{name}` must be >= 0, got {value!r}.")
     if clip_norm is not None and not clip_norm > 0:
         raise ValueError(f"`gradient_clip_norm` must be > 0, got {clip_norm!r}.")
-    if table_optimizer is None and table_weight_decay in (None, weight_decay):
+    if table_weight_decay is None:
+        table_weight_decay = weight_decay
+    if table_optimizer is None and table_weight_decay == weight_decay:
         return _adam(learning_rate, weight_decay, clip_norm)
     dense = _adam(learning_rate, weight_decay)
     if table_optimizer is None:
@@ -182,7 +185,7 @@ def make_optimizer(
         tables = RowSparseTableOptimizer(table_optimizer, learning_rate=rate)
     else:
         tables = keras.optimizers.get(
-            {"class_name": table_optimizer, "config": {"weight_decay": table_weight_decay}}
+            {"class_name": table_optimizer, "config": {"weight_decay": table_weight_decay or None}}
         )
         tables.learning_rate = rate
     return SplitOptimizer(dense, tables, global_clipnorm=clip_norm)

@@ -126,5 +126,11 @@ def test_a_row_sparse_table_optimizer_refuses_a_table_decay_or_a_global_clip():
         make_optimizer(1e-3, "rowwise_adagrad", table_weight_decay=0.01)
     with pytest.raises(ValueError, match="updates only the rows a batch looked up"):
         make_optimizer(1e-3, "adagrad", clip_norm=1.0)
+    # The tables' decay defaults to the dense one: refused too, unless set to 0.
+    with pytest.raises(ValueError, match="updates only the rows a batch looked up"):
+        make_optimizer(1e-3, "rowwise_adagrad", weight_decay=5e-5)
+    split = make_optimizer(1e-3, "rowwise_adagrad", weight_decay=5e-5, table_weight_decay=0.0)
+    assert split.dense_optimizer.weight_decay == 5e-5
+    assert make_optimizer(1e-3, "rmsprop", weight_decay=0.01).table_optimizer.weight_decay == 0.01
     with pytest.raises(ValueError, match="`weight_decay` must be >= 0"):
         make_optimizer(1e-3, weight_decay=-1.0)
