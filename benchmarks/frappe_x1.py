@@ -41,7 +41,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from results_files import add_write_results, results_path  # noqa: E402 (benchmarks/ on sys.path)
 
-from keras_unimixer.layers import mixer_names  # noqa: E402
+from keras_unimixer.layers.mixing import mixer_names  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 MIXERS = mixer_names()  # every registered architecture

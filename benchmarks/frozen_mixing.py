@@ -36,7 +36,7 @@ from export_latency import percentiles  # noqa: E402 (benchmarks/ is on sys.path
 from mixer_speed import encoder_model  # noqa: E402
 from results_files import add_write_results, results_path  # noqa: E402 (benchmarks/ is on sys.path)
 
-from keras_unimixer.layers import frozen_mixing_weights  # noqa: E402
+from keras_unimixer.layers.mixing import frozen_mixing_weights  # noqa: E402
 
 
 def exported(model, directory: Path, frozen: bool):

@@ -44,9 +44,9 @@ import numpy as np  # noqa: E402
 from results_files import add_write_results, results_path  # noqa: E402 (benchmarks/ is on sys.path)
 
 from keras_unimixer.experiments.scaling import flops_per_example  # noqa: E402
-from keras_unimixer.layers import UniMixerEncoder, mixer_names  # noqa: E402
+from keras_unimixer.layers import UniMixerEncoder  # noqa: E402
 from keras_unimixer.layers.encoder import prefers_token_major  # noqa: E402
-from keras_unimixer.layers.mixing import make_mixing
+from keras_unimixer.layers.mixing import make_mixing, mixer_names  # noqa: E402
 
 MIXERS = ("none",) + mixer_names()  # "none": the encoder without mixing (the floor)
 

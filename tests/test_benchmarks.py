@@ -1,5 +1,6 @@
 """Benchmarks write committed results only when asked (`--write-results`)."""
 
+import importlib
 import re
 import sys
 from pathlib import Path
@@ -29,3 +30,10 @@ def test_no_benchmark_writes_to_the_results_folder_itself():
         if path.name != "results_files.py" and writes_results.search(path.read_text())
     ]
     assert offenders == []
+
+
+@pytest.mark.parametrize("script", sorted(path.stem for path in BENCHMARKS.glob("*.py")), ids=str)
+def test_every_benchmark_script_imports(script):
+    # A benchmark runs by hand, rarely; an import that a refactor broke must fail here instead.
+    module = importlib.import_module(script)
+    assert callable(getattr(module, "main", None)) or script == "results_files"
