@@ -47,6 +47,7 @@ from keras_unimixer.experiments.scaling import flops_per_example  # noqa: E402
 from keras_unimixer.layers import UniMixerEncoder  # noqa: E402
 from keras_unimixer.layers.encoder import prefers_token_major  # noqa: E402
 from keras_unimixer.layers.mixing import make_mixing, mixer_names  # noqa: E402
+from keras_unimixer.utils.allocator import allocator_setting, restart_reusing_freed_memory  # noqa: E402
 
 MIXERS = ("none",) + mixer_names()  # "none": the encoder without mixing (the floor)
 
@@ -197,8 +198,15 @@ def main():
     )  # fmt: skip
     parser.add_argument("--output", default=None, help="results file (default: results/...)")
     parser.add_argument("--matmul-size", type=int, default=2048)
+    parser.add_argument(
+        "--allocator", default="reuse", choices=("reuse", "system"),
+        help="reuse: restart with glibc settings that reuse freed memory, as the command line"
+        " does (keras_unimixer.utils.allocator); system: the process's own settings",
+    )  # fmt: skip
     add_write_results(parser)
     args = parser.parse_args()
+    if args.allocator == "reuse":
+        restart_reusing_freed_memory()
     keras.config.set_dtype_policy(args.dtype_policy)
     compute_dtype = "bfloat16" if args.dtype_policy == "mixed_bfloat16" else "float32"
     mixers = args.mixers.split(",")
@@ -281,7 +289,8 @@ def write(rows, roofline, args, backend):
         f"# Mixer training-step speed, {backend} backend, norm: {args.norm}",
         "",
         f"- Machine: {platform.machine()}, {os.cpu_count()} cores, {platform.platform()}",
-        f"- Date: {datetime.date.today()}; keras {keras.__version__}",
+        f"- Date: {datetime.date.today()}; keras {keras.__version__}; allocator:"
+        f" {allocator_setting()} (`keras_unimixer.utils.allocator`)",
         f"- Command: `KERAS_BACKEND={backend} python benchmarks/mixer_speed.py "
         + " ".join(sys.argv[1:])
         + "`",

@@ -9,6 +9,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from keras_unimixer.utils.allocator import restart_reusing_freed_memory
+
 
 def is_command_line() -> bool:
     """Whether this process is `python -m keras_unimixer` or the `keras-unimixer` script (while
@@ -44,10 +46,12 @@ def start_tensorflow_quietly() -> None:
 
 
 def start_command_line() -> None:
-    """Quiet TensorFlow logs for the command line (unless `--debug`); libraries' users get
-    TensorFlow's own behaviour."""
+    """For the command line: restart with an allocator that reuses freed memory (see
+    `keras_unimixer.utils.allocator`), and quiet TensorFlow's logs (unless `--debug`). Libraries'
+    users get their own process's settings and TensorFlow's own behaviour."""
     if not is_command_line():
         return
+    restart_reusing_freed_memory()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     if "--debug" not in sys.argv:
         start_tensorflow_quietly()

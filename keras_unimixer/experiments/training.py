@@ -47,6 +47,7 @@ from keras_unimixer.optimizers import ROW_SPARSE_TABLE_OPTIMIZERS, make_optimize
 from keras_unimixer.saving import load_model
 from keras_unimixer.table_optimizer import enable_row_sparse_steps
 from keras_unimixer.utils.accounting import flops_per_example, parameter_counts
+from keras_unimixer.utils.allocator import allocator_setting
 
 logger = logging.getLogger("keras_unimixer.experiments.training")
 
@@ -462,6 +463,7 @@ def _train(config: TrainConfig, data: Dataset) -> dict:
         "dataset": data.name,
         "model": config.model,
         "backend": keras.backend.backend(),
+        "allocator": allocator_setting(),
         "seed": config.seed,
         "test": exact_metrics(model, data, "test", tasks),
         "validation": exact_metrics(model, data, "validation", tasks),

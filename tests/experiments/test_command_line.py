@@ -2,6 +2,7 @@
 
 import argparse
 import dataclasses
+import json
 import logging
 import subprocess
 import sys
@@ -11,6 +12,7 @@ import pytest
 from keras_unimixer.experiments import artifacts, cli, training
 from keras_unimixer.experiments.training import TrainConfig
 from keras_unimixer.models import ModelConfig
+from keras_unimixer.utils import allocator
 from tests.experiments.test_training import SMALL
 
 HOLD_LOCK = """
@@ -139,3 +141,6 @@ def test_the_command_line_starts_without_library_chatter(tmp_path):
     for chatter in ("absl::InitializeLog", "cuInit", "Unable to initialize backend", "I0000"):
         assert chatter not in result.stderr, result.stderr[-3000:]
     assert result.stdout.count("epoch 1/1") == 1
+    # The command line restarted itself with an allocator that reuses freed memory.
+    expected = "reuse freed memory" if allocator.has_glibc() else "system"
+    assert json.loads((tmp_path / "metrics.json").read_text())["allocator"] == expected
