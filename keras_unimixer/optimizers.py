@@ -129,6 +129,7 @@ def make_optimizer(
     weight_decay: float = 0.0,
     table_weight_decay: float | None = None,
     clip_norm: float | None = None,
+    table_l2: float = 0.0,
 ):
     """The training optimizer of the package's runs.
 
@@ -140,7 +141,9 @@ def make_optimizer(
     where that differs from the dense decay and there is no `table_optimizer`, the tables get
     their own AdamW (e.g. 0.01 for the tables and 5e-5 for the rest). A row-sparse
     `table_optimizer` refuses a table decay. With `clip_norm`, all gradients together are clipped
-    to that global norm first.
+    to that global norm first. `table_l2` is the L2 on the rows each step looks up
+    (`RowSparseTableOptimizer(row_l2=)`), for a row-sparse `table_optimizer` only: a dense table
+    takes its L2 from the model (`embedding_l2`, over the whole table).
 
     Args:
         learning_rate: float. Adam's learning rate.
@@ -150,6 +153,8 @@ def make_optimizer(
         table_weight_decay: float or `None`. Decoupled weight decay of the tables (`None`:
             `weight_decay`). Defaults to `None`.
         clip_norm: float or `None`. Global gradient-norm clipping. Defaults to `None`.
+        table_l2: float. L2 on the looked-up rows, with a row-sparse `table_optimizer`. Defaults
+            to `0.0`.
     """
     for name, value in (
         ("weight_decay", weight_decay),
@@ -157,6 +162,14 @@ def make_optimizer(
     ):
         if value is not None and not value >= 0:
             raise ValueError(f"`{name}` must be >= 0, got {value!r}.")
+    if not table_l2 >= 0:
+        raise ValueError(f"`embedding_l2` must be >= 0, got {table_l2!r}.")
+    if table_l2 and table_optimizer not in ROW_SPARSE_TABLE_OPTIMIZERS:
+        raise ValueError(
+            f"`table_l2`={table_l2} is the L2 on the rows a row-sparse table optimizer "
+            f"({list(ROW_SPARSE_TABLE_OPTIMIZERS)}) updates; got table_optimizer="
+            f"{table_optimizer!r}. Dense tables take their L2 from the model (`embedding_l2`)."
+        )
     if clip_norm is not None and not clip_norm > 0:
         raise ValueError(f"`gradient_clip_norm` must be > 0, got {clip_norm!r}.")
     if table_weight_decay is None:
@@ -182,7 +195,7 @@ def make_optimizer(
                 "need) every row. Pass --embedding-weight-decay 0 and no --gradient-clip-norm, "
                 "or a dense embedding optimizer (rmsprop, or none)."
             )
-        tables = RowSparseTableOptimizer(table_optimizer, learning_rate=rate)
+        tables = RowSparseTableOptimizer(table_optimizer, learning_rate=rate, row_l2=table_l2)
     else:
         tables = keras.optimizers.get(
             {"class_name": table_optimizer, "config": {"weight_decay": table_weight_decay or None}}

@@ -66,6 +66,13 @@ class RowSparseTableOptimizer(keras.optimizers.Optimizer):
       (unlike dense Adam), so the result differs from `keras.optimizers.Adam` as soon as a row
       skips a step.
 
+    With `row_l2` > 0, each looked-up row's gradient is `g + row_l2 * w` before the rule: the
+    gradient of `(row_l2 / 2) ||w||^2` summed over the distinct rows of the step (FBGEMM's L2
+    weight-decay mode), the row-sparse meaning of an L2 on the tables. Rows a step does not look
+    up are not penalized by it (a dense `(l2 / 2) ||E||^2` over the whole table would touch every
+    row every step). A multi-valued feature's padding row 0 is looked up too (its value is never
+    read); on a dense gradient, only rows whose gradient is not zero count as looked up.
+
     Args:
         rule: str. One of `"sgd"`, `"adagrad"`, `"rowwise_adagrad"`, `"adam"`. Defaults to
             `"rowwise_adagrad"`.
@@ -76,6 +83,8 @@ class RowSparseTableOptimizer(keras.optimizers.Optimizer):
             `0.1` for `"adagrad"` (as Keras) and `0.0` for `"rowwise_adagrad"` (as FBGEMM).
         beta_1: float. Adam's first-moment decay. Defaults to `0.9`.
         beta_2: float. Adam's second-moment decay. Defaults to `0.999`.
+        row_l2: float. The L2 coefficient on the rows each step looks up (above). Defaults to
+            `0.0`.
         name: str. The optimizer's name. Defaults to `"row_sparse_table_optimizer"`.
 
     Example:
@@ -97,6 +106,7 @@ class RowSparseTableOptimizer(keras.optimizers.Optimizer):
         initial_accumulator_value: float | None = None,
         beta_1: float = 0.9,
         beta_2: float = 0.999,
+        row_l2: float = 0.0,
         name: str = "row_sparse_table_optimizer",
         **kwargs,
     ):
@@ -119,6 +129,9 @@ class RowSparseTableOptimizer(keras.optimizers.Optimizer):
             if not 0.0 <= beta < 1.0:
                 raise ValueError(f"`{name_}` must be in [0, 1), got {beta!r}.")
         self.beta_1, self.beta_2 = float(beta_1), float(beta_2)
+        if not row_l2 >= 0:
+            raise ValueError(f"`row_l2` must be >= 0, got {row_l2!r}.")
+        self.row_l2 = float(row_l2)
 
     def build(self, variables):
         if self.built:
@@ -185,6 +198,8 @@ class RowSparseTableOptimizer(keras.optimizers.Optimizer):
             self.assign(slot, ops.where(mask, new_slots[name], values[name]))
 
     def _rule(self, rows, slot_rows, grad, learning_rate):
+        if self.row_l2:
+            grad = grad + ops.cast(self.row_l2, rows.dtype) * rows
         if self.rule == "sgd":
             return rows - learning_rate * grad, {}
         if self.rule == "adagrad":
@@ -235,6 +250,7 @@ class RowSparseTableOptimizer(keras.optimizers.Optimizer):
                 "initial_accumulator_value": self.initial_accumulator_value,
                 "beta_1": self.beta_1,
                 "beta_2": self.beta_2,
+                "row_l2": self.row_l2,
             }
         )
         return config

@@ -134,3 +134,13 @@ def test_a_row_sparse_table_optimizer_refuses_a_table_decay_or_a_global_clip():
     assert make_optimizer(1e-3, "rmsprop", weight_decay=0.01).table_optimizer.weight_decay == 0.01
     with pytest.raises(ValueError, match="`weight_decay` must be >= 0"):
         make_optimizer(1e-3, weight_decay=-1.0)
+
+
+def test_the_table_l2_goes_to_a_row_sparse_optimizer_and_is_refused_elsewhere():
+    split = make_optimizer(1e-3, "rowwise_adagrad", table_l2=0.05)
+    assert split.table_optimizer.row_l2 == 0.05
+    for table_optimizer in (None, "rmsprop"):
+        with pytest.raises(ValueError, match="rows a row-sparse table optimizer"):
+            make_optimizer(1e-3, table_optimizer, table_l2=0.05)
+    with pytest.raises(ValueError, match="`embedding_l2` must be >= 0"):
+        make_optimizer(1e-3, "sgd", table_l2=-1.0)

@@ -62,6 +62,36 @@ def test_rules_equal_a_numpy_reference_and_leave_untouched_rows_bit_identical(ru
         np.testing.assert_array_equal(result[untouched], start[untouched])
 
 
+@pytest.mark.parametrize("rule", ["sgd", "rowwise_adagrad"])
+def test_row_l2_penalizes_the_looked_up_rows_only(rule):
+    """`row_l2`: each distinct looked-up row's gradient gains `l2 * w` (the gradient of
+    `(l2 / 2) ||w||^2` over the step's rows) before the rule; other rows are left bit-identical."""
+    rng = np.random.default_rng(5)
+    start = rng.normal(size=(ROWS, DIM)).astype("float32")
+    table = keras.Variable(start.copy(), name="item_embedding")
+    optimizer = RowSparseTableOptimizer(rule, learning_rate=0.1, row_l2=0.5)
+    expected, accumulator = start.astype("float64"), np.zeros(ROWS)
+    for ids in STEP_IDS:
+        values = rng.normal(size=(len(ids), DIM)).astype("float32")
+        optimizer.apply([_gradient(ids, values)], [table])
+        grad = np.zeros_like(expected)
+        np.add.at(grad, ids, values)
+        touched = np.unique(ids)
+        g = grad[touched] + 0.5 * expected[touched]
+        if rule == "sgd":
+            expected[touched] -= 0.1 * g
+        else:
+            accumulator[touched] += np.mean(g**2, axis=-1)
+            expected[touched] -= 0.1 * g / (np.sqrt(accumulator[touched]) + 1e-8)[:, None]
+    result = keras.ops.convert_to_numpy(table)
+    np.testing.assert_allclose(result, expected, rtol=1e-5, atol=1e-6)
+    for untouched in (0, 6, 7, 8, 10):
+        np.testing.assert_array_equal(result[untouched], start[untouched])
+    assert RowSparseTableOptimizer.from_config(optimizer.get_config()).row_l2 == 0.5
+    with pytest.raises(ValueError, match="`row_l2` must be >= 0"):
+        RowSparseTableOptimizer(rule, row_l2=-0.1)
+
+
 @pytest.mark.parametrize("rule, dense", [("sgd", "sgd"), ("adagrad", "adagrad")])
 def test_sgd_and_adagrad_equal_keras_dense_optimizers(rule, dense):
     rng = np.random.default_rng(1)
@@ -156,8 +186,10 @@ def _tokenizer_model():
 
 
 @pytest.mark.skipif(BACKEND != "jax", reason="TensorFlow's step is row-sparse already (above)")
-@pytest.mark.parametrize("rule", ["adagrad", "sgd", "rowwise_adagrad"])
-def test_row_sparse_steps_in_fit_equal_the_dense_rule_with_repeated_ids(rule, monkeypatch):
+@pytest.mark.parametrize(
+    "rule, row_l2", [("adagrad", 0.0), ("sgd", 0.0), ("rowwise_adagrad", 0.0), ("sgd", 0.5)]
+)
+def test_row_sparse_steps_in_fit_equal_the_dense_rule_with_repeated_ids(rule, row_l2, monkeypatch):
     """The JAX trainer's row-sparse step (`enable_row_sparse_steps`) gives the same model as the
     same rule on Keras' dense gradient."""
     from keras_unimixer import table_optimizer
@@ -175,7 +207,9 @@ def test_row_sparse_steps_in_fit_equal_the_dense_rule_with_repeated_ids(rule, mo
     rng = np.random.default_rng(4)
     x = {
         "item": rng.integers(2, 7, 96).astype("int32"),  # ids 7.. never looked up
-        "tags": rng.integers(0, 7, (96, 3)).astype("int32"),
+        # The padding id 0 is looked up, so `row_l2` penalizes it in the row step, but its
+        # gradient is zero, so the dense path's rule leaves it: no padding where they must agree.
+        "tags": rng.integers(1 if row_l2 else 0, 7, (96, 3)).astype("int32"),
         "price": rng.normal(size=96).astype("float32"),
     }
     y = rng.normal(size=(96, 1)).astype("float32")
@@ -184,7 +218,7 @@ def test_row_sparse_steps_in_fit_equal_the_dense_rule_with_repeated_ids(rule, mo
         keras.utils.set_random_seed(5)
         model = _tokenizer_model()
         start = {v.name: keras.ops.convert_to_numpy(v) for v in model.weights}
-        tables = RowSparseTableOptimizer(rule, 0.05)
+        tables = RowSparseTableOptimizer(rule, 0.05, row_l2=row_l2)
         model.compile(SplitOptimizer(keras.optimizers.Adam(1e-2), tables), "mse")
         if sparse:
             enable_row_sparse_steps(model)

@@ -254,12 +254,26 @@ def build(config: TrainConfig, features, kinds=None):
     keras.utils.set_random_seed(config.seed)
     with _dtype_policy(config):
         model = models.build_model(
-            config.model, features, tasks=list(config.tasks), **config.model_options()
+            config.model, features, tasks=list(config.tasks), **_model_options(config)
         )
     models.compile_ranking(
         model, list(config.tasks), optimizer=_optimizer(config), kinds=kinds
     )  # fmt: skip
     return model
+
+
+def _row_sparse_l2(config: TrainConfig) -> bool:
+    """Whether the run's `embedding_l2` takes its row-sparse meaning: with a row-sparse table
+    optimizer, the L2 acts on the rows each step looks up, in the optimizer, instead of on whole
+    tables in the loss (whose gradient would touch every row, every step)."""
+    return config.embedding_optimizer in ROW_SPARSE_TABLE_OPTIMIZERS and bool(config.embedding_l2)
+
+
+def _model_options(config: TrainConfig) -> dict:
+    options = config.model_options()
+    if _row_sparse_l2(config):
+        options["embedding_l2"] = 0.0  # applied to the looked-up rows by the table optimizer
+    return options
 
 
 def _optimizer(config: TrainConfig):
@@ -271,6 +285,7 @@ def _optimizer(config: TrainConfig):
         weight_decay=config.weight_decay,
         table_weight_decay=config.embedding_weight_decay,
         clip_norm=config.gradient_clip_norm,
+        table_l2=config.embedding_l2 if _row_sparse_l2(config) else 0.0,
     )
 
 
@@ -363,14 +378,6 @@ def check_fits_in_memory(config: TrainConfig, features, fraction: float = 0.8) -
             raise ValueError(f"`{name}` must be a positive integer, got {value!r}.")
     if not config.learning_rate > 0:
         raise ValueError(f"`learning_rate` must be > 0, got {config.learning_rate!r}.")
-    if config.embedding_optimizer in ROW_SPARSE_TABLE_OPTIMIZERS and config.embedding_l2:
-        raise ValueError(
-            f"`embedding_l2`={config.embedding_l2} with `embedding_optimizer`="
-            f"{config.embedding_optimizer!r}: the L2 penalty (l2 / 2) ||E||^2 is over whole "
-            "tables, so its gradient touches every row and would make each row-sparse step "
-            "dense. Pass --embedding-l2 0 (a benchmark protocol may set it), or a dense embedding "
-            "optimizer (rmsprop, or none)."
-        )
     if config.embedding_learning_rate is not None and config.embedding_optimizer is None:
         raise ValueError("`embedding_learning_rate` needs `embedding_optimizer`.")
     _optimizer(config)  # refuses bad optimizer settings before any data is read

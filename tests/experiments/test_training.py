@@ -462,3 +462,19 @@ def test_distributed_embedding_trains_like_dense_tables_with_its_own_table_optim
     assert len(accumulators) == len(tables)
     reloaded = training.exact_metrics(model, data, "test", ["click"])
     assert reloaded["auc"] == pytest.approx(metrics["test"]["auc"], abs=1e-6)
+
+
+def test_embedding_l2_acts_on_the_looked_up_rows_with_a_row_sparse_table_optimizer():
+    """With a row-sparse table optimizer the run's `embedding_l2` is the optimizer's `row_l2`
+    (the looked-up rows), not a loss over whole tables; with dense tables it stays the loss."""
+    data = training.load_data(TrainConfig(**SMALL))
+    sparse = training.build(
+        TrainConfig(**SMALL, embedding_optimizer="rowwise_adagrad", embedding_l2=0.05),
+        data.features,
+    )
+    assert sparse.optimizer.table_optimizer.row_l2 == 0.05
+    sparse_tables = [w for w in sparse.weights if w.path.endswith("_embedding")]
+    assert sparse_tables and all(w.regularizer is None for w in sparse_tables)
+    dense = training.build(TrainConfig(**SMALL, embedding_l2=0.05), data.features)
+    dense_tables = [w for w in dense.weights if w.path.endswith("_embedding")]
+    assert dense_tables and all(w.regularizer is not None for w in dense_tables)

@@ -67,7 +67,12 @@ def add_model_arguments(parser):
     option("hidden_units", "MLP sizes, e.g. 400,400", type=int_list)
     option("dropout", "MLP dropout", type=float)
     option("batch_norm", "batch norm in the MLP", action=argparse.BooleanOptionalAction)
-    option("embedding_l2", "adds (l2 / 2) ||E||^2 to the loss", type=float)
+    option(
+        "embedding_l2",
+        "adds (l2 / 2) ||E||^2 over the tables to the loss; with a row-sparse "
+        "--embedding-optimizer, (l2 / 2) ||E_r||^2 of each row a step looks up (in the optimizer)",
+        type=float,
+    )
     option(
         "embedding_init_stddev",
         "normal embedding init (none: uniform)",
