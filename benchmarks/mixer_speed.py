@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import json
 import os
 import platform
 import statistics
@@ -199,6 +200,11 @@ def main():
     parser.add_argument("--output", default=None, help="results file (default: results/...)")
     parser.add_argument("--matmul-size", type=int, default=2048)
     parser.add_argument(
+        "--json", default=None,
+        help="also write one record per cell (mixer, tokens, dim, batch, dtype, step ms, MFU,"
+        " device) to this path",
+    )  # fmt: skip
+    parser.add_argument(
         "--allocator", default="reuse", choices=("reuse", "system"),
         help="reuse: restart with glibc settings that reuse freed memory, as the command line"
         " does (keras_unimixer.utils.allocator); system: the process's own settings",
@@ -239,6 +245,39 @@ def main():
         add_flop_floor(row, roofline)
         row["mfu"] = None if not args.peak_tflops else row["gflops"] / (1e3 * args.peak_tflops)
     write(rows, roofline, args, backend)
+    if args.json:
+        write_json(rows, args, roofline)
+
+
+def device_name() -> str:
+    """The device the backend computes on, e.g. "gpu: NVIDIA H100 80GB HBM3" (JAX)."""
+    if keras.backend.backend() == "jax":
+        import jax
+
+        device = jax.devices()[0]
+        return f"{device.platform}: {getattr(device, 'device_kind', device)}"
+    return platform.processor() or platform.machine()
+
+
+def write_json(rows, args, roofline):
+    records = [
+        {
+            "mixer": r["mixer"],
+            "tokens": r["T"],
+            "dim": r["D"],
+            "batch": args.batch_size,
+            "dtype": args.dtype_policy,
+            "layout": r["layout"],
+            "step_ms": r["step_ms"],
+            "mfu": r["mfu"],
+            "fraction_of_matmul_roofline": r["fraction_of_matmul"],
+            "matmul_roofline_gflops": roofline,
+            "vs_rankmixer": r["vs_rankmixer"],
+            "device": device_name(),
+        }  # fmt: skip
+        for r in rows
+    ]
+    Path(args.json).write_text(json.dumps(records, indent=1) + "\n")
 
 
 def auto_layout(mixer: str, num_tokens: int, token_dim: int) -> str:

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The GPU check, in ONE device call of at most about 9 minutes (a lent task has 15 minutes of
+# The GPU check, in ONE device call of at most about 8 minutes (a lent task has 15 minutes of
 # device time in all, the machine's start included). The lent H100/H200 machines have JAX with
 # CUDA, numpy, pandas, pyarrow, pytest, scikit-learn, matplotlib and pyyaml, but no TensorFlow, no
 # Keras and no package registry: the pure-Python wheels this needs travel in the git-ignored
@@ -7,10 +7,12 @@
 # the working tree (no install).
 #
 # Parts, most valuable first, each under its own time limit so that one slow part cannot take
-# the others' time: the speed benchmark in bf16 with MFU (issue 18), the largest ladder rung in
-# bf16 (issue 17), the layer tests under JAX on the GPU, a small `tune` search.
-# Writes to $OUT: devices.txt, mixer_speed_gpu.md, ladder_gpu.csv (+ its learning curves),
-# layer_tests.log, tune.log, run.log.
+# the others' time: the speed benchmark in bf16 with MFU (issues 18, 29), the step profile (where
+# the step's time goes, issue 29), the layer tests under JAX on the GPU, a small `tune` search,
+# the embedding-table vocabulary benchmark (issue 26). `ladder` (the largest ladder rung in bf16,
+# issue 17) and `frappe` run when asked by name (PARTS=...).
+# Writes to $OUT: devices.txt, mixer_speed_gpu.md + gpu_speed.json, step_profile_gpu.md + .json,
+# layer_tests.log, tune.log, table_vocabulary_gpu.md + .json, run.log (and the ladder's files).
 # Rehearsed on CPU (same script, a venv without TensorFlow): benchmarks/gpu/README.md.
 set -uo pipefail
 OUT="${OUT:-/tmp/keras_unimixer_gpu}"
@@ -19,7 +21,7 @@ PYTHON="${PYTHON:-python3}"
 mkdir -p "$OUT"
 exec > >(tee "$OUT/run.log") 2>&1
 start=$(date +%s)
-PARTS="${PARTS:-speed,ladder,tests,tune}"  # a rerun may take fewer; `frappe` is asked by name
+PARTS="${PARTS:-speed,profile,tests,tune,vocabulary}"  # a rerun may take fewer
 part() { [[ ",$PARTS," == *",$1,"* ]]; }
 elapsed() { echo "$(($(date +%s) - start)) s"; }
 "$PYTHON" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
@@ -32,10 +34,16 @@ export XLA_PYTHON_CLIENT_PREALLOCATE=false TF_CPP_MIN_LOG_LEVEL=2 PYTHONUNBUFFER
 if "$PYTHON" -c "import tensorflow" 2>/dev/null; then echo "note: TensorFlow is importable here"; fi
 
 part speed && echo "=== mixer speed, mixed_bfloat16, with MFU ($(elapsed))" &&
-timeout "${SPEED_SECONDS:-190}" "$PYTHON" benchmarks/mixer_speed.py --dtype-policy mixed_bfloat16 \
+timeout "${SPEED_SECONDS:-170}" "$PYTHON" benchmarks/mixer_speed.py --dtype-policy mixed_bfloat16 \
   --peak-tflops "${GPU_PEAK_TFLOPS:-989}" --batch-size "${SPEED_BATCH:-8192}" --steps 5 \
   --mixers none,rankmixer,unimixer,unimixer_lite --tokens 16,32 --dims "${SPEED_DIMS:-256,1024}" \
-  --matmul-size "${MATMUL_SIZE:-8192}" --output "$OUT/mixer_speed_gpu.md" 2>&1 | tail -40
+  --matmul-size "${MATMUL_SIZE:-8192}" --output "$OUT/mixer_speed_gpu.md" \
+  --json "$OUT/gpu_speed.json" 2>&1 | tail -40
+
+part profile && echo "=== step profile, mixed_bfloat16 ($(elapsed))" &&
+timeout "${PROFILE_SECONDS:-70}" "$PYTHON" benchmarks/step_profile.py --dtype-policy mixed_bfloat16 \
+  --batch-size "${SPEED_BATCH:-8192}" --tokens 16 --dims "${PROFILE_DIMS:-1024}" \
+  --json "$OUT/step_profile_gpu.json" 2>&1 | grep "^|" | tee "$OUT/step_profile_gpu.md"
 
 if part ladder; then
 echo "=== the ladder's largest rung, bf16, the CPU ladder's budget ($(elapsed))"
@@ -87,6 +95,14 @@ timeout -s INT -k 15 "${TEST_SECONDS:-90}" "$PYTHON" -m pytest -q -p no:cachepro
   > "$OUT/layer_tests.log" 2>&1; part tests && tail -30 "$OUT/layer_tests.log"
 
 part tune && echo "=== a small tune (2 trials, synthetic data) ($(elapsed))" &&
-timeout "${TUNE_SECONDS:-60}" "$PYTHON" -m keras_unimixer tune --config tuning/synthetic_random.yaml \
+timeout "${TUNE_SECONDS:-50}" "$PYTHON" -m keras_unimixer tune --config tuning/synthetic_random.yaml \
   --output /tmp/keras_unimixer_tune --no-retrain --max-trials 2 2>&1 | tail -20 | tee "$OUT/tune.log"
+
+if part vocabulary; then
+echo "=== embedding tables: 10^6 and 10^8 buckets, rowwise_adagrad ($(elapsed))"
+timeout "${VOCABULARY_SECONDS:-70}" "$PYTHON" benchmarks/table_vocabulary.py --backends jax \
+  --buckets "${VOCABULARY_BUCKETS:-1000000,100000000}" --steps 30 2>&1 | grep "^|"
+cp runs/benchmarks/table_vocabulary.md "$OUT/table_vocabulary_gpu.md" 2>/dev/null
+cp runs/benchmarks/table_vocabulary.json "$OUT/table_vocabulary_gpu.json" 2>/dev/null
+fi
 echo "=== done in $(elapsed)"
