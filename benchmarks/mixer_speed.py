@@ -92,6 +92,20 @@ def matmul_gflops(size: int = 2048, repeats: int = 10, dtype: str = "float32") -
     return 2 * size**3 / statistics.median(times) / 1e9
 
 
+def add_allocator_argument(parser) -> None:
+    parser.add_argument(
+        "--allocator", default="reuse", choices=("reuse", "system"),
+        help="reuse: restart with glibc settings that reuse freed memory, as the command line"
+        " does (keras_unimixer.utils.allocator); system: the process's own settings",
+    )  # fmt: skip
+
+
+def apply_allocator(args) -> None:
+    """Restart with the allocator that reuses freed memory, unless `--allocator system`."""
+    if args.allocator == "reuse":
+        restart_reusing_freed_memory()
+
+
 def encoder_norm(mixer: str, norm: str) -> str:
     if norm == "native":
         return "siamese" if mixer.startswith("unimixer") else "post"
@@ -204,15 +218,10 @@ def main():
         help="also write one record per cell (mixer, tokens, dim, batch, dtype, step ms, MFU,"
         " device) to this path",
     )  # fmt: skip
-    parser.add_argument(
-        "--allocator", default="reuse", choices=("reuse", "system"),
-        help="reuse: restart with glibc settings that reuse freed memory, as the command line"
-        " does (keras_unimixer.utils.allocator); system: the process's own settings",
-    )  # fmt: skip
+    add_allocator_argument(parser)
     add_write_results(parser)
     args = parser.parse_args()
-    if args.allocator == "reuse":
-        restart_reusing_freed_memory()
+    apply_allocator(args)
     keras.config.set_dtype_policy(args.dtype_policy)
     compute_dtype = "bfloat16" if args.dtype_policy == "mixed_bfloat16" else "float32"
     mixers = args.mixers.split(",")

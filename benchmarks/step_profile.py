@@ -35,10 +35,15 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
-from mixer_speed import device_name, encoder_model  # noqa: E402
+from mixer_speed import (  # noqa: E402
+    add_allocator_argument,
+    apply_allocator,
+    device_name,
+    encoder_model,
+)
 from results_files import add_write_results, results_path  # noqa: E402
 
-from keras_unimixer.utils.allocator import allocator_setting, restart_reusing_freed_memory  # noqa: E402
+from keras_unimixer.utils.allocator import allocator_setting  # noqa: E402
 
 VARIANTS = ("full", "no norms", "no mixing", "sgd", "forward")
 
@@ -144,11 +149,10 @@ def main():
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--dtype-policy", default="float32", choices=("float32", "mixed_bfloat16"))
     parser.add_argument("--json", default=None, help="also write the records as JSON here")
-    parser.add_argument("--allocator", default="reuse", choices=("reuse", "system"))
+    add_allocator_argument(parser)
     add_write_results(parser)
     args = parser.parse_args()
-    if args.allocator == "reuse":
-        restart_reusing_freed_memory()
+    apply_allocator(args)
     keras.config.set_dtype_policy(args.dtype_policy)
     rng = np.random.default_rng(0)
     rows = []
