@@ -13,6 +13,9 @@ every process's devices, and `process_batches(data, split, global_batch_size)` g
 its own shard of the rows, `global_batch_size / n` rows per step, with the same number of steps
 in every process. `fit` assembles the processes' local batches into one global batch per step, so
 the run is the one-process run on those global batches (`tests/test_distribution.py`).
+`sharded_tables(features)` splits the embedding tables' rows over the same devices (each process
+then holds only its rows), and `gathered_weights(model)` gives the whole weights back on every
+process (e.g. to save the model from process 0).
 """
 
 from __future__ import annotations
@@ -191,21 +194,23 @@ def data_parallel(devices=None):
 @contextlib.contextmanager
 def sharded_tables(features, devices=None):
     """Build and train models inside this block to shard their embedding tables' rows over
-    `devices` (default: all local devices) and run the rest data-parallel (JAX).
+    `devices` (default: every device of the job) and run the rest data-parallel (JAX).
 
     One `keras.distribution.ModelParallel` over a one-axis device mesh: each `FeatureTokenizer`
     table `<feature>_embedding` is laid out `("batch", None)` (its rows split across the devices),
     every other variable is replicated, and each batch is split across the same devices. A table
     whose row count the number of devices does not divide stays replicated (JAX shards only even
     splits), and a warning names it. With `RowSparseTableOptimizer` tables the row-sparse step
-    runs on the sharded tables (XLA's SPMD partitioner places the gathers and scatters).
+    runs on the sharded tables (XLA's SPMD partitioner places the gathers and scatters). In a
+    multi-process job (`initialize_processes`) the devices are every process's, so each process
+    holds its share of the rows, and each passes its own batches (`process_batches`).
 
     TensorFlow: not supported (raises). `tf.distribute.MirroredStrategy` (`data_parallel`)
     replicates tables; sharding them needs a `ParameterServerStrategy` cluster, not set up here.
 
     Args:
         features: list of `FeatureSpec`. The model's features (their tables are named after them).
-        devices: list. The devices to use. Defaults to every local device.
+        devices: list. The devices to use. Defaults to every device of the job.
     """
     if keras.backend.backend() != "jax":
         raise ValueError(
@@ -229,10 +234,34 @@ def sharded_tables(features, devices=None):
             replicated, len(devices),
         )  # fmt: skip
     previous = keras.distribution.distribution()
-    keras.distribution.set_distribution(
-        keras.distribution.ModelParallel(layout_map=layout_map, batch_dim_name="batch")
-    )
+    parallel = keras.distribution.ModelParallel(layout_map=layout_map, batch_dim_name="batch")
+    parallel.auto_shard_dataset = process_index_and_count()[1] == 1  # as in data_parallel()
+    keras.distribution.set_distribution(parallel)
     try:
         yield layout_map
     finally:
         keras.distribution.set_distribution(previous)
+
+
+def gathered_weights(model) -> list:
+    """`model.get_weights()`, whole on every process, also where weights are split over processes.
+
+    In a multi-process JAX job a table sharded by `sharded_tables` spans devices that this process
+    cannot read, so `get_weights()` fails; here each process contributes its shards (a collective:
+    every process must call it). Outside such a job it is `model.get_weights()`.
+
+    Args:
+        model: a built Keras model.
+
+    Returns:
+        A list of numpy arrays, in `model.weights` order.
+    """
+    if process_index_and_count()[1] == 1:
+        return model.get_weights()
+    import numpy as np
+    from jax.experimental import multihost_utils
+
+    return [
+        np.asarray(multihost_utils.process_allgather(weight.value, tiled=True))
+        for weight in model.weights
+    ]

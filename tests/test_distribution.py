@@ -57,8 +57,10 @@ def _free_port() -> int:
 
 
 @pytest.mark.skipif(keras.backend.backend() != "jax", reason="JAX multi-process")
-def test_two_processes_train_like_one_process_on_the_same_global_batches(tmp_path):
-    """Two JAX processes (Gloo CPU collectives), each reading its own shard of the files."""
+@pytest.mark.parametrize("layout", ["replicated", "sharded"])
+def test_two_processes_train_like_one_process_on_the_same_global_batches(tmp_path, layout):
+    """Two JAX processes (Gloo CPU collectives), each reading its own shard of the files; with
+    `sharded`, each also holds half of every table's rows (row-sparse Adagrad tables)."""
     from tests.datasets.test_stream import big_toy
 
     big_toy(tmp_path, rows=3000, files=4)
@@ -68,7 +70,7 @@ def test_two_processes_train_like_one_process_on_the_same_global_batches(tmp_pat
     port = str(_free_port())
     workers = [
         subprocess.Popen(
-            [sys.executable, script, description, "process", str(index), "2", port],
+            [sys.executable, script, description, layout, "process", str(index), "2", port],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -81,7 +83,7 @@ def test_two_processes_train_like_one_process_on_the_same_global_batches(tmp_pat
         assert worker.returncode == 0, stderr[-3000:]
     results = [json.loads(out.strip().splitlines()[-1]) for out, _ in outputs]
     single = subprocess.run(
-        [sys.executable, script, description, "single", "2"],
+        [sys.executable, script, description, layout, "single", "2"],
         capture_output=True, text=True, env=environment, timeout=300,
     )  # fmt: skip
     assert single.returncode == 0, single.stderr[-3000:]
@@ -92,6 +94,15 @@ def test_two_processes_train_like_one_process_on_the_same_global_batches(tmp_pat
         np.testing.assert_allclose(result["loss"], expected["loss"], rtol=1e-5)
         np.testing.assert_allclose(result["checksum"], expected["checksum"], rtol=1e-5)
     assert expected["loss"][1] < expected["loss"][0]  # it trained
+    vocabulary = expected["vocabulary"]
+    assert expected["table_rows"] == {name: [size] for name, size in vocabulary.items()}
+    for result in results:  # each process holds its own rows only where the split is even
+        assert result["table_rows"] == {
+            name: [size // 2 if layout == "sharded" and size % 2 == 0 else size]
+            for name, size in vocabulary.items()
+        }
+    if layout == "sharded":
+        assert any(size % 2 == 0 for size in vocabulary.values()), vocabulary  # something split
 
 
 @pytest.mark.skipif(keras.backend.backend() != "jax", reason="JAX multi-process")

@@ -14,7 +14,7 @@ from keras_unimixer.features import (
     NUMERIC,
     features_from_config,
 )
-from keras_unimixer.layers.initializers import distinct
+from keras_unimixer.layers.initializers import RowChunked, distinct
 from keras_unimixer.layers.lookup import lookup
 from keras_unimixer.utils.validation import check_choice, check_positive_int
 
@@ -47,6 +47,8 @@ class FeatureTokenizer(keras.layers.Layer):
         mode: str. `"rankmixer"`, `"field"` or `"group"`. Defaults to `"rankmixer"`.
         project: bool. Project field tokens (`"field"` mode only). Defaults to `True`.
         embeddings_initializer: str. Initializer of the embedding tables. Defaults to `"uniform"`.
+            Tables of more than 2^20 rows are drawn 2^20 rows at a time (`RowChunked`), so that
+            the draw's temporaries stay small.
         embeddings_regularizer: regularizer of the embedding tables and numeric-feature weights
             (e.g. `keras.regularizers.L2(0.025)`, FuxiCTR's `embedding_regularizer: 0.05`). Defaults
             to `None`.
@@ -156,7 +158,7 @@ class FeatureTokenizer(keras.layers.Layer):
                     self.add_weight(
                         name=f"{spec.name}_embedding",
                         shape=(spec.vocabulary_size, self.embedding_dim),
-                        initializer=distinct(self.embeddings_initializer, index),
+                        initializer=RowChunked(distinct(self.embeddings_initializer, index)),
                         regularizer=self.embeddings_regularizer,
                     ),
                 )

@@ -4,7 +4,7 @@ import pytest
 
 from keras_unimixer import layers
 from keras_unimixer.datasets import FeatureSpec
-from keras_unimixer.layers.initializers import StackedIdentity, distinct
+from keras_unimixer.layers.initializers import RowChunked, StackedIdentity, distinct
 from keras_unimixer.layers.mixing import HeterogeneousAttention
 
 
@@ -65,3 +65,57 @@ def test_embedding_tables_of_equal_shape_start_different():
         tokenizer.build({spec.name: (None,) for spec in specs})
         tables = _values(getattr(tokenizer, f"f{i}_embedding") for i in range(3))
         assert not np.allclose(tables[0], tables[1]) and not np.allclose(tables[1], tables[2])
+
+
+@pytest.mark.parametrize(
+    "base, check",
+    [
+        (keras.initializers.RandomUniform(-0.5, 0.5, seed=3),
+         lambda v: v.min() >= -0.5 and v.max() <= 0.5 and abs(v.mean()) < 0.02
+         and abs(v.std() - 1 / np.sqrt(12)) < 0.01),
+        (keras.initializers.RandomNormal(stddev=2.0, seed=3),
+         lambda v: abs(v.mean()) < 0.05 and abs(v.std() - 2.0) < 0.03),
+        (keras.initializers.TruncatedNormal(stddev=1.0, seed=3),
+         lambda v: np.abs(v).max() <= 2.0 and abs(v.std() - 0.88) < 0.02),
+    ],
+)  # fmt: skip
+def test_row_chunked_draws_each_block_from_the_initializers_distribution(base, check):
+    table = keras.ops.convert_to_numpy(RowChunked(base, chunk_rows=1000)((10_500, 2)))
+    assert table.shape == (10_500, 2) and table.dtype == np.float32
+    assert check(table)
+    blocks = [table[start : start + 1000] for start in range(0, 10_500, 1000)]
+    assert blocks[-1].shape == (500, 2)  # the last, partial block is written too
+    for i in range(len(blocks) - 1):  # each block has its own draws
+        rows = len(blocks[i + 1])
+        assert not np.allclose(blocks[i][:rows], blocks[i + 1])
+    again = keras.ops.convert_to_numpy(RowChunked(base, chunk_rows=1000)((10_500, 2)))
+    np.testing.assert_array_equal(again, table)  # the same seed: the same table
+
+
+def test_row_chunked_draws_small_tables_and_other_initializers_whole():
+    uniform = keras.initializers.RandomUniform(seed=5)
+    np.testing.assert_array_equal(
+        keras.ops.convert_to_numpy(RowChunked(uniform, chunk_rows=8)((8, 3))),
+        keras.ops.convert_to_numpy(uniform((8, 3))),
+    )  # at most chunk_rows rows: the initializer's own values
+    glorot = keras.initializers.GlorotUniform(seed=5)  # its scale depends on the whole shape
+    np.testing.assert_array_equal(
+        keras.ops.convert_to_numpy(RowChunked(glorot, chunk_rows=8)((40, 3))),
+        keras.ops.convert_to_numpy(glorot((40, 3))),
+    )
+    restored = RowChunked.from_config(RowChunked("uniform", chunk_rows=16).get_config())
+    assert restored.chunk_rows == 16
+    assert isinstance(restored.initializer, keras.initializers.RandomUniform)
+    with pytest.raises(ValueError, match="chunk_rows"):
+        RowChunked("uniform", chunk_rows=0)
+
+
+def test_tokenizer_tables_above_a_million_rows_are_drawn_in_blocks():
+    specs = [FeatureSpec("big", "categorical", 2**20 + 5), FeatureSpec("small", "categorical", 9)]
+    keras.utils.set_random_seed(1)
+    tokenizer = layers.FeatureTokenizer(specs, 2, token_dim=2, mode="field", project=False)
+    tokenizer.build({spec.name: (None,) for spec in specs})
+    big = keras.ops.convert_to_numpy(tokenizer.big_embedding)
+    assert big.shape == (2**20 + 5, 2) and np.abs(big).max() <= 0.05  # "uniform": [-0.05, 0.05]
+    assert not np.allclose(big[: 2**20][:5], big[2**20 :])  # the last block is its own draw
+    assert abs(big.std() - 0.1 / np.sqrt(12)) < 1e-3
