@@ -57,20 +57,20 @@ def _free_port() -> int:
 
 
 @pytest.mark.skipif(keras.backend.backend() != "jax", reason="JAX multi-process")
-@pytest.mark.parametrize("layout", ["replicated", "sharded"])
-def test_two_processes_train_like_one_process_on_the_same_global_batches(tmp_path, layout):
-    """Two JAX processes (Gloo CPU collectives), each reading its own shard of the files; with
-    `sharded`, each also holds half of every table's rows (row-sparse Adagrad tables)."""
+def test_two_processes_train_like_one_process_on_the_same_global_batches(tmp_path):
+    """Two JAX processes (Gloo CPU collectives), each reading its own shard of the files: first
+    data-parallel (`replicated`), then (`sharded`) with each holding half of every table's rows
+    and row-sparse Adagrad on the tables."""
     from tests.datasets.test_stream import big_toy
 
     big_toy(tmp_path, rows=3000, files=4)
     description = str(tmp_path / "toy.json")
     script = str(ROOT / "tests" / "multi_process_check.py")
     environment = {**os.environ, "KERAS_BACKEND": "jax", "PYTHONPATH": str(ROOT)}
-    port = str(_free_port())
+    port, layouts = str(_free_port()), "replicated,sharded"
     workers = [
         subprocess.Popen(
-            [sys.executable, script, description, layout, "process", str(index), "2", port],
+            [sys.executable, script, description, layouts, "process", str(index), "2", port],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -81,28 +81,31 @@ def test_two_processes_train_like_one_process_on_the_same_global_batches(tmp_pat
     outputs = [worker.communicate(timeout=300) for worker in workers]
     for worker, (_, stderr) in zip(workers, outputs, strict=True):
         assert worker.returncode == 0, stderr[-3000:]
-    results = [json.loads(out.strip().splitlines()[-1]) for out, _ in outputs]
+    reports = [json.loads(out.strip().splitlines()[-1]) for out, _ in outputs]
     single = subprocess.run(
-        [sys.executable, script, description, layout, "single", "2"],
+        [sys.executable, script, description, layouts, "single", "2"],
         capture_output=True, text=True, env=environment, timeout=300,
     )  # fmt: skip
     assert single.returncode == 0, single.stderr[-3000:]
-    expected = json.loads(single.stdout.strip().splitlines()[-1])
-    assert [r["devices"] for r in results] == [2, 2] and expected["devices"] == 1
-    assert results[0]["steps"] == results[1]["steps"] == expected["steps"] >= 30
-    for result in results:
-        np.testing.assert_allclose(result["loss"], expected["loss"], rtol=1e-5)
-        np.testing.assert_allclose(result["checksum"], expected["checksum"], rtol=1e-5)
-    assert expected["loss"][1] < expected["loss"][0]  # it trained
-    vocabulary = expected["vocabulary"]
-    assert expected["table_rows"] == {name: [size] for name, size in vocabulary.items()}
-    for result in results:  # each process holds its own rows only where the split is even
-        assert result["table_rows"] == {
-            name: [size // 2 if layout == "sharded" and size % 2 == 0 else size]
-            for name, size in vocabulary.items()
-        }
-    if layout == "sharded":
-        assert any(size % 2 == 0 for size in vocabulary.values()), vocabulary  # something split
+    expected_reports = json.loads(single.stdout.strip().splitlines()[-1])
+    for layout in layouts.split(","):
+        results, expected = [report[layout] for report in reports], expected_reports[layout]
+        assert [r["devices"] for r in results] == [2, 2] and expected["devices"] == 1
+        assert results[0]["steps"] == results[1]["steps"] == expected["steps"] >= 30
+        for result in results:
+            np.testing.assert_allclose(result["loss"], expected["loss"], rtol=1e-5)
+            np.testing.assert_allclose(result["checksum"], expected["checksum"], rtol=1e-5)
+        assert expected["loss"][1] < expected["loss"][0]  # it trained
+        vocabulary = expected["vocabulary"]
+        assert expected["table_rows"] == {name: [size] for name, size in vocabulary.items()}
+        for result in results:  # each process holds its own rows only where the split is even
+            assert result["table_rows"] == {
+                name: [size // 2 if layout == "sharded" and size % 2 == 0 else size]
+                for name, size in vocabulary.items()
+            }
+    assert any(size % 2 == 0 for size in vocabulary.values()), vocabulary  # something was split
+    replicated, sharded = expected_reports["replicated"], expected_reports["sharded"]
+    assert replicated["loss"] != sharded["loss"]  # two different runs, not one reported twice
 
 
 @pytest.mark.skipif(keras.backend.backend() != "jax", reason="JAX multi-process")
