@@ -60,9 +60,14 @@ SEARCH_SPACE = {
 # setting of a small base model, the same 3 seeds each; the table gives the change in test AUC
 # paired by seed. (Small base: the full preset costs ~35 min a run on 2 CPU cores.)
 ABLATION_BASE = {
-    "norm": "post", "embedding_dim": 10, "token_dim": 20, "num_layers": 2, "pooling": "flatten",
-    "dropout": 0.2, "ffn_multiplier": 2,
-}  # fmt: skip
+    "norm": "post",
+    "embedding_dim": 10,
+    "token_dim": 20,
+    "num_layers": 2,
+    "pooling": "flatten",
+    "dropout": 0.2,
+    "ffn_multiplier": 2,
+}
 ABLATIONS = {
     "unimixer_lite": {
         "base (anneal 1 -> 0.05 over 4 epochs, random W_G, post-norm)": {},
@@ -92,11 +97,19 @@ BARS_TEST_AUC = {
     "finalmlp": 0.9861,
 }
 LABELS = {
-    "logistic_regression": "logistic regression", "dnn": "DNN", "deepfm": "DeepFM",
-    "dcnv2": "DCNv2", "finalmlp": "FinalMLP", "rankmixer": "RankMixer", "unimixer": "UniMixer",
-    "unimixer_lite": "UniMixer-Lite", "attention": "attention", "fm": "FM (Wukong-style)",
-    "hiformer": "HiFormer", "wukong": "Wukong",
-}  # fmt: skip
+    "logistic_regression": "logistic regression",
+    "dnn": "DNN",
+    "deepfm": "DeepFM",
+    "dcnv2": "DCNv2",
+    "finalmlp": "FinalMLP",
+    "rankmixer": "RankMixer",
+    "unimixer": "UniMixer",
+    "unimixer_lite": "UniMixer-Lite",
+    "attention": "attention",
+    "fm": "FM (Wukong-style)",
+    "hiformer": "HiFormer",
+    "wukong": "Wukong",
+}
 
 
 def sample_settings(count: int, seed: int = 2026) -> list[dict]:
@@ -120,9 +133,14 @@ def run_one(model: str, settings: dict, seed: int, output: str, data_dir: str | 
     from keras_unimixer.experiments.training import TrainConfig, train
 
     config = TrainConfig.from_protocol(
-        dataset="frappe_x1", model=model, data_dir=data_dir, seed=seed, output=output,
-        verbose=0, **settings,
-    )  # fmt: skip
+        dataset="frappe_x1",
+        model=model,
+        data_dir=data_dir,
+        seed=seed,
+        output=output,
+        verbose=0,
+        **settings,
+    )
     start = time.perf_counter()
     metrics = train(config)
     return {
@@ -268,8 +286,11 @@ def ablation_markdown(rows, command: str) -> str:
             if not group:
                 continue
             aucs = [r["test"]["auc"] for r in group]
-            changes = [r["test"]["auc"] - base[r["seed"]]["test"]["auc"] for r in group
-                       if r["seed"] in base]  # fmt: skip
+            changes = [
+                r["test"]["auc"] - base[r["seed"]]["test"]["auc"]
+                for r in group
+                if r["seed"] in base
+            ]
             change = "-" if not variant else _mean_std(changes)
             lines.append(
                 f"| {LABELS.get(model, model)} | {label} | {len(group)} | {_mean_std(aucs)} "

@@ -41,13 +41,18 @@ def write_data(folder: Path, rows: int, seed: int = 0) -> Path:
     lines = (f"{y}\t{u:x}\ta{a}" for y, u, a in zip(labels, uids, ads, strict=True))
     (folder / "data.tsv").write_text("\n".join(lines) + "\n")
     description = {
-        "name": "hashed_ids", "format": "tsv", "header": False,
-        "columns": ["label", "uid", "ad"], "files": ["data.tsv"],
+        "name": "hashed_ids",
+        "format": "tsv",
+        "header": False,
+        "columns": ["label", "uid", "ad"],
+        "files": ["data.tsv"],
         "split_fractions": [0.8, 0.1, 0.1],
         "labels": {"click": {"column": "label", "kind": "binary"}},
-        "features": {"uid": {"kind": "categorical", "hash_buckets": BUCKETS, "group": "user"},
-                     "ad": {"kind": "categorical", "group": "item"}},
-    }  # fmt: skip
+        "features": {
+            "uid": {"kind": "categorical", "hash_buckets": BUCKETS, "group": "user"},
+            "ad": {"kind": "categorical", "group": "item"},
+        },
+    }
     path = folder / "hashed_ids.json"
     path.write_text(json.dumps(description))
     return path
@@ -72,9 +77,16 @@ def main(argv=None):
     data = datasets.read_streaming_dataset(description)
     build_seconds = time.perf_counter() - start
     config = TrainConfig(
-        dataset=str(description), model="dnn", embedding_dim=4, hidden_units=(64,),
-        batch_size=4096, epochs=1, output=str(folder / "run"), overwrite=True, verbose=0,
-    )  # fmt: skip
+        dataset=str(description),
+        model="dnn",
+        embedding_dim=4,
+        hidden_units=(64,),
+        batch_size=4096,
+        epochs=1,
+        output=str(folder / "run"),
+        overwrite=True,
+        verbose=0,
+    )
     start = time.perf_counter()
     metrics = train(config, data=data)
     train_seconds = time.perf_counter() - start
@@ -82,16 +94,18 @@ def main(argv=None):
     auc = metrics["test"]["auc"]
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     command = "python benchmarks/hashed_ids.py " + " ".join(argv or sys.argv[1:])
-    text = "\n".join([
+    backend = keras.backend.backend()
+    lines = [
         f"Hashed ids, {datetime.date.today()}, {platform.machine()} {os.cpu_count()} CPUs, "
-        f"backend {keras.backend.backend()}; `KERAS_BACKEND={keras.backend.backend()} {command}`.",
+        f"backend {backend}; `KERAS_BACKEND={backend} {command}`.",
         "",
         "| rows | uid table rows | embedding params | dataset built (s) | train 1 epoch (s) "
         "| peak RSS MiB | test AUC |",
         "|---|---|---|---|---|---|---|",
         f"| {args.rows:,} | {sizes['uid']:,} | {metrics['parameters']['embedding']:,} "
         f"| {build_seconds:.1f} | {train_seconds:.1f} | {rss:,.0f} | {auc:.4f} |",
-    ]) + "\n"  # fmt: skip
+    ]
+    text = "\n".join(lines) + "\n"
     results_path("hashed_ids.md").write_text(text)
     print(text)
 

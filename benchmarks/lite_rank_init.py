@@ -24,20 +24,30 @@ INIT_STDDEV = 0.1 * (4 / 16) ** 0.25
 
 def main():
     config = LadderConfig(
-        dataset="synthetic_stream:vocabulary_size=2000", models=("unimixer_lite+rank16",),
-        sizes=("m",), epochs=1, batch_size=1024, max_examples=300_000, reference=None,
-    )  # fmt: skip
+        dataset="synthetic_stream:vocabulary_size=2000",
+        models=("unimixer_lite+rank16",),
+        sizes=("m",),
+        epochs=1,
+        batch_size=1024,
+        max_examples=300_000,
+        reference=None,
+    )
     rows = []
     for seed in (0, 1, 2):
         run = train_config(config, "unimixer_lite+rank16", "m", seed)
         run.mixing_options = {**run.mixing_options, "init_stddev": INIT_STDDEV}
         run.output = f"runs/rank16_init/seed{seed}"
         metrics = train(run, data=load_data(run))
-        rows.append({
-            "model": "unimixer_lite+rank16", "size": "m", "seed": seed,
-            "init_stddev": round(INIT_STDDEV, 4), "dense_params": metrics["parameters"]["dense"],
-            "test_auc": metrics["test"]["auc"],
-        })  # fmt: skip
+        rows.append(
+            {
+                "model": "unimixer_lite+rank16",
+                "size": "m",
+                "seed": seed,
+                "init_stddev": round(INIT_STDDEV, 4),
+                "dense_params": metrics["parameters"]["dense"],
+                "test_auc": metrics["test"]["auc"],
+            }
+        )
         print(rows[-1], flush=True)
     with open(results_path("scaling/synthetic_stream_rank16_init.csv"), "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]))

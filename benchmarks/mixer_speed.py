@@ -94,10 +94,12 @@ def matmul_gflops(size: int = 2048, repeats: int = 10, dtype: str = "float32") -
 
 def add_allocator_argument(parser) -> None:
     parser.add_argument(
-        "--allocator", default="reuse", choices=("reuse", "system"),
+        "--allocator",
+        default="reuse",
+        choices=("reuse", "system"),
         help="reuse: restart with glibc settings that reuse freed memory, as the command line"
         " does (keras_unimixer.utils.allocator); system: the process's own settings",
-    )  # fmt: skip
+    )
 
 
 def apply_allocator(args) -> None:
@@ -118,9 +120,13 @@ def encoder_model(
     inputs = keras.Input((num_tokens, token_dim))
     mixing = NoMixing() if mixer == "none" else make_mixing(mixer, num_tokens, token_dim)
     encoder = UniMixerEncoder(
-        num_layers=num_layers, mixing=mixing, ffn_multiplier=2, ffn_activation="swiglu",
-        norm=encoder_norm(mixer, norm), layout=layout,
-    )  # fmt: skip
+        num_layers=num_layers,
+        mixing=mixing,
+        ffn_multiplier=2,
+        ffn_activation="swiglu",
+        norm=encoder_norm(mixer, norm),
+        layout=layout,
+    )
     pooled = keras.layers.GlobalAveragePooling1D()(encoder(inputs))
     return keras.Model(inputs, keras.layers.Dense(1)(pooled))
 
@@ -158,13 +164,21 @@ def time_cell(args, mixers, num_tokens, token_dim, jit, rng):
     rows = []
     for (mixer, layout), model in models.items():
         flops = 3 * flops_per_example(model) * args.batch_size
-        rows.append({
-            "T": num_tokens, "D": token_dim, "mixer": mixer, "layout": layout,
-            "norm": encoder_norm(mixer, args.norm), "jit": "xla" if jit else "off",
-            "params": model.count_params(), "step_ms": 1e3 * seconds[(mixer, layout)],
-            "examples_per_s": args.batch_size / seconds[(mixer, layout)],
-            "flops": flops, "gflops": flops / seconds[(mixer, layout)] / 1e9,
-        })  # fmt: skip
+        rows.append(
+            {
+                "T": num_tokens,
+                "D": token_dim,
+                "mixer": mixer,
+                "layout": layout,
+                "norm": encoder_norm(mixer, args.norm),
+                "jit": "xla" if jit else "off",
+                "params": model.count_params(),
+                "step_ms": 1e3 * seconds[(mixer, layout)],
+                "examples_per_s": args.batch_size / seconds[(mixer, layout)],
+                "flops": flops,
+                "gflops": flops / seconds[(mixer, layout)] / 1e9,
+            }
+        )
     for row in rows:  # against RankMixer in the same layout
         reference = next(
             (r for r in rows if r["mixer"] == "rankmixer" and r["layout"] == row["layout"]), None
@@ -204,20 +218,25 @@ def main():
         "--jit-off-dims", default="64", help="D values also timed without XLA (TensorFlow)"
     )
     parser.add_argument(
-        "--dtype-policy", default="float32", choices=("float32", "mixed_bfloat16"),
+        "--dtype-policy",
+        default="float32",
+        choices=("float32", "mixed_bfloat16"),
         help="Keras dtype policy of the models (mixed_bfloat16 on GPUs)",
-    )  # fmt: skip
+    )
     parser.add_argument(
-        "--peak-tflops", type=float, default=None,
+        "--peak-tflops",
+        type=float,
+        default=None,
         help="the accelerator's peak TFLOP/s in the policy's dtype, for an MFU column",
-    )  # fmt: skip
+    )
     parser.add_argument("--output", default=None, help="results file (default: results/...)")
     parser.add_argument("--matmul-size", type=int, default=2048)
     parser.add_argument(
-        "--json", default=None,
+        "--json",
+        default=None,
         help="also write one record per cell (mixer, tokens, dim, batch, dtype, step ms, MFU,"
         " device) to this path",
-    )  # fmt: skip
+    )
     add_allocator_argument(parser)
     add_write_results(parser)
     args = parser.parse_args()
@@ -283,7 +302,7 @@ def write_json(rows, args, roofline):
             "matmul_roofline_gflops": roofline,
             "vs_rankmixer": r["vs_rankmixer"],
             "device": device_name(),
-        }  # fmt: skip
+        }
         for r in rows
     ]
     Path(args.json).write_text(json.dumps(records, indent=1) + "\n")
@@ -315,9 +334,14 @@ def auto_layout_lines(rows, roofline) -> list[str]:
     ]
     for r in picked:
         reference = next(
-            (q for q in picked if q["mixer"] == "rankmixer" and (q["T"], q["D"], q["jit"]) ==
-             (r["T"], r["D"], r["jit"])), None,
-        )  # fmt: skip
+            (
+                q
+                for q in picked
+                if q["mixer"] == "rankmixer"
+                and (q["T"], q["D"], q["jit"]) == (r["T"], r["D"], r["jit"])
+            ),
+            None,
+        )
         if reference is None or r is reference:
             continue
         ratio = r["step_ms"] / reference["step_ms"]

@@ -36,11 +36,15 @@ AUTHORS = {
     "rank": "full",
     "block_dropout": 0.1,
     "mixing_options": {
-        "normalization": "l2", "basis_coefficients": "raw", "transpose_tokens": True,
+        "normalization": "l2",
+        "basis_coefficients": "raw",
+        "transpose_tokens": True,
         "normalize_across_blocks": True,
     },
-    "weight_decay": 5e-5, "embedding_weight_decay": 0.01, "gradient_clip_norm": 10.0,
-}  # fmt: skip
+    "weight_decay": 5e-5,
+    "embedding_weight_decay": 0.01,
+    "gradient_clip_norm": 10.0,
+}
 VARIANTS = {
     "default": {},
     "mixing lr x10": {"mixing_options": {"learning_rate_multiplier": 10.0}},
@@ -49,18 +53,22 @@ VARIANTS = {
     "norm across blocks": {"mixing_options": {"normalize_across_blocks": True}},
     "full-rank W_G": {"rank": "full"},
     "block dropout 0.1": {"block_dropout": 0.1},
-    "AdamW + clip": {"weight_decay": 5e-5, "embedding_weight_decay": 0.01,
-                     "gradient_clip_norm": 10.0},
+    "AdamW + clip": {
+        "weight_decay": 5e-5,
+        "embedding_weight_decay": 0.01,
+        "gradient_clip_norm": 10.0,
+    },
     "all of the authors' choices": AUTHORS,
-}  # fmt: skip
+}
 
 
 def run_variant(name, settings, seed, data, output_root):
     config = TrainConfig(
-        model="unimixer_lite", seed=seed,
+        model="unimixer_lite",
+        seed=seed,
         output=str(Path(output_root) / f"{name.replace(' ', '_')}_{seed}"),
         **{**COMMON, **settings},
-    )  # fmt: skip
+    )
     metrics = train(config, data=data)
     history = metrics["history"]
     return {

@@ -34,10 +34,19 @@ from keras_unimixer.experiments.training import TrainConfig, train  # noqa: E402
 # One budget rule for all: same embeddings (16 per feature), same epochs and early stopping;
 # model widths chosen so that parameter counts are comparable (see the params column).
 COMMON = dict(
-    dataset="movielens", epochs=10, patience=2, batch_size=512, learning_rate=1e-3,
-    num_layers=2, num_tokens=8, token_dim=32, embedding_dim=16, ffn_multiplier=2,
-    hidden_units=(64,), verbose=0,
-)  # fmt: skip
+    dataset="movielens",
+    epochs=10,
+    patience=2,
+    batch_size=512,
+    learning_rate=1e-3,
+    num_layers=2,
+    num_tokens=8,
+    token_dim=32,
+    embedding_dim=16,
+    ffn_multiplier=2,
+    hidden_units=(64,),
+    verbose=0,
+)
 OVERRIDES = {
     "rankmixer": dict(ffn_multiplier=3),  # GELU FFN has 2 matrices to SwiGLU's 3
     "deepfm": dict(hidden_units=(256, 128)),
@@ -139,9 +148,11 @@ def main():
     parser.add_argument("--output", default="runs/benchmark_movielens")
     parser.add_argument("--data-dir", default=None)
     parser.add_argument(
-        "--mixing-options", type=json.loads, default=None,
+        "--mixing-options",
+        type=json.loads,
+        default=None,
         help='UniMixing / UniMixing-Lite options as JSON, e.g. {"symmetric": false}',
-    )  # fmt: skip
+    )
     parser.add_argument("--csv", default=None, help="results CSV (default: results/...)")
     add_write_results(parser)
     args = parser.parse_args()

@@ -40,8 +40,12 @@ HEADS = {
     "mmoe": {"heads": "mmoe", "num_experts": 4, "expert_units": (64,)},
     "ple": {"heads": "ple", "num_experts": 4, "expert_units": (64,)},
 }
-COLUMNS = (("click_auc", "click AUC"), ("click_uauc", "click UAUC"),
-           ("click_logloss", "click log loss"), ("rating_rmse", "rating RMSE"))  # fmt: skip
+COLUMNS = (
+    ("click_auc", "click AUC"),
+    ("click_uauc", "click UAUC"),
+    ("click_logloss", "click log loss"),
+    ("rating_rmse", "rating RMSE"),
+)
 
 
 def run(model, seeds, output_root, data_dir):
@@ -51,9 +55,12 @@ def run(model, seeds, output_root, data_dir):
         for heads, options in HEADS.items():
             settings = {**COMMON, **OVERRIDES.get(model, {}), **options}
             config = TrainConfig(
-                model=model, seed=seed, tasks=("click", "rating"),
-                output=str(Path(output_root) / f"{model}_{heads}_{seed}"), **settings,
-            )  # fmt: skip
+                model=model,
+                seed=seed,
+                tasks=("click", "rating"),
+                output=str(Path(output_root) / f"{model}_{heads}_{seed}"),
+                **settings,
+            )
             metrics = train(config, data=data)
             row = {"heads": heads, "seed": seed, "best_epoch": metrics["best_epoch"]}
             row.update({key: metrics["test"][key] for key, _ in COLUMNS})

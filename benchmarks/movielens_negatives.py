@@ -47,9 +47,11 @@ def run(model, seeds, output_root, data_dir):
         }
         for trained_on in MODES:
             config = TrainConfig(
-                model=model, seed=seed, **{**COMMON, **OVERRIDES.get(model, {})},
+                model=model,
+                seed=seed,
+                **{**COMMON, **OVERRIDES.get(model, {})},
                 output=str(Path(output_root) / f"{model}_{trained_on}_{seed}"),
-            )  # fmt: skip
+            )
             train(config, data=sampled[trained_on])
             trained = keras.saving.load_model(Path(config.output) / "model.keras")
             row = {"trained_on": trained_on, "seed": seed}

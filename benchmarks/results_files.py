@@ -17,9 +17,10 @@ FLAG = "--write-results"
 
 def add_write_results(parser) -> None:
     parser.add_argument(
-        FLAG, action="store_true",
+        FLAG,
+        action="store_true",
         help="rewrite the committed file in benchmarks/results/ (default: runs/benchmarks/)",
-    )  # fmt: skip
+    )
 
 
 def results_path(name: str, write_results: bool | None = None) -> Path:

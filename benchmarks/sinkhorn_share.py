@@ -87,24 +87,34 @@ def measure(mixer, num_tokens, token_dim, batch_size, steps, rng, rounds=10) -> 
         "live": model_for(mixer, num_tokens, token_dim, sinkhorn_iterations=rounds),
         "frozen": model_for(mixer, num_tokens, token_dim, sinkhorn_iterations=rounds),
         "no_balancing": model_for(
-            mixer, num_tokens, token_dim, sinkhorn_iterations=rounds,
+            mixer,
+            num_tokens,
+            token_dim,
+            sinkhorn_iterations=rounds,
             mixing_options={"sinkhorn_max_iterations": 0},
         ),
-    }  # fmt: skip
+    }
     with frozen_mixing_weights(models["frozen"]):
         seconds = interleaved_step_seconds(models, inputs, targets, steps)
     zeros = np.zeros((1, 1), "float32")
-    alone = interleaved_step_seconds({"alone": constraints_model(models["live"])}, zeros, zeros,
-                                     steps)["alone"]  # fmt: skip
+    alone = interleaved_step_seconds(
+        {"alone": constraints_model(models["live"])}, zeros, zeros, steps
+    )["alone"]
     live = seconds["live"]
     return {
-        "mixer": mixer, "T": num_tokens, "D": token_dim, "batch": batch_size, "rounds": rounds,
-        "live_ms": 1e3 * live, "frozen_ms": 1e3 * seconds["frozen"],
+        "mixer": mixer,
+        "T": num_tokens,
+        "D": token_dim,
+        "batch": batch_size,
+        "rounds": rounds,
+        "live_ms": 1e3 * live,
+        "frozen_ms": 1e3 * seconds["frozen"],
         "no_balancing_ms": 1e3 * seconds["no_balancing"],
-        "alone_ms": 1e3 * alone, "alone_share": alone / live,
+        "alone_ms": 1e3 * alone,
+        "alone_share": alone / live,
         "frozen_share": (live - seconds["frozen"]) / live,
         "balancing_share": (live - seconds["no_balancing"]) / live,
-    }  # fmt: skip
+    }
 
 
 def main(argv=None):

@@ -55,9 +55,13 @@ def _identity_norm(self, inputs):
 def variant_model(variant: str, mixer: str, num_tokens: int, token_dim: int, num_layers: int):
     """The compiled encoder of `variant` (`no norms` takes effect where the caller traces it)."""
     model = encoder_model(
-        "none" if variant == "no mixing" else mixer, num_tokens, token_dim, num_layers, "post",
+        "none" if variant == "no mixing" else mixer,
+        num_tokens,
+        token_dim,
+        num_layers,
+        "post",
         "token_major",
-    )  # fmt: skip
+    )
     model.compile(optimizer="sgd" if variant == "sgd" else "adam", loss="mse")
     return model
 
@@ -96,12 +100,19 @@ def profile_cell(args, mixer, num_tokens, token_dim, rng) -> list[dict]:
     rows = []
     for variant in VARIANTS:
         seconds = statistics.median(times[variant])
-        rows.append({
-            "mixer": mixer, "tokens": num_tokens, "dim": token_dim, "batch": args.batch_size,
-            "dtype": args.dtype_policy, "variant": variant, "step_ms": 1e3 * seconds,
-            "share_removed": (full - seconds) / full if variant != "full" else None,
-            "device": device_name(),
-        })  # fmt: skip
+        rows.append(
+            {
+                "mixer": mixer,
+                "tokens": num_tokens,
+                "dim": token_dim,
+                "batch": args.batch_size,
+                "dtype": args.dtype_policy,
+                "variant": variant,
+                "step_ms": 1e3 * seconds,
+                "share_removed": (full - seconds) / full if variant != "full" else None,
+                "device": device_name(),
+            }
+        )
     return rows
 
 
@@ -161,8 +172,11 @@ def main():
             for token_dim in [int(d) for d in args.dims.split(",")]:
                 for row in profile_cell(args, mixer, num_tokens, token_dim, rng):
                     rows.append(row)
-                    print(f"{mixer} T={num_tokens} D={token_dim} {row['variant']:10s} "
-                          f"{row['step_ms']:8.1f} ms", flush=True)  # fmt: skip
+                    print(
+                        f"{mixer} T={num_tokens} D={token_dim} {row['variant']:10s} "
+                        f"{row['step_ms']:8.1f} ms",
+                        flush=True,
+                    )
     write(rows, args)
 
 

@@ -117,10 +117,16 @@ def main(argv=None):
         environment = {**os.environ, "KERAS_BACKEND": os.environ.get("KERAS_BACKEND", "jax")}
         output = subprocess.run(
             [sys.executable, __file__, "--measure", str(directory)],
-            capture_output=True, text=True, env=environment, check=True,
-        ).stdout  # fmt: skip
-        result = {"rows": rows, "file_mib": path.stat().st_size / 2**20,
-                  **json.loads(output.strip().splitlines()[-1])}  # fmt: skip
+            capture_output=True,
+            text=True,
+            env=environment,
+            check=True,
+        ).stdout
+        result = {
+            "rows": rows,
+            "file_mib": path.stat().st_size / 2**20,
+            **json.loads(output.strip().splitlines()[-1]),
+        }
         print(json.dumps(result), flush=True)
         results.append(result)
     lines = [

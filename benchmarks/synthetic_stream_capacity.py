@@ -45,26 +45,36 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def run_one(model, size, rows, seed, output, batch_size, tables=None, tables_lr=None):
     ladder = LadderConfig(
-        dataset="synthetic_stream", models=(model,), sizes=tuple(SIZES), seeds=(seed,), epochs=1,
-        batch_size=batch_size, max_examples=rows,
+        dataset="synthetic_stream",
+        models=(model,),
+        sizes=tuple(SIZES),
+        seeds=(seed,),
+        epochs=1,
+        batch_size=batch_size,
+        max_examples=rows,
         output=str(output / f"{size}_{rows}_seed{seed}_{tables or 'adam'}"),
-    )  # fmt: skip
+    )
     config = train_config(ladder, model, size, seed)
     config.embedding_optimizer, config.embedding_learning_rate = tables, tables_lr
     data = load_data(config)
     start = time.monotonic()
     metrics = train(config, data=data)
     return {
-        "model": model, "size": size, "rows": rows, "seed": seed,
-        "backend": keras.backend.backend(), "table_optimizer": tables or "adam",
+        "model": model,
+        "size": size,
+        "rows": rows,
+        "seed": seed,
+        "backend": keras.backend.backend(),
+        "table_optimizer": tables or "adam",
         "table_learning_rate": tables_lr,
-        "test_auc": metrics["test"]["auc"], "test_logloss": metrics["test"]["logloss"],
+        "test_auc": metrics["test"]["auc"],
+        "test_logloss": metrics["test"]["logloss"],
         "validation_auc": metrics["validation"]["auc"],
         "oracle_test_auc": data.report["oracle_test_auc"],
         "dense_params": metrics["parameters"]["dense"],
         "flops_per_example": metrics["flops_per_example"],
         "seconds": round(time.monotonic() - start, 1),
-    }  # fmt: skip
+    }
 
 
 def _key(row) -> tuple:
@@ -156,8 +166,16 @@ def main(argv=None):
             key = (args.model, tables or "adam", size, rows)
             if any(_key(r) == key and r["seed"] == seed for r in done):
                 continue
-            row = run_one(args.model, size, rows, seed, output, args.batch_size, tables,
-                          args.embedding_learning_rate)  # fmt: skip
+            row = run_one(
+                args.model,
+                size,
+                rows,
+                seed,
+                output,
+                args.batch_size,
+                tables,
+                args.embedding_learning_rate,
+            )
             print(row, flush=True)
             with open(log, "a") as handle:
                 handle.write(json.dumps(row) + "\n")

@@ -76,8 +76,11 @@ def run_cell(buckets: int, steps: int, batch_size: int, table_optimizer: str) ->
         model.fit(x, y, batch_size=batch_size, epochs=1, shuffle=False, verbose=0)
         timings.append(time.perf_counter() - start)
     seconds = sorted(timings)[len(timings) // 2]
-    slot_floats = {"rowwise_adagrad": buckets + 2, "adagrad": (buckets + 2) * WIDTH,
-                   "adam_dense": 2 * (buckets + 2) * WIDTH}.get(table_optimizer, 0)  # fmt: skip
+    slot_floats = {
+        "rowwise_adagrad": buckets + 2,
+        "adagrad": (buckets + 2) * WIDTH,
+        "adam_dense": 2 * (buckets + 2) * WIDTH,
+    }.get(table_optimizer, 0)
     return {
         "backend": keras.backend.backend(),
         "buckets": buckets,
@@ -109,9 +112,18 @@ def main(argv=None):
     results = []
     for backend in args.backends.split(","):
         for buckets in args.buckets.split(","):
-            command = [sys.executable, __file__, "--cell", f"{backend},{buckets}",
-                       "--steps", str(args.steps), "--batch-size", str(args.batch_size),
-                       "--table-optimizer", args.table_optimizer]  # fmt: skip
+            command = [
+                sys.executable,
+                __file__,
+                "--cell",
+                f"{backend},{buckets}",
+                "--steps",
+                str(args.steps),
+                "--batch-size",
+                str(args.batch_size),
+                "--table-optimizer",
+                args.table_optimizer,
+            ]
             environment = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3"}
             done = subprocess.run(command, capture_output=True, text=True, env=environment)
             lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]

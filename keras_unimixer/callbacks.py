@@ -232,9 +232,14 @@ class ValidationCurve(keras.callbacks.Callback):
     """
 
     def __init__(
-        self, validation, every_steps: int, batch_size: int, history: dict, steps_per_epoch: int,
+        self,
+        validation,
+        every_steps: int,
+        batch_size: int,
+        history: dict,
+        steps_per_epoch: int,
         first_step: int = 0,
-    ):  # fmt: skip
+    ):
         super().__init__()
         if every_steps < 1:
             raise ValueError(f"`every_steps` must be >= 1, got {every_steps}.")

@@ -120,8 +120,17 @@ class ProcessBatches(keras.utils.PyDataset):
         process: `(index, count)`; default: this process in the running job.
     """
 
-    def __init__(self, data, split, global_batch_size, labels=None, shuffle=False, seed=0,
-                 start_epoch=0, process=None):  # fmt: skip
+    def __init__(
+        self,
+        data,
+        split,
+        global_batch_size,
+        labels=None,
+        shuffle=False,
+        seed=0,
+        start_epoch=0,
+        process=None,
+    ):
         super().__init__()
         index, count = process or process_index_and_count()
         if global_batch_size % count:
@@ -131,9 +140,14 @@ class ProcessBatches(keras.utils.PyDataset):
             )
         self.local_batch_size = global_batch_size // count
         self.local = data.batches(
-            split, self.local_batch_size, labels=labels, shuffle=shuffle, seed=seed,
-            start_epoch=start_epoch, shard=(index, count),
-        )  # fmt: skip
+            split,
+            self.local_batch_size,
+            labels=labels,
+            shuffle=shuffle,
+            seed=seed,
+            start_epoch=start_epoch,
+            shard=(index, count),
+        )
         # Every process counts every shard's rows (one read each), so all agree on the steps.
         shard_rows = [
             self.local.num_rows if i == index else data.batches(split, 1, shard=(i, count)).num_rows
@@ -231,8 +245,9 @@ def sharded_tables(features, devices=None):
     if replicated:
         logger.warning(
             "Tables of %s stay replicated: their row counts are not divisible by %d devices.",
-            replicated, len(devices),
-        )  # fmt: skip
+            replicated,
+            len(devices),
+        )
     previous = keras.distribution.distribution()
     parallel = keras.distribution.ModelParallel(layout_map=layout_map, batch_dim_name="batch")
     parallel.auto_shard_dataset = process_index_and_count()[1] == 1  # as in data_parallel()

@@ -47,9 +47,13 @@ class SplitOptimizer(keras.optimizers.Optimizer):
     """
 
     def __init__(
-        self, dense_optimizer, table_optimizer, name="split_optimizer", global_clipnorm=None,
+        self,
+        dense_optimizer,
+        table_optimizer,
+        name="split_optimizer",
+        global_clipnorm=None,
         **kwargs,
-    ):  # fmt: skip
+    ):
         kwargs.pop("learning_rate", None)
         super().__init__(learning_rate=0.0, name=name, global_clipnorm=global_clipnorm, **kwargs)
         self.dense_optimizer = keras.optimizers.get(dense_optimizer)

@@ -325,9 +325,15 @@ def _row_sparse_train_step(self, state, data):
         }
         with gathered_rows(mapping):
             return self.compute_loss_and_updates(
-                values, non_trainable, metrics_variables, x, y, sample_weight,
-                training=True, optimizer_variables=optimizer_variables,
-            )  # fmt: skip
+                values,
+                non_trainable,
+                metrics_variables,
+                x,
+                y,
+                sample_weight,
+                training=True,
+                optimizer_variables=optimizer_variables,
+            )
 
     dense_values = [value for i, value in enumerate(trainable) if i not in table_indices]
     (_, aux), (dense_grads, row_grads) = jax.value_and_grad(loss_of, argnums=(0, 1), has_aux=True)(

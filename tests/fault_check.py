@@ -19,10 +19,19 @@ import keras
 from keras_unimixer.experiments import artifacts, training
 
 SETTINGS = dict(
-    dataset="synthetic", max_examples=4000, epochs=3, batch_size=128, learning_rate=1e-2,
-    num_layers=1, num_tokens=4, token_dim=8, embedding_dim=4, hidden_units=(8,), patience=5,
+    dataset="synthetic",
+    max_examples=4000,
+    epochs=3,
+    batch_size=128,
+    learning_rate=1e-2,
+    num_layers=1,
+    num_tokens=4,
+    token_dim=8,
+    embedding_dim=4,
+    hidden_units=(8,),
+    patience=5,
     verbose=0,
-)  # fmt: skip
+)
 
 
 def die():

@@ -63,8 +63,9 @@ def run(layout: str) -> dict:
     keras.utils.set_random_seed(0)
     sharded = layout == "sharded"
     with distribution.sharded_tables(data.features) if sharded else distribution.data_parallel():
-        model = models.RankingModel(data.features, mixer="rankmixer", num_layers=1, num_tokens=4,
-                                    token_dim=16)  # fmt: skip
+        model = models.RankingModel(
+            data.features, mixer="rankmixer", num_layers=1, num_tokens=4, token_dim=16
+        )
         tables = RowSparseTableOptimizer("adagrad", learning_rate=0.1)
         optimizer = SplitOptimizer(keras.optimizers.Adam(1e-2), tables) if sharded else None
         models.compile_ranking(model, ["click"], learning_rate=1e-2, optimizer=optimizer)
@@ -73,28 +74,40 @@ def run(layout: str) -> dict:
         if mode == "process":
             batches = distribution.process_batches(data, "train", GLOBAL_BATCH, **ARGS)
         else:
-            batches = GlobalBatches([
-                distribution.ProcessBatches(data, "train", GLOBAL_BATCH, process=(i, count),
-                                            **ARGS)
-                for i in range(count)
-            ])  # fmt: skip
+            batches = GlobalBatches(
+                [
+                    distribution.ProcessBatches(
+                        data, "train", GLOBAL_BATCH, process=(i, count), **ARGS
+                    )
+                    for i in range(count)
+                ]
+            )
         history = model.fit(batches, epochs=2, verbose=0)
     weights = distribution.gathered_weights(model)
     checksum = float(sum(np.abs(np.asarray(w, dtype=np.float64)).sum() for w in weights))
-    tokenizer = next(layer for layer in model._flatten_layers()
-                     if isinstance(layer, FeatureTokenizer))  # fmt: skip
+    tokenizer = next(
+        layer for layer in model._flatten_layers() if isinstance(layer, FeatureTokenizer)
+    )
     table_rows = {
-        spec.name: sorted({int(shard.data.shape[0])
-                           for shard in getattr(tokenizer, f"{spec.name}_embedding").value
-                           .addressable_shards})
-        for spec in data.features if spec.kind != "numeric"
-    }  # fmt: skip
+        spec.name: sorted(
+            {
+                int(shard.data.shape[0])
+                for shard in getattr(tokenizer, f"{spec.name}_embedding").value.addressable_shards
+            }
+        )
+        for spec in data.features
+        if spec.kind != "numeric"
+    }
     return {
-        "loss": history.history["loss"], "checksum": checksum, "steps": len(batches),
-        "devices": len(keras.distribution.list_devices()), "table_rows": table_rows,
-        "vocabulary": {spec.name: spec.vocabulary_size for spec in data.features
-                       if spec.kind != "numeric"},
-    }  # fmt: skip
+        "loss": history.history["loss"],
+        "checksum": checksum,
+        "steps": len(batches),
+        "devices": len(keras.distribution.list_devices()),
+        "table_rows": table_rows,
+        "vocabulary": {
+            spec.name: spec.vocabulary_size for spec in data.features if spec.kind != "numeric"
+        },
+    }
 
 
 data = datasets.read_streaming_dataset(description)

@@ -24,10 +24,30 @@ from keras_unimixer.experiments import cli  # noqa: E402
 
 # The command line, as a user on such a machine runs it (every subcommand's parser is built).
 cli.main(
-    ["train", "--output", sys.argv[1], "--max-examples", "4000", "--epochs", "2",
-     "--batch-size", "128", "--num-layers", "1", "--num-tokens", "4", "--token-dim", "8",
-     "--embedding-dim", "4", "--hidden-units", "8", "--verbose", "0"]
-)  # fmt: skip
+    [
+        "train",
+        "--output",
+        sys.argv[1],
+        "--max-examples",
+        "4000",
+        "--epochs",
+        "2",
+        "--batch-size",
+        "128",
+        "--num-layers",
+        "1",
+        "--num-tokens",
+        "4",
+        "--token-dim",
+        "8",
+        "--embedding-dim",
+        "4",
+        "--hidden-units",
+        "8",
+        "--verbose",
+        "0",
+    ]
+)
 with open(f"{sys.argv[1]}/metrics.json") as handle:
     metrics = json.load(handle)
 # The serving spec needs no TensorFlow; an exporter names the extra that brings it.

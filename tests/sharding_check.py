@@ -51,10 +51,11 @@ def train(sharded: bool, weights=None):
     scope = distribution.sharded_tables(FEATURES) if sharded else contextlib.nullcontext()
     with scope:
         inputs = {
-            spec.name: keras.Input((), dtype="float32" if spec.kind == "numeric" else "int32",
-                                   name=spec.name)
+            spec.name: keras.Input(
+                (), dtype="float32" if spec.kind == "numeric" else "int32", name=spec.name
+            )
             for spec in FEATURES
-        }  # fmt: skip
+        }
         tokens = FeatureTokenizer(FEATURES, 8, token_dim=16, num_tokens=4, name="tokenizer")(inputs)
         hidden = keras.layers.Dense(32, activation="relu")(keras.layers.Flatten()(tokens))
         model = keras.Model(inputs, keras.layers.Dense(1)(hidden))

@@ -17,8 +17,11 @@ def test_data_parallel_on_two_virtual_devices_matches_one_device(mixer):
     environment = {**os.environ, "KERAS_BACKEND": keras.backend.backend()}
     result = subprocess.run(
         [sys.executable, str(ROOT / "tests" / "distribution_check.py"), mixer],
-        capture_output=True, text=True, env=environment, cwd=ROOT,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        env=environment,
+        cwd=ROOT,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     losses = json.loads(result.stdout.strip().splitlines()[-1])
     assert losses["devices"] == 2
@@ -35,8 +38,11 @@ def test_tables_sharded_over_virtual_devices_train_like_one_device(num_devices):
     environment = {**os.environ, "KERAS_BACKEND": "jax"}
     result = subprocess.run(
         [sys.executable, str(ROOT / "tests" / "sharding_check.py"), str(num_devices)],
-        capture_output=True, text=True, env=environment, cwd=ROOT,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        env=environment,
+        cwd=ROOT,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads(result.stdout.strip().splitlines()[-1])
     np.testing.assert_allclose(report["sharded"], report["single"], rtol=1e-5)
@@ -75,7 +81,7 @@ def test_two_processes_train_like_one_process_on_the_same_global_batches(tmp_pat
             stderr=subprocess.PIPE,
             text=True,
             env=environment,
-        )  # fmt: skip
+        )
         for index in range(2)
     ]
     outputs = [worker.communicate(timeout=300) for worker in workers]
@@ -84,8 +90,11 @@ def test_two_processes_train_like_one_process_on_the_same_global_batches(tmp_pat
     reports = [json.loads(out.strip().splitlines()[-1]) for out, _ in outputs]
     single = subprocess.run(
         [sys.executable, script, description, layouts, "single", "2"],
-        capture_output=True, text=True, env=environment, timeout=300,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        env=environment,
+        timeout=300,
+    )
     assert single.returncode == 0, single.stderr[-3000:]
     expected_reports = json.loads(single.stdout.strip().splitlines()[-1])
     for layout in layouts.split(","):

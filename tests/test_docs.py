@@ -16,8 +16,10 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_the_docs_and_api_reference_build_strictly(tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(tmp_path)],
-        cwd=ROOT, capture_output=True, text=True,
-    )  # fmt: skip
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     reference = (tmp_path / "api" / "layers" / "index.html").read_text()
     for name in ("UniMixing", "UniMixingLite", "UniMixerEncoder", "register_mixer"):

@@ -14,8 +14,13 @@ pytestmark = pytest.mark.backend_independent  # once, in the JAX pass: shapes pr
 
 # Modules whose examples need an extra (TensorFlow-only export, Keras Tuner, TFRS) or are the
 # command line's.
-LEFT_OUT = ("keras_unimixer.export", "keras_unimixer.experiments.tuning", "keras_unimixer.tfrs",
-            "keras_unimixer.__main__", "keras_unimixer._startup")  # fmt: skip
+LEFT_OUT = (
+    "keras_unimixer.export",
+    "keras_unimixer.experiments.tuning",
+    "keras_unimixer.tfrs",
+    "keras_unimixer.__main__",
+    "keras_unimixer._startup",
+)
 
 
 def package_modules() -> list[str]:

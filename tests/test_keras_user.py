@@ -22,8 +22,11 @@ def _run_helper(action, kind, directory):
     environment = {**os.environ, "PYTHONPATH": str(HELPER.parents[1])}
     result = subprocess.run(
         [sys.executable, str(HELPER), action, kind, str(directory)],
-        capture_output=True, text=True, env=environment, timeout=300,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        env=environment,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     return result.stderr
 
@@ -55,9 +58,13 @@ def test_temperature_annealing_anneals_a_subclassed_model_fit_builds():
     model = keras_user_models.SubclassedRanker()
     model.compile("adam", "binary_crossentropy")
     history = model.fit(
-        features, labels, batch_size=64, epochs=2, verbose=0,
+        features,
+        labels,
+        batch_size=64,
+        epochs=2,
+        verbose=0,
         callbacks=[TemperatureAnnealing(start=2.0, end=0.05)],
-    )  # fmt: skip
+    )
     assert history.history["temperature"][-1] == pytest.approx(0.05)
     (variable,) = temperature_variables(model)
     assert float(keras.ops.convert_to_numpy(variable)) == pytest.approx(0.05)
@@ -82,5 +89,6 @@ def test_an_unbuilt_layer_with_no_temperature_is_not_annealed():
     model = keras.Sequential([keras.Input((2, 8)), layer, keras.layers.Flatten()])
     model.compile("adam", "mse")
     with pytest.raises(ValueError, match="found no layer with a temperature"):
-        model.fit(np.ones((4, 2, 8)), np.ones((4, 16)), verbose=0,
-                  callbacks=[TemperatureAnnealing()])  # fmt: skip
+        model.fit(
+            np.ones((4, 2, 8)), np.ones((4, 16)), verbose=0, callbacks=[TemperatureAnnealing()]
+        )

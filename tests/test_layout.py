@@ -48,9 +48,10 @@ def test_building_blocks_import_no_loader_and_no_application_module(subpackage):
 
 def test_the_library_imports_nothing_of_the_application():
     library = [
-        path for path in PACKAGE.rglob("*.py")
+        path
+        for path in PACKAGE.rglob("*.py")
         if not _forbidden(_module_name(path), APPLICATION) and path.name != "__init__.py"
-    ]  # fmt: skip
+    ]
     offenders = sorted(
         f"{path.relative_to(PACKAGE)} imports {module}"
         for path in library

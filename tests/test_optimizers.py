@@ -8,10 +8,14 @@ from keras_unimixer.table_optimizer import RowSparseTableOptimizer
 
 def tiny_model():
     keras.utils.set_random_seed(0)
-    return keras.Sequential([
-        keras.Input((3,), dtype="int32"), keras.layers.Embedding(10, 4), keras.layers.Flatten(),
-        keras.layers.Dense(1),
-    ])  # fmt: skip
+    return keras.Sequential(
+        [
+            keras.Input((3,), dtype="int32"),
+            keras.layers.Embedding(10, 4),
+            keras.layers.Flatten(),
+            keras.layers.Dense(1),
+        ]
+    )
 
 
 def data():

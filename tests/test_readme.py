@@ -25,9 +25,13 @@ def test_the_readme_quick_start_trains_saves_reloads_and_exports(tmp_path):
     script.write_text(code)
     environment = {**os.environ, "KERAS_BACKEND": keras.backend.backend()}
     result = subprocess.run(
-        [sys.executable, str(script)], capture_output=True, text=True, cwd=tmp_path,
-        env=environment, timeout=600,
-    )  # fmt: skip
+        [sys.executable, str(script)],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=environment,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     auc = float(re.search(r"test AUC ([0-9.]+)", result.stdout).group(1))
     assert 0.0 <= auc <= 1.0

@@ -107,9 +107,11 @@ def test_sgd_and_adagrad_equal_keras_dense_optimizers(rule, dense):
         np.add.at(full, ids, values)
         reference.apply([keras.ops.convert_to_tensor(full)], [dense_table])
     np.testing.assert_allclose(
-        keras.ops.convert_to_numpy(sparse_table), keras.ops.convert_to_numpy(dense_table),
-        rtol=1e-5, atol=1e-7,
-    )  # fmt: skip
+        keras.ops.convert_to_numpy(sparse_table),
+        keras.ops.convert_to_numpy(dense_table),
+        rtol=1e-5,
+        atol=1e-7,
+    )
 
 
 class DenseAdagrad(keras.optimizers.Adagrad):
@@ -174,8 +176,11 @@ def _tokenizer_model():
     from keras_unimixer.features import FeatureSpec
     from keras_unimixer.layers import FeatureTokenizer
 
-    features = [FeatureSpec("item", "categorical", ROWS), FeatureSpec("tags", "multi_categorical",
-                ROWS, max_length=3), FeatureSpec("price", "numeric")]  # fmt: skip
+    features = [
+        FeatureSpec("item", "categorical", ROWS),
+        FeatureSpec("tags", "multi_categorical", ROWS, max_length=3),
+        FeatureSpec("price", "numeric"),
+    ]
     inputs = {
         "item": keras.Input((), dtype="int32", name="item"),
         "tags": keras.Input((3,), dtype="int32", name="tags"),

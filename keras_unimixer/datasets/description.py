@@ -163,9 +163,17 @@ def _label(name: str, entry: dict, source) -> LabelDescription:
 def parse_description(values: dict, base: Path, source: str = "description") -> DatasetDescription:
     """Check a description's values and expand its file patterns relative to `base`."""
     known = {
-        "name", "format", "files", "features", "labels", "header", "columns", "split_fractions",
-        "split_seed", "user_feature",
-    }  # fmt: skip
+        "name",
+        "format",
+        "files",
+        "features",
+        "labels",
+        "header",
+        "columns",
+        "split_fractions",
+        "split_seed",
+        "user_feature",
+    }
     unknown = sorted(set(values) - known)
     if unknown:
         raise _problem(source, f"unknown keys {unknown}; valid: {sorted(known)}.")

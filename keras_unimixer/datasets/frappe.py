@@ -24,9 +24,18 @@ from keras_unimixer.datasets.schema import (
 )
 
 COLUMNS = [
-    "label", "user", "item", "daytime", "weekday", "isweekend", "homework", "cost", "weather",
-    "country", "city",
-]  # fmt: skip
+    "label",
+    "user",
+    "item",
+    "daytime",
+    "weekday",
+    "isweekend",
+    "homework",
+    "cost",
+    "weather",
+    "country",
+    "city",
+]
 GROUPS = {"user": "user", "item": "item"}  # every other field is "context"
 SPLIT_FILES = {"train": "train.csv", "validation": "valid.csv", "test": "test.csv"}
 LAYOUTS = {"bars": list(SPLIT_FILES.values())}

@@ -30,10 +30,26 @@ HOW_TO_GET = (
 )
 # Genre flags of u.item, in the order of GroupLens' u.genre.
 GROUPLENS_GENRES = [
-    "unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime", "Documentary",
-    "Drama", "Fantasy", "Film-Noir", "Horror", "Musical", "Mystery", "Romance", "Sci-Fi",
-    "Thriller", "War", "Western",
-]  # fmt: skip
+    "unknown",
+    "Action",
+    "Adventure",
+    "Animation",
+    "Children's",
+    "Comedy",
+    "Crime",
+    "Documentary",
+    "Drama",
+    "Fantasy",
+    "Film-Noir",
+    "Horror",
+    "Musical",
+    "Mystery",
+    "Romance",
+    "Sci-Fi",
+    "Thriller",
+    "War",
+    "Western",
+]
 AGE_BUCKETS = [18, 25, 35, 45, 50, 56]  # the MovieLens-1M age groups
 RATING_RANGE = (1.0, 5.0)
 
@@ -186,10 +202,17 @@ def load_movielens(data_dir=None, split: str = "random", seed: int = 42) -> RecD
         else time_split(np.asarray(timestamps))
     )
     groups = {
-        "user_id": "user", "age": "user", "gender": "user", "occupation": "user",
-        "zip_prefix": "user", "item_id": "item", "release_year": "item", "genres": "item",
-        "hour": "context", "weekday": "context",
-    }  # fmt: skip
+        "user_id": "user",
+        "age": "user",
+        "gender": "user",
+        "occupation": "user",
+        "zip_prefix": "user",
+        "item_id": "item",
+        "release_year": "item",
+        "genres": "item",
+        "hour": "context",
+        "weekday": "context",
+    }
     raw = [
         RawColumn(
             name, MULTI_CATEGORICAL if name == "genres" else CATEGORICAL, values, groups[name]

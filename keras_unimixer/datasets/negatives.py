@@ -70,9 +70,12 @@ def sample_negatives(
     weights /= weights.sum()
     users = data.user_feature
     train_pairs = set(
-        zip(train_features[users][train_positive], train_features[item_feature][train_positive],
-            strict=True)
-    )  # fmt: skip
+        zip(
+            train_features[users][train_positive],
+            train_features[item_feature][train_positive],
+            strict=True,
+        )
+    )
     splits, report = {}, {}
     for index, (split, (features, labels)) in enumerate(data.splits.items()):
         positive = labels[label] == 1
@@ -85,10 +88,7 @@ def sample_negatives(
         redraws = 0
         for _ in range(20):  # redraw items the user already has (rarely needed twice)
             clash = np.array(
-                [
-                    (u, i) in seen
-                    for u, i in zip(features[users][source], items[drawn], strict=True)
-                ]  # fmt: skip
+                [(u, i) in seen for u, i in zip(features[users][source], items[drawn], strict=True)]
             )
             if not clash.any():
                 break

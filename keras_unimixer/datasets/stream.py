@@ -105,9 +105,11 @@ class TableReader:
         )
         try:
             reader = csv.open_csv(
-                str(path), read_options=read_options, parse_options=parse_options,
+                str(path),
+                read_options=read_options,
+                parse_options=parse_options,
                 convert_options=convert_options,
-            )  # fmt: skip
+            )
             for batch in reader:
                 yield pa.Table.from_batches([batch])
         except (pa.ArrowInvalid, pa.ArrowKeyError) as error:
@@ -159,8 +161,10 @@ class TableReader:
                 parsed = tf.io.parse_example(serialized, spec)
                 yield self._tfrecord_table(path, parsed, int(serialized.shape[0]))
         except tf.errors.OpError as error:
-            raise ValueError(f"{path}: not a readable TFRecord file of tf.train.Example: "
-                             f"{error.message.splitlines()[0]}") from None  # fmt: skip
+            raise ValueError(
+                f"{path}: not a readable TFRecord file of tf.train.Example: "
+                f"{error.message.splitlines()[0]}"
+            ) from None
 
     def _tfrecord_spec(self, path: Path, first_record: bytes) -> dict:
         """Each column's stored type, from the first record (TFRecord files carry no schema)."""
@@ -197,8 +201,10 @@ class TableReader:
                 continue
             if (lengths > 1).any():
                 row = int(np.argmax(lengths > 1))
-                raise ValueError(f"{path}: record {row}: numeric column {column!r} holds "
-                                 f"{lengths[row]} values; expected one.")  # fmt: skip
+                raise ValueError(
+                    f"{path}: record {row}: numeric column {column!r} holds "
+                    f"{lengths[row]} values; expected one."
+                )
             dense = np.full(count, np.nan)
             dense[rows] = flat
             columns[column] = pa.array(dense, mask=lengths == 0)
@@ -302,9 +308,11 @@ def _fit(description: DatasetDescription, reader: TableReader):
         for feature in description.features:
             column = _chunk(table[feature.column])
             if feature.name in counts:
-                values = _split_lists(column, feature.separator)[1] if (
-                    feature.kind == MULTI_CATEGORICAL
-                ) else column  # fmt: skip
+                values = (
+                    _split_lists(column, feature.separator)[1]
+                    if (feature.kind == MULTI_CATEGORICAL)
+                    else column
+                )
                 counts[feature.name].add(values)
             elif feature.kind == NUMERIC:
                 values = _numeric(column, feature)
@@ -356,8 +364,10 @@ class StreamingDataset:
                 std = std if std > 0 else 1.0
                 self.statistics[feature.name] = (mean, std)
                 self.preprocessing[feature.name] = {
-                    "mean": mean, "std": std, "transform": feature.transform
-                }  # fmt: skip
+                    "mean": mean,
+                    "std": std,
+                    "transform": feature.transform,
+                }
                 self.features.append(FeatureSpec(feature.name, NUMERIC, 0, feature.group))
                 continue
             if feature.hash_buckets:
@@ -377,10 +387,13 @@ class StreamingDataset:
             self.vocabularies[feature.name] = vocabulary
             self.features.append(
                 FeatureSpec(
-                    feature.name, feature.kind, vocabulary.size, feature.group,
+                    feature.name,
+                    feature.kind,
+                    vocabulary.size,
+                    feature.group,
                     max_length=feature.max_length if feature.kind == MULTI_CATEGORICAL else 1,
                 )
-            )  # fmt: skip
+            )
 
     # -- encoding ------------------------------------------------------------------------------
 
@@ -485,16 +498,24 @@ class StreamingDataset:
     def splits(self) -> dict:
         return {split: self.arrays(split) for split in SPLITS}
 
-    def batches(self, split, batch_size, labels=None, shuffle=False, seed=0, start_epoch=0,
-                shard=None):  # fmt: skip
+    def batches(
+        self, split, batch_size, labels=None, shuffle=False, seed=0, start_epoch=0, shard=None
+    ):
         """Streamed `(features, labels)` batches of `split` for `fit` (see `StreamBatches`)."""
         return StreamBatches(
-            self, split, batch_size, list(labels or self.label_names), shuffle, seed,
-            start_epoch, shard,
-        )  # fmt: skip
+            self,
+            split,
+            batch_size,
+            list(labels or self.label_names),
+            shuffle,
+            seed,
+            start_epoch,
+            shard,
+        )
 
-    def tf_dataset(self, split, batch_size, labels=None, shuffle=False, seed=0, epochs=None,
-                   start_epoch=0):  # fmt: skip
+    def tf_dataset(
+        self, split, batch_size, labels=None, shuffle=False, seed=0, epochs=None, start_epoch=0
+    ):
         """A `tf.data` pipeline over the same streamed batches (epochs `start_epoch..epochs-1`)."""
         import tensorflow as tf
 
@@ -638,8 +659,9 @@ def _merge(features_list, labels_list, pending):
     parts_labels = ([pending[1]] if pending else []) + labels_list
     if not parts_labels:
         return pending
-    features = {name: np.concatenate([p[name] for p in parts_features]) for name in
-                parts_features[0]}  # fmt: skip
+    features = {
+        name: np.concatenate([p[name] for p in parts_features]) for name in parts_features[0]
+    }
     labels = {name: np.concatenate([p[name] for p in parts_labels]) for name in parts_labels[0]}
     return features, labels
 

@@ -77,9 +77,15 @@ class SyntheticStream:
     """
 
     def __init__(
-        self, train_rows=1_000_000, eval_rows=100_000, num_fields=24, vocabulary_size=100_000,
-        zipf=1.1, teacher_seed=0, seed=0,
-    ):  # fmt: skip
+        self,
+        train_rows=1_000_000,
+        eval_rows=100_000,
+        num_fields=24,
+        vocabulary_size=100_000,
+        zipf=1.1,
+        teacher_seed=0,
+        seed=0,
+    ):
         self.name = "synthetic_stream"
         self.teacher = Teacher(num_fields, vocabulary_size, seed=teacher_seed, zipf=zipf)
         self.rows = {"train": int(train_rows), "validation": int(eval_rows), "test": int(eval_rows)}
@@ -107,8 +113,10 @@ class SyntheticStream:
         ids = self.teacher.sample_ids(rng, rows)
         logits = self.teacher.logits(ids)
         labels = (rng.random(rows) < 1.0 / (1.0 + np.exp(-logits))).astype("float32")
-        features = {f.name: ids[:, i].astype("int32") + NUM_RESERVED_IDS
-                    for i, f in enumerate(self.features)}  # fmt: skip
+        features = {
+            f.name: ids[:, i].astype("int32") + NUM_RESERVED_IDS
+            for i, f in enumerate(self.features)
+        }
         return features, {"click": labels}, logits
 
     def num_blocks(self, split: str) -> int:
@@ -140,8 +148,9 @@ class SyntheticStream:
     def arrays(self, split, labels=None):
         if split not in self._arrays:
             blocks = [self.block(split, i) for i in range(self.num_blocks(split))]
-            features = {f.name: np.concatenate([b[0][f.name] for b in blocks])
-                        for f in self.features}  # fmt: skip
+            features = {
+                f.name: np.concatenate([b[0][f.name] for b in blocks]) for f in self.features
+            }
             clicks = np.concatenate([b[1]["click"] for b in blocks])
             self._oracle[split] = roc_auc(clicks, np.concatenate([b[2] for b in blocks]))
             self._arrays[split] = (features, {"click": clicks})
@@ -185,8 +194,10 @@ class SyntheticBatches(keras.utils.PyDataset):
                     {k: v[start : start + self.batch_size] for k, v in features.items()},
                     labels["click"][start : start + self.batch_size, None],
                 )
-            carry = ({k: v[full:] for k, v in features.items()},
-                     {k: v[full:] for k, v in labels.items()})  # fmt: skip
+            carry = (
+                {k: v[full:] for k, v in features.items()},
+                {k: v[full:] for k, v in labels.items()},
+            )
         if carry is not None and len(carry[1]["click"]):
             yield carry[0], carry[1]["click"][:, None]
 
@@ -209,8 +220,13 @@ class SyntheticBatches(keras.utils.PyDataset):
 
 
 # Options a dataset name may set: `synthetic_stream:vocabulary_size=2000,zipf=1.2`.
-STREAM_OPTIONS = {"vocabulary_size": int, "num_fields": int, "zipf": float, "eval_rows": int,
-                  "teacher_seed": int}  # fmt: skip
+STREAM_OPTIONS = {
+    "vocabulary_size": int,
+    "num_fields": int,
+    "zipf": float,
+    "eval_rows": int,
+    "teacher_seed": int,
+}
 
 
 def parse_stream_name(name: str) -> dict:

@@ -71,8 +71,9 @@ class ValueCounts:
         directory: where to spill; a temporary directory by default (removed by `close`).
     """
 
-    def __init__(self, max_values=DEFAULT_MEMORY_VALUES, partitions=DEFAULT_PARTITIONS,
-                 directory=None):  # fmt: skip
+    def __init__(
+        self, max_values=DEFAULT_MEMORY_VALUES, partitions=DEFAULT_PARTITIONS, directory=None
+    ):
         if max_values < 1:
             raise ValueError(f"`max_values` must be >= 1, got {max_values}.")
         if partitions < 1:
@@ -133,9 +134,8 @@ class ValueCounts:
             if self._pending:
                 self._spill()
             parts = (
-                _merge([pq.read_table(path) for path in files])
-                for files in self._partition_files()
-            )  # fmt: skip
+                _merge([pq.read_table(path) for path in files]) for files in self._partition_files()
+            )
         kept, below = [], 0
         for part in parts:
             frequent = pc.greater_equal(part["count"], min_count)

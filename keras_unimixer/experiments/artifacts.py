@@ -51,8 +51,9 @@ def run_lock(directory):
     try:
         import fcntl
     except ImportError:
-        logger.warning("No fcntl on this platform: %s is not locked against a second writer.",
-                       directory)  # fmt: skip
+        logger.warning(
+            "No fcntl on this platform: %s is not locked against a second writer.", directory
+        )
         yield
         return
     path = directory / LOCK_FILE
@@ -70,8 +71,9 @@ def run_lock(directory):
         handle.seek(0)
         stale = handle.read().strip()
         if stale and stale != str(os.getpid()):
-            logger.warning("Taking over the lock of process %s on %s, which no longer runs.",
-                           stale, directory)  # fmt: skip
+            logger.warning(
+                "Taking over the lock of process %s on %s, which no longer runs.", stale, directory
+            )
         _write_holder(handle, str(os.getpid()))
         try:
             yield

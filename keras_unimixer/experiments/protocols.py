@@ -31,9 +31,14 @@ _FRAPPE_MIXER = {
 # Each mixer's best of the same sampled settings by validation AUC (seed 0; benchmarks/results/
 # frappe_x1_search_h200_jax.jsonl, `benchmarks/frappe_x1.py search`); test AUC played no part.
 _WIDE_PRE_NORM = {
-    "norm": "pre", "embedding_dim": 32, "token_dim": 80, "num_layers": 2, "pooling": "mean",
-    "dropout": 0.1, "ffn_multiplier": 2,
-}  # fmt: skip
+    "norm": "pre",
+    "embedding_dim": 32,
+    "token_dim": 80,
+    "num_layers": 2,
+    "pooling": "mean",
+    "dropout": 0.1,
+    "ffn_multiplier": 2,
+}
 _FRAPPE_MODELS = {
     "logistic_regression": {},
     "dnn": {**_BARS_MLP, "dropout": 0.2},
@@ -49,7 +54,7 @@ _FRAPPE_MODELS = {
         "pooling": "flatten",
         "dropout": 0.1,
         "ffn_multiplier": 4,
-    },  # fmt: skip
+    },
     "unimixer": {**_FRAPPE_MIXER, **_WIDE_PRE_NORM},
     "rankmixer": {**_FRAPPE_MIXER, **_WIDE_PRE_NORM},
     "attention": {**_FRAPPE_MIXER, **_WIDE_PRE_NORM},

@@ -242,9 +242,12 @@ def load_data(config: TrainConfig) -> Dataset:
     if config.negatives:
         # Implicit feedback: the first task's positives, plus sampled negatives per positive.
         data = datasets.sample_negatives(
-            data, config.negatives, config.negative_sampling, label=config.tasks[0],
+            data,
+            config.negatives,
+            config.negative_sampling,
+            label=config.tasks[0],
             seed=config.seed,
-        )  # fmt: skip
+        )
     return data
 
 
@@ -256,9 +259,7 @@ def build(config: TrainConfig, features, kinds=None):
         model = models.build_model(
             config.model, features, tasks=list(config.tasks), **_model_options(config)
         )
-    models.compile_ranking(
-        model, list(config.tasks), optimizer=_optimizer(config), kinds=kinds
-    )  # fmt: skip
+    models.compile_ranking(model, list(config.tasks), optimizer=_optimizer(config), kinds=kinds)
     return model
 
 
@@ -629,9 +630,14 @@ def _fit_stage(
             min_delta=1e-6,
         )
     checkpoint = RunCheckpoint(
-        checkpoint_dir, early_stopping, history, stage, lr_schedule,
-        best_checkpoint=state.get("best_checkpoint") if state else None, run_id=run_id,
-    )  # fmt: skip
+        checkpoint_dir,
+        early_stopping,
+        history,
+        stage,
+        lr_schedule,
+        best_checkpoint=state.get("best_checkpoint") if state else None,
+        run_id=run_id,
+    )
     callbacks = [validation, early_stopping]
     if mixing_layers(model):  # what the mixing matrices became, in every run's history
         callbacks.insert(0, MixingStatistics())
@@ -639,11 +645,14 @@ def _fit_stage(
         callbacks.insert(
             1,
             ValidationCurve(
-                validation, every_steps=config.eval_every_examples // config.batch_size,
-                batch_size=config.batch_size, history=checkpoint.history,
-                steps_per_epoch=steps_per_epoch, first_step=offset * steps_per_epoch,
+                validation,
+                every_steps=config.eval_every_examples // config.batch_size,
+                batch_size=config.batch_size,
+                history=checkpoint.history,
+                steps_per_epoch=steps_per_epoch,
+                first_step=offset * steps_per_epoch,
             ),
-        )  # fmt: skip
+        )
     if lr_schedule is not None:
         callbacks.append(lr_schedule)
     callbacks += [checkpoint, *tensorboard_callbacks(Path(config.output) / "logs")]

@@ -51,12 +51,18 @@ def export_onnx(model, spec: dict, output, opset: int = DEFAULT_OPSET) -> Path:
     with tempfile.TemporaryDirectory() as scratch:
         version_dir = export_savedmodel(model, spec, Path(scratch) / "model", warmup_batch_size=0)
         command = [
-            sys.executable, "-m", "tf2onnx.convert",
-            "--saved-model", str(version_dir),
-            "--signature_def", SIGNATURE,
-            "--opset", str(opset),
-            "--output", str(output),
-        ]  # fmt: skip
+            sys.executable,
+            "-m",
+            "tf2onnx.convert",
+            "--saved-model",
+            str(version_dir),
+            "--signature_def",
+            SIGNATURE,
+            "--opset",
+            str(opset),
+            "--output",
+            str(output),
+        ]
         result = subprocess.run(command, capture_output=True, text=True)
         if result.returncode != 0:
             raise RuntimeError(f"tf2onnx failed:\n{result.stderr[-4000:]}")

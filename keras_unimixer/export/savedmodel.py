@@ -209,9 +209,20 @@ def _activation_name(operation) -> str | None:
 
 
 _ACTIVATION_OPS = {
-    "sigmoid", "softmax", "log_softmax", "tanh", "relu", "relu6", "gelu", "silu", "softplus",
-    "hard_sigmoid", "elu", "selu", "leaky_relu",
-}  # fmt: skip
+    "sigmoid",
+    "softmax",
+    "log_softmax",
+    "tanh",
+    "relu",
+    "relu6",
+    "gelu",
+    "silu",
+    "softplus",
+    "hard_sigmoid",
+    "elu",
+    "selu",
+    "leaky_relu",
+}
 
 
 def _probability_outputs(model, tasks) -> list[str]:
@@ -276,9 +287,11 @@ def export_savedmodel(
         if "derived_from" in entry
     }
     metadata = {
-        "kind": "ranking", "tasks": tasks, "probability_outputs": probability_outputs,
+        "kind": "ranking",
+        "tasks": tasks,
+        "probability_outputs": probability_outputs,
         "derived_from": derived,
-    }  # fmt: skip
+    }
 
     def make_module(core):
         return RankingServingModule(
@@ -290,9 +303,14 @@ def export_savedmodel(
 
 
 def save_serving(
-    model, make_module, features, target: Path, metadata: dict, request=None,
+    model,
+    make_module,
+    features,
+    target: Path,
+    metadata: dict,
+    request=None,
     extra_signatures=None,
-):  # fmt: skip
+):
     """Export `model`, wrap it with `make_module(core)`, save with a raw `serving_default`
     (and `extra_signatures`: name -> (module method name, input signature)).
 
@@ -394,9 +412,13 @@ def export_retrieval(
     ]
     metadata = {"kind": "retrieval", "k": k, "max_k": max_k}
     return save_serving(
-        query_tower, make_module, features, target, metadata,
+        query_tower,
+        make_module,
+        features,
+        target,
+        metadata,
         extra_signatures={"top_k": ("top_k", top_k_signature)},
-    )  # fmt: skip
+    )
 
 
 def _check_model_inputs(model, features, preprocessing: dict):
@@ -421,9 +443,10 @@ def check_vocabularies(model, features, preprocessing: dict) -> None:
     from keras_unimixer.layers import FeatureTokenizer
 
     without = sorted(
-        f.name for f in features
+        f.name
+        for f in features
         if f.kind != NUMERIC and "vocabulary" not in preprocessing.get(f.name, {})
-    )  # fmt: skip
+    )
     if without:
         raise ValueError(
             f"Features {without} have no vocabulary (hashed, or generated integer ids): export "

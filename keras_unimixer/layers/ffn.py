@@ -85,9 +85,10 @@ class PerTokenFFN(keras.layers.Layer):
                 initializer=distinct(initializer, 1),
             )
         self.output_kernel = self.add_weight(
-            name="output_kernel", shape=(num_tokens, hidden_dim, token_dim),
+            name="output_kernel",
+            shape=(num_tokens, hidden_dim, token_dim),
             initializer=distinct(initializer, 2),
-        )  # fmt: skip
+        )
         if self.use_bias:
             self.hidden_bias = self.add_weight(
                 name="hidden_bias", shape=(num_tokens, hidden_dim), initializer="zeros"

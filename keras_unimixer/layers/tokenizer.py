@@ -206,16 +206,20 @@ class FeatureTokenizer(keras.layers.Layer):
             if spec.kind == NUMERIC:
                 continue
             table = keras_rs.layers.TableConfig(
-                name=f"{spec.name}_table", vocabulary_size=spec.vocabulary_size,
+                name=f"{spec.name}_table",
+                vocabulary_size=spec.vocabulary_size,
                 embedding_dim=self.embedding_dim,
                 initializer=distinct(self.embeddings_initializer, index),
-                combiner="mean", placement="auto",
-            )  # fmt: skip
+                combiner="mean",
+                placement="auto",
+            )
             length = 1 if spec.kind == CATEGORICAL else spec.max_length
             configs[spec.name] = keras_rs.layers.FeatureConfig(
-                name=spec.name, table=table, input_shape=(None, length),
+                name=spec.name,
+                table=table,
+                input_shape=(None, length),
                 output_shape=(None, self.embedding_dim),
-            )  # fmt: skip
+            )
         self.distributed_embedding = keras_rs.layers.DistributedEmbedding(
             configs, name="distributed_embedding"
         )

@@ -115,9 +115,12 @@ class DNN(ConfiguredModel):
         )
         inputs = feature_inputs(features)
         embeddings = _field_embeddings(
-            features, inputs, embedding_dim, "embeddings",
+            features,
+            inputs,
+            embedding_dim,
+            "embeddings",
             **embedding_options(embedding_l2, embedding_init_stddev),
-        )  # fmt: skip
+        )
         flat = keras.layers.Flatten(name="flatten")(embeddings)
         deep = mlp(flat, hidden_units, "deep", dropout, batch_norm)
         super().__init__(inputs=inputs, outputs=task_heads(deep, tasks), **kwargs)
@@ -229,10 +232,13 @@ class DCNv2(ConfiguredModel):
         inputs = feature_inputs(features)
         x0 = keras.layers.Flatten(name="flatten")(
             _field_embeddings(
-                features, inputs, embedding_dim, "embeddings",
+                features,
+                inputs,
+                embedding_dim,
+                "embeddings",
                 **embedding_options(embedding_l2, embedding_init_stddev),
             )
-        )  # fmt: skip
+        )
         crossed = x0
         for index in range(num_cross_layers):
             crossed = keras_rs.layers.FeatureCross(

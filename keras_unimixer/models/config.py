@@ -91,13 +91,35 @@ class ModelConfig:
 MODEL_OPTIONS = tuple(f.name for f in dataclasses.fields(ModelConfig) if f.name != "model")
 # Options of the encoder and head that every mixer architecture reads.
 ENCODER_OPTIONS = (
-    "num_layers", "num_tokens", "token_dim", "embedding_dim", "ffn_multiplier", "ffn_activation",
-    "norm", "siamese_scope", "block_dropout", "tokenizer_mode", "pooling", "hidden_units",
-    "dropout", "batch_norm", "embedding_l2", "embedding_init_stddev", "heads", "num_experts",
-    "expert_units", "embedding",
-)  # fmt: skip
-_DEEP = ("embedding_dim", "hidden_units", "dropout", "batch_norm", "embedding_l2",
-         "embedding_init_stddev")  # fmt: skip
+    "num_layers",
+    "num_tokens",
+    "token_dim",
+    "embedding_dim",
+    "ffn_multiplier",
+    "ffn_activation",
+    "norm",
+    "siamese_scope",
+    "block_dropout",
+    "tokenizer_mode",
+    "pooling",
+    "hidden_units",
+    "dropout",
+    "batch_norm",
+    "embedding_l2",
+    "embedding_init_stddev",
+    "heads",
+    "num_experts",
+    "expert_units",
+    "embedding",
+)
+_DEEP = (
+    "embedding_dim",
+    "hidden_units",
+    "dropout",
+    "batch_norm",
+    "embedding_l2",
+    "embedding_init_stddev",
+)
 BASELINE_OPTIONS = {
     "logistic_regression": (),
     "dnn": _DEEP,

@@ -126,9 +126,14 @@ def _gate_context(features, inputs, flat, group, embedding_dim, name, embedding)
     if not members:
         return LearnedContext(embedding_dim, name=f"{name}_context")(flat)
     tokenizer = FeatureTokenizer(
-        members, embedding_dim=embedding_dim, token_dim=embedding_dim, mode="field",
-        project=False, name=f"{name}_context_embeddings", **embedding,
-    )  # fmt: skip
+        members,
+        embedding_dim=embedding_dim,
+        token_dim=embedding_dim,
+        mode="field",
+        project=False,
+        name=f"{name}_context_embeddings",
+        **embedding,
+    )
     return keras.layers.Flatten(name=f"{name}_context")(
         tokenizer({spec.name: inputs[spec.name] for spec in members})
     )
@@ -195,9 +200,14 @@ class FinalMLP(ConfiguredModel):
         embedding = embedding_options(embedding_l2, embedding_init_stddev)
         inputs = feature_inputs(features)
         tokenizer = FeatureTokenizer(
-            features, embedding_dim=embedding_dim, token_dim=embedding_dim, mode="field",
-            project=False, name="embeddings", **embedding,
-        )  # fmt: skip
+            features,
+            embedding_dim=embedding_dim,
+            token_dim=embedding_dim,
+            mode="field",
+            project=False,
+            name="embeddings",
+            **embedding,
+        )
         flat = keras.layers.Flatten(name="flatten")(tokenizer(inputs))
         streams = []
         for index, (units, group) in enumerate(

@@ -42,9 +42,14 @@ class MixtureOfExperts(keras.layers.Layer):
     """
 
     def __init__(
-        self, tasks, num_experts=4, expert_units=(64,), kind="mmoe", num_shared_experts=1,
+        self,
+        tasks,
+        num_experts=4,
+        expert_units=(64,),
+        kind="mmoe",
+        num_shared_experts=1,
         **kwargs,
-    ):  # fmt: skip
+    ):
         super().__init__(**kwargs)
         self.tasks = list(tasks)
         self.num_experts = check_positive_int("num_experts", num_experts)

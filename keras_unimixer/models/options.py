@@ -7,8 +7,12 @@ from keras_unimixer.models.ranking import mixer_options
 
 BASELINES = tuple(BASELINE_OPTIONS)
 # Training options that only architectures with a temperature read.
-TEMPERATURE_OPTIONS = ("temperature_start", "temperature_end", "temperature_schedule",
-                       "anneal_epochs")  # fmt: skip
+TEMPERATURE_OPTIONS = (
+    "temperature_start",
+    "temperature_end",
+    "temperature_schedule",
+    "anneal_epochs",
+)
 
 
 def model_names() -> tuple[str, ...]:

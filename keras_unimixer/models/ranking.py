@@ -266,10 +266,14 @@ class RankingModel(_RenamedOptionsLoad):
         check_dropout(config.dropout)
         inputs, pooled = encode_features(features, mixer, config)
         outputs = multitask_heads(
-            pooled, tasks, config.heads, config.num_experts, config.expert_units,
+            pooled,
+            tasks,
+            config.heads,
+            config.num_experts,
+            config.expert_units,
             config.hidden_units,
             lambda x: mlp(x, config.hidden_units, "head", config.dropout, config.batch_norm),
-        )  # fmt: skip
+        )
         super().__init__(
             inputs=inputs, outputs=outputs, name=name, dtype=dtype, trainable=trainable
         )

@@ -107,9 +107,12 @@ def check_layer(
     expected_output_shape = tuple(expected_output_shape or input_shape)
     inputs = random_tokens(input_shape, seed=1)
     _check_build_only(
-        make_layer, input_shape, expected_output_shape,
-        expected_num_trainable_weights, expected_num_non_trainable_weights,
-    )  # fmt: skip
+        make_layer,
+        input_shape,
+        expected_output_shape,
+        expected_num_trainable_weights,
+        expected_num_non_trainable_weights,
+    )
 
     layer = make_layer()
     outputs = keras.ops.convert_to_numpy(layer(inputs))

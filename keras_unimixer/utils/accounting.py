@@ -52,8 +52,9 @@ def flops_per_example(model) -> int:
             total += visit(child)
         return total
 
-    return int(sum(visit(layer) for layer in model._flatten_layers(include_self=False,
-                                                                     recursive=False)))  # fmt: skip
+    return int(
+        sum(visit(layer) for layer in model._flatten_layers(include_self=False, recursive=False))
+    )
 
 
 def parameter_counts(model) -> dict:

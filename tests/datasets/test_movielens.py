@@ -27,11 +27,17 @@ def test_random_split_sizes_labels_and_schema(random_split):
     assert [data.num_examples(s) for s in ("train", "validation", "test")] == [80000, 10000, 10000]
     kinds = {f.name: f.kind for f in data.features}
     assert kinds == {
-        "user_id": "categorical", "age": "categorical", "gender": "categorical",
-        "occupation": "categorical", "zip_prefix": "categorical", "item_id": "categorical",
-        "release_year": "categorical", "genres": "multi_categorical", "hour": "categorical",
+        "user_id": "categorical",
+        "age": "categorical",
+        "gender": "categorical",
+        "occupation": "categorical",
+        "zip_prefix": "categorical",
+        "item_id": "categorical",
+        "release_year": "categorical",
+        "genres": "multi_categorical",
+        "hour": "categorical",
         "weekday": "categorical",
-    }  # fmt: skip
+    }
     assert data.feature("gender").vocabulary_size == 4  # missing, OOV, F, M
     assert data.feature("occupation").vocabulary_size == 21 + 2
     assert data.feature("weekday").vocabulary_size == 7 + 2
@@ -150,9 +156,13 @@ def test_context_features_come_from_the_utc_timestamp(tmp_path):
 @pytest.mark.skipif(not (SHARED_GROUPLENS / "u.data").is_file(), reason="no GroupLens files")
 @pytest.mark.parametrize(
     "rating, timestamp, message",
-    [("99", "881250949", r"'rating' must be in \[1, 5\]"), ("-3", "881250949", "'rating'"),
-     ("nan", "881250949", "'rating' is not finite"), ("4", "nan", "'timestamp' is not finite")],
-)  # fmt: skip
+    [
+        ("99", "881250949", r"'rating' must be in \[1, 5\]"),
+        ("-3", "881250949", "'rating'"),
+        ("nan", "881250949", "'rating' is not finite"),
+        ("4", "nan", "'timestamp' is not finite"),
+    ],
+)
 def test_bad_ratings_and_timestamps_name_file_and_line(tmp_path, rating, timestamp, message):
     source = SHARED_GROUPLENS
     for name in ("u.user", "u.item"):

@@ -76,9 +76,16 @@ def test_training_takes_a_dataset_of_your_own(tmp_path):
             return getattr(self._data, name)
 
     config = TrainConfig(
-        output=str(tmp_path / "run"), epochs=1, batch_size=128, num_layers=1, token_dim=8,
-        num_tokens=4, embedding_dim=4, hidden_units=(8,), verbose=0,
-    )  # fmt: skip
+        output=str(tmp_path / "run"),
+        epochs=1,
+        batch_size=128,
+        num_layers=1,
+        token_dim=8,
+        num_tokens=4,
+        embedding_dim=4,
+        hidden_units=(8,),
+        verbose=0,
+    )
     with pytest.raises(TypeError, match="is not a keras_unimixer Dataset"):
         train(config, data=object())
     metrics = train(config, data=Mine(inner))

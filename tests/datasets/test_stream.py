@@ -89,14 +89,17 @@ def write_tfrecord(path, rows, compress=False):
     import tensorflow as tf
 
     def feature(kind, values):
-        return tf.train.Feature(**{kind: getattr(tf.train, kind.title().replace("_", ""))(
-            value=values)})  # fmt: skip
+        return tf.train.Feature(
+            **{kind: getattr(tf.train, kind.title().replace("_", ""))(value=values)}
+        )
 
     options = tf.io.TFRecordOptions(compression_type="GZIP" if compress else "")
     with tf.io.TFRecordWriter(str(path), options) as writer:
         for label, user, item, price, tags in rows:
-            features = {"label": feature("int64_list", [int(label)]),
-                        "item": feature("bytes_list", [item.encode()])}  # fmt: skip
+            features = {
+                "label": feature("int64_list", [int(label)]),
+                "item": feature("bytes_list", [item.encode()]),
+            }
             if user:
                 features["user"] = feature("bytes_list", [user.encode()])
             if price:
@@ -115,8 +118,11 @@ def test_other_formats_give_the_same_ids(tmp_path, toy, data_format):
         suffix = ".tfrecord.gz" if data_format.endswith("gzip") else ".tfrecord"
         write_tfrecord(tmp_path / f"train{suffix}", ROWS, compress=suffix.endswith(".gz"))
         write_tfrecord(tmp_path / f"valid{suffix}", ROWS[:2], compress=suffix.endswith(".gz"))
-        files = {"train": [f"train{suffix}"], "validation": [f"valid{suffix}"],
-                 "test": [f"valid{suffix}"]}  # fmt: skip
+        files = {
+            "train": [f"train{suffix}"],
+            "validation": [f"valid{suffix}"],
+            "test": [f"valid{suffix}"],
+        }
         other = datasets.read_streaming_dataset(describe(tmp_path, format="tfrecord", files=files))
     elif data_format == "parquet":
         import pyarrow as pa
@@ -124,22 +130,30 @@ def test_other_formats_give_the_same_ids(tmp_path, toy, data_format):
 
         for name, rows in (("train", ROWS), ("valid", ROWS[:2])):
             columns = list(zip(*rows, strict=True))
-            table = pa.table({
-                "label": [float(v) for v in columns[0]],
-                "user": [v or None for v in columns[1]],
-                "item": list(columns[2]),
-                "price": [float(v) if v else None for v in columns[3]],
-                "tags": list(columns[4]),
-            })  # fmt: skip
+            table = pa.table(
+                {
+                    "label": [float(v) for v in columns[0]],
+                    "user": [v or None for v in columns[1]],
+                    "item": list(columns[2]),
+                    "price": [float(v) if v else None for v in columns[3]],
+                    "tags": list(columns[4]),
+                }
+            )
             pq.write_table(table, tmp_path / f"{name}.parquet")
-        files = {"train": ["train.parquet"], "validation": ["valid.parquet"],
-                 "test": ["valid.parquet"]}  # fmt: skip
+        files = {
+            "train": ["train.parquet"],
+            "validation": ["valid.parquet"],
+            "test": ["valid.parquet"],
+        }
         other = datasets.read_streaming_dataset(describe(tmp_path, format="parquet", files=files))
     else:
         write_csv(tmp_path / "train.tsv.gz", ROWS, "\t", compress=True)
         write_csv(tmp_path / "valid.tsv.gz", ROWS[:2], "\t", compress=True)
-        files = {"train": ["train.tsv.gz"], "validation": ["valid.tsv.gz"],
-                 "test": ["valid.tsv.gz"]}  # fmt: skip
+        files = {
+            "train": ["train.tsv.gz"],
+            "validation": ["valid.tsv.gz"],
+            "test": ["valid.tsv.gz"],
+        }
         other = datasets.read_streaming_dataset(
             describe(tmp_path, format="tsv", header=False, columns=list(header), files=files)
         )
@@ -218,10 +232,15 @@ def big_toy(tmp_path, rows=5000, files=3, users=50):
     names = []
     for index in range(files):
         body = [
-            (str(int(rng.random() < 0.3)), f"u{rng.integers(users)}", f"i{rng.integers(200)}",
-             f"{rng.random():.3f}", "a|b")
+            (
+                str(int(rng.random() < 0.3)),
+                f"u{rng.integers(users)}",
+                f"i{rng.integers(200)}",
+                f"{rng.random():.3f}",
+                "a|b",
+            )
             for _ in range(rows)
-        ]  # fmt: skip
+        ]
         write_csv(tmp_path / f"part-{index}.csv", [header] + body)
         names.append(f"part-{index}.csv")
     return datasets.read_streaming_dataset(

@@ -50,8 +50,9 @@ def test_epochs_are_ordered_by_seed_and_epoch(monkeypatch):
 def test_options_in_the_dataset_name_are_typed_and_checked():
     data = datasets.load_dataset(
         "synthetic_stream:vocabulary_size=300,num_fields=5,zipf=1.3,eval_rows=2000",
-        seed=1, train_rows=5000,
-    )  # fmt: skip
+        seed=1,
+        train_rows=5000,
+    )
     assert [f.vocabulary_size for f in data.features] == [302] * 5
     assert data.num_examples("train") == 5000 and data.num_examples("test") == 2000
     train, _ = data.arrays("test")

@@ -98,12 +98,15 @@ def uninterrupted(tmp_path_factory):
     "point, count",
     [("checkpoint_model", 2), ("checkpoint_written", 2), ("final_model", 1), ("manifest", 1)],
 )
-def test_sigkill_at_each_save_point_then_resume_loses_nothing(tmp_path, uninterrupted, point,
-                                                               count):  # fmt: skip
+def test_sigkill_at_each_save_point_then_resume_loses_nothing(
+    tmp_path, uninterrupted, point, count
+):
     killed = subprocess.run(
         [sys.executable, str(ROOT / "tests" / "fault_check.py"), str(tmp_path), point, str(count)],
-        capture_output=True, text=True, cwd=ROOT,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
     assert not (tmp_path / "run.json").exists()
     resumed = training.train(TrainConfig(output=str(tmp_path), resume=True, **SETTINGS))

@@ -74,8 +74,10 @@ def test_mixing_options_rank_and_block_dropout_are_flags(capsys):
     )
     config = cli.train.config_from_args(args)
     assert (config.mixing_options, config.rank, config.block_dropout) == (
-        {"normalization": "l2"}, "full", 0.1,
-    )  # fmt: skip
+        {"normalization": "l2"},
+        "full",
+        0.1,
+    )
     with pytest.raises(SystemExit):
         parser.parse_args(["--mixing-options", "[1, 2]"])
     assert "must be a JSON object" in capsys.readouterr().err
@@ -114,10 +116,14 @@ def test_export_refuses_an_output_that_is_a_file_before_exporting(tmp_path):
     with pytest.raises(FileExistsError, match="is a file; it must be a folder"):
         cli.export.export_from_args(
             argparse.Namespace(
-                model=str(model), output=str(occupied), export_format="savedmodel",
-                preprocessing=None, version=None, opset=None,
+                model=str(model),
+                output=str(occupied),
+                export_format="savedmodel",
+                preprocessing=None,
+                version=None,
+                opset=None,
             )
-        )  # fmt: skip
+        )
 
 
 def test_a_run_off_a_terminal_prints_one_line_per_epoch(tmp_path, capsys):
@@ -132,11 +138,34 @@ def test_a_run_off_a_terminal_prints_one_line_per_epoch(tmp_path, capsys):
 
 def test_the_command_line_starts_without_library_chatter(tmp_path):
     result = subprocess.run(
-        [sys.executable, "-m", "keras_unimixer", "train", "--max-examples", "2000", "--epochs",
-         "1", "--batch-size", "256", "--num-layers", "1", "--num-tokens", "4", "--token-dim",
-         "8", "--embedding-dim", "4", "--hidden-units", "8", "--output", str(tmp_path)],
-        capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "keras_unimixer",
+            "train",
+            "--max-examples",
+            "2000",
+            "--epochs",
+            "1",
+            "--batch-size",
+            "256",
+            "--num-layers",
+            "1",
+            "--num-tokens",
+            "4",
+            "--token-dim",
+            "8",
+            "--embedding-dim",
+            "4",
+            "--hidden-units",
+            "8",
+            "--output",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     for chatter in ("absl::InitializeLog", "cuInit", "Unable to initialize backend", "I0000"):
         assert chatter not in result.stderr, result.stderr[-3000:]

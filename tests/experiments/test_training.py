@@ -15,10 +15,19 @@ from keras_unimixer.experiments import artifacts, cli, training
 from keras_unimixer.experiments.training import TrainConfig
 
 SMALL = dict(
-    dataset="synthetic", max_examples=4000, epochs=3, batch_size=128, learning_rate=1e-2,
-    num_layers=1, num_tokens=4, token_dim=8, embedding_dim=4, hidden_units=(8,), patience=5,
+    dataset="synthetic",
+    max_examples=4000,
+    epochs=3,
+    batch_size=128,
+    learning_rate=1e-2,
+    num_layers=1,
+    num_tokens=4,
+    token_dim=8,
+    embedding_dim=4,
+    hidden_units=(8,),
+    patience=5,
     verbose=0,
-)  # fmt: skip
+)
 
 
 class Interrupted(Exception):
@@ -125,9 +134,22 @@ def test_unknown_task_is_named(tmp_path):
 
 def test_command_line_trains_a_baseline(tmp_path, capsys):
     code = cli.main(
-        ["train", "--model", "logistic_regression", "--max-examples", "4000", "--epochs", "2",
-         "--learning-rate", "0.05", "--verbose", "0", "--output", str(tmp_path)]
-    )  # fmt: skip
+        [
+            "train",
+            "--model",
+            "logistic_regression",
+            "--max-examples",
+            "4000",
+            "--epochs",
+            "2",
+            "--learning-rate",
+            "0.05",
+            "--verbose",
+            "0",
+            "--output",
+            str(tmp_path),
+        ]
+    )
     assert code == 0
     printed = json.loads(capsys.readouterr().out)
     assert printed["test"]["auc"] > 0.5
@@ -144,9 +166,20 @@ def test_command_line_arguments_map_onto_every_config_field():
     parser = argparse.ArgumentParser()
     cli.train.add_arguments(parser)
     args = parser.parse_args(
-        ["--tasks", "click,rating", "--hidden-units", "32,16", "--no-anneal", "--token-dim", "64",
-         "--sinkhorn-iterations", "3", "--eval-every-examples", "5000"]
-    )  # fmt: skip
+        [
+            "--tasks",
+            "click,rating",
+            "--hidden-units",
+            "32,16",
+            "--no-anneal",
+            "--token-dim",
+            "64",
+            "--sinkhorn-iterations",
+            "3",
+            "--eval-every-examples",
+            "5000",
+        ]
+    )
     config = cli.train.config_from_args(args)
     assert config.sinkhorn_iterations == 3 and config.eval_every_examples == 5000
     assert config.tasks == ("click", "rating") and config.hidden_units == (32, 16)
@@ -176,8 +209,14 @@ def test_reduce_lr_on_plateau_waits_for_its_start_and_changes_the_steps_taken():
     )
     x = np.ones((4, 1), "float32")
     start = float(model.get_weights()[0][0, 0])
-    model.fit(x, x, batch_size=4, epochs=4, verbose=0,
-              callbacks=[ConstantValidationAUC(), schedule, record])  # fmt: skip
+    model.fit(
+        x,
+        x,
+        batch_size=4,
+        epochs=4,
+        verbose=0,
+        callbacks=[ConstantValidationAUC(), schedule, record],
+    )
     moves = -np.diff([start] + weights)
     # Watching from epoch 1: its 0.5 is the first best, epoch 2 is the plateau, epoch 3 runs
     # at 0.01 (without the start, epoch 1 would be the plateau and epoch 2 at 0.01).
@@ -187,15 +226,19 @@ def test_reduce_lr_on_plateau_waits_for_its_start_and_changes_the_steps_taken():
 
 def test_warm_up_trains_at_the_start_temperature_then_at_the_end_one(tmp_path):
     config = TrainConfig(
-        output=str(tmp_path), temperature_schedule="warmup", temperature_end=0.1, model="unimixer",
+        output=str(tmp_path),
+        temperature_schedule="warmup",
+        temperature_end=0.1,
+        model="unimixer",
         **{**SMALL, "epochs": 2},
-    )  # fmt: skip
+    )
     metrics = training.train(config)
     assert metrics["history"]["stage"] == [0, 0, 1, 1]
     assert metrics["epochs_run"] == 4
     model = keras.saving.load_model(tmp_path / "model.keras")
-    temperatures = [float(keras.ops.convert_to_numpy(v)) for v in
-                    callbacks.temperature_variables(model)]  # fmt: skip
+    temperatures = [
+        float(keras.ops.convert_to_numpy(v)) for v in callbacks.temperature_variables(model)
+    ]
     assert temperatures and temperatures == pytest.approx([0.1] * len(temperatures))
 
 
@@ -223,8 +266,12 @@ def test_warm_up_resumes_inside_its_second_stage(tmp_path, monkeypatch):
 
 
 def test_annealing_horizon_is_set_in_epochs_and_early_stopping_waits_for_it(tmp_path):
-    config = TrainConfig(output=str(tmp_path), anneal_epochs=2, model="unimixer_lite",
-                         **{**SMALL, "epochs": 4, "patience": 0})  # fmt: skip
+    config = TrainConfig(
+        output=str(tmp_path),
+        anneal_epochs=2,
+        model="unimixer_lite",
+        **{**SMALL, "epochs": 4, "patience": 0},
+    )
     metrics = training.train(config)
     temperatures = metrics["history"]["temperature"]
     # The last step of epoch 2 runs at the end value; patience 0 could stop after any epoch,
@@ -246,9 +293,11 @@ def test_importing_training_and_tuning_under_jax_loads_no_tensorflow():
         "print(sorted(m for m in sys.modules if m.split('.')[0] == 'tensorflow'))"
     )
     result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True,
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
         env={**os.environ, "KERAS_BACKEND": "jax"},
-    )  # fmt: skip
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip().splitlines()[-1] == "[]"
 
@@ -260,8 +309,11 @@ def test_train_under_jax_needs_no_tensorflow(tmp_path):
     root = Path(__file__).resolve().parents[2]
     result = subprocess.run(
         [sys.executable, str(root / "tests" / "no_tensorflow_check.py"), str(tmp_path)],
-        capture_output=True, text=True, env={**os.environ, "KERAS_BACKEND": "jax"}, cwd=root,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        env={**os.environ, "KERAS_BACKEND": "jax"},
+        cwd=root,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert report["tensorflow_modules"] == []
@@ -310,9 +362,17 @@ def test_a_rating_task_is_fitted_as_a_rating(tmp_path):
 )
 def test_command_line_errors_are_one_line_and_debug_shows_the_traceback(tmp_path):
     command = [
-        sys.executable, "-m", "keras_unimixer", "train", "--dataset", "movielens",
-        "--data-dir", str(tmp_path / "missing"), "--output", str(tmp_path / "run"),
-    ]  # fmt: skip
+        sys.executable,
+        "-m",
+        "keras_unimixer",
+        "train",
+        "--dataset",
+        "movielens",
+        "--data-dir",
+        str(tmp_path / "missing"),
+        "--output",
+        str(tmp_path / "run"),
+    ]
     environment = {**os.environ, "KERAS_BACKEND": "jax"}
     failed = subprocess.run(command, capture_output=True, text=True, env=environment)
     assert failed.returncode == 1
@@ -321,8 +381,9 @@ def test_command_line_errors_are_one_line_and_debug_shows_the_traceback(tmp_path
     assert "Traceback" not in failed.stderr
     debug = subprocess.run(command + ["--debug"], capture_output=True, text=True, env=environment)
     assert debug.returncode == 1 and "Traceback" in debug.stderr
-    usage = subprocess.run(command[:4] + ["--epochs", "0"], capture_output=True, text=True,
-                           env=environment)  # fmt: skip
+    usage = subprocess.run(
+        command[:4] + ["--epochs", "0"], capture_output=True, text=True, env=environment
+    )
     assert usage.returncode == 2 and "--epochs: must be a positive integer" in usage.stderr
 
 
@@ -345,10 +406,19 @@ def test_a_model_too_big_for_the_machine_is_refused_before_it_is_built(tmp_path)
 
 def test_train_streams_synthetic_data_generated_on_the_fly(tmp_path):
     config = TrainConfig(
-        output=str(tmp_path), dataset="synthetic_stream", max_examples=6000, epochs=2,
-        batch_size=500, num_layers=1, num_tokens=4, token_dim=8, embedding_dim=4,
-        hidden_units=(8,), model="rankmixer", verbose=0,
-    )  # fmt: skip
+        output=str(tmp_path),
+        dataset="synthetic_stream",
+        max_examples=6000,
+        epochs=2,
+        batch_size=500,
+        num_layers=1,
+        num_tokens=4,
+        token_dim=8,
+        embedding_dim=4,
+        hidden_units=(8,),
+        model="rankmixer",
+        verbose=0,
+    )
     data = datasets.make_synthetic_stream(
         train_rows=6000, eval_rows=2000, num_fields=6, vocabulary_size=500, seed=42
     )
@@ -363,10 +433,19 @@ def test_learning_curve_inside_the_epoch_does_not_change_training(tmp_path):
     the current weights, not the epoch start's), and the run ends where a run without the curve
     ends (evaluating does not disturb training or the temperature schedule)."""
     values = dict(
-        dataset="synthetic_stream", max_examples=6000, epochs=2, batch_size=500, num_layers=1,
-        num_tokens=4, token_dim=8, embedding_dim=4, hidden_units=(8,), model="unimixer_lite",
-        patience=5, verbose=0,
-    )  # fmt: skip
+        dataset="synthetic_stream",
+        max_examples=6000,
+        epochs=2,
+        batch_size=500,
+        num_layers=1,
+        num_tokens=4,
+        token_dim=8,
+        embedding_dim=4,
+        hidden_units=(8,),
+        model="unimixer_lite",
+        patience=5,
+        verbose=0,
+    )
 
     def stream():
         return datasets.make_synthetic_stream(
@@ -409,9 +488,13 @@ def test_multi_task_heads_train_and_reload(tmp_path, heads):
         labels["other"] = 1.0 - labels["click"]
     data.label_names.append("other")
     config = TrainConfig(
-        output=str(tmp_path), tasks=("click", "other"), heads=heads, num_experts=2,
-        expert_units=(8,), **SMALL,
-    )  # fmt: skip
+        output=str(tmp_path),
+        tasks=("click", "other"),
+        heads=heads,
+        num_experts=2,
+        expert_units=(8,),
+        **SMALL,
+    )
     metrics = training.train(config, data=data)
     assert {"click_auc", "other_auc"} <= set(metrics["test"])
     model = keras.saving.load_model(tmp_path / "model.keras")
@@ -430,10 +513,20 @@ MOVIELENS = Path(__file__).resolve().parents[3] / "shared" / "data" / "ml-100k"
 @pytest.mark.skipif(not (MOVIELENS / "ml-100k.inter").is_file(), reason="no MovieLens files")
 def test_train_with_sampled_negatives_for_implicit_feedback(tmp_path):
     config = TrainConfig(
-        output=str(tmp_path), dataset="movielens", data_dir=str(MOVIELENS), negatives=2,
-        negative_sampling="popularity", epochs=1, batch_size=1024, num_layers=1, num_tokens=4,
-        token_dim=8, embedding_dim=4, hidden_units=(8,), verbose=0,
-    )  # fmt: skip
+        output=str(tmp_path),
+        dataset="movielens",
+        data_dir=str(MOVIELENS),
+        negatives=2,
+        negative_sampling="popularity",
+        epochs=1,
+        batch_size=1024,
+        num_layers=1,
+        num_tokens=4,
+        token_dim=8,
+        embedding_dim=4,
+        hidden_units=(8,),
+        verbose=0,
+    )
     metrics = training.train(config)
     report = metrics["data_report"]
     assert report["negatives.test.sampled"] == 2 * report["negatives.test.positives"]
@@ -445,9 +538,12 @@ def test_distributed_embedding_trains_like_dense_tables_with_its_own_table_optim
     the same run as dense tables (same initial weights, same updates), every table routed to
     Adagrad, and a model that reloads."""
     settings = {
-        **SMALL, "model": "rankmixer", "epochs": 2, "embedding_optimizer": "adagrad",
+        **SMALL,
+        "model": "rankmixer",
+        "epochs": 2,
+        "embedding_optimizer": "adagrad",
         "embedding_learning_rate": 0.05,
-    }  # fmt: skip
+    }
     dense = training.train(TrainConfig(output=str(tmp_path / "dense"), **settings))
     config = TrainConfig(output=str(tmp_path / "distributed"), embedding="distributed", **settings)
     metrics = training.train(config)

@@ -37,10 +37,18 @@ def trained(tmp_path_factory):
     """A small MovieLens model trained under this process's backend, exported two ways."""
     directory = tmp_path_factory.mktemp(f"export_{BACKEND}")
     config = TrainConfig(
-        dataset="movielens", data_dir=str(SHARED), epochs=1, num_layers=1, num_tokens=4,
-        token_dim=16, embedding_dim=8, hidden_units=(16,), batch_size=1024,
-        output=str(directory / "run"), verbose=0,
-    )  # fmt: skip
+        dataset="movielens",
+        data_dir=str(SHARED),
+        epochs=1,
+        num_layers=1,
+        num_tokens=4,
+        token_dim=16,
+        embedding_dim=8,
+        hidden_units=(16,),
+        batch_size=1024,
+        output=str(directory / "run"),
+        verbose=0,
+    )
     train(config)
     data = datasets.load_movielens(SHARED)
     model = keras.saving.load_model(directory / "run" / "model.keras")
@@ -48,9 +56,16 @@ def trained(tmp_path_factory):
     savedmodel = export.export_savedmodel(model, spec, directory / "saved" / "movielens")
     # ONNX through the command line, which runs under TensorFlow whatever trained the model.
     run_python(
-        "-m", "keras_unimixer", "export", "--model", str(directory / "run" / "model.keras"),
-        "--format", "onnx", "--output", str(directory / "onnx"),
-    )  # fmt: skip
+        "-m",
+        "keras_unimixer",
+        "export",
+        "--model",
+        str(directory / "run" / "model.keras"),
+        "--format",
+        "onnx",
+        "--output",
+        str(directory / "onnx"),
+    )
     return {
         "data": data,
         "model": model,
@@ -70,9 +85,12 @@ def test_savedmodel_and_onnx_match_keras_predict_in_a_fresh_process(trained):
     np.savez(request_path, **request)
     outputs_path = trained["directory"] / "outputs.npz"
     run_python(
-        str(ROOT / "tests" / "export" / "serving_outputs.py"), str(request_path),
-        str(trained["savedmodel"]), str(trained["onnx"]), str(outputs_path),
-    )  # fmt: skip
+        str(ROOT / "tests" / "export" / "serving_outputs.py"),
+        str(request_path),
+        str(trained["savedmodel"]),
+        str(trained["onnx"]),
+        str(outputs_path),
+    )
     outputs = np.load(outputs_path)
     np.testing.assert_allclose(outputs["savedmodel/logit"], expected, atol=1e-5, rtol=0)
     np.testing.assert_allclose(
@@ -96,11 +114,24 @@ def test_saved_model_cli_runs_the_serving_signature(trained):
     outdir = trained["directory"] / "cli_outputs"
     cli = Path(sys.executable).parent / "saved_model_cli"
     result = subprocess.run(
-        [str(cli), "run", "--dir", str(trained["savedmodel"]), "--tag_set", "serve",
-         "--signature_def", "serving_default", "--input_exprs", expressions,
-         "--outdir", str(outdir), "--overwrite"],
-        capture_output=True, text=True,
-    )  # fmt: skip
+        [
+            str(cli),
+            "run",
+            "--dir",
+            str(trained["savedmodel"]),
+            "--tag_set",
+            "serve",
+            "--signature_def",
+            "serving_default",
+            "--input_exprs",
+            expressions,
+            "--outdir",
+            str(outdir),
+            "--overwrite",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     np.testing.assert_allclose(np.load(outdir / "logit.npy"), expected, atol=1e-5, rtol=0)
 
@@ -160,19 +191,35 @@ def _raw_movielens_test_rows(rows: int) -> tuple[dict, np.ndarray]:
 
     interactions, users, items = movielens._read_atomic(SHARED)
     test = random_split(len(interactions), 42)["test"][:rows]
-    raw = {name: [] for name in (
-        "user_id", "age_years", "gender", "occupation", "zip_code", "item_id", "release_year",
-        "genres", "timestamp",
-    )}  # fmt: skip
+    raw = {
+        name: []
+        for name in (
+            "user_id",
+            "age_years",
+            "gender",
+            "occupation",
+            "zip_code",
+            "item_id",
+            "release_year",
+            "genres",
+            "timestamp",
+        )
+    }
     for index in test:
         user_id, item_id, _, timestamp = interactions[index]
         age, gender, occupation, zip_code = users[user_id]
         year, genres = items[item_id]
         values = {
-            "user_id": user_id, "age_years": float(age), "gender": gender,
-            "occupation": occupation, "zip_code": zip_code, "item_id": item_id,
-            "release_year": year or "", "genres": genres, "timestamp": int(timestamp),
-        }  # fmt: skip
+            "user_id": user_id,
+            "age_years": float(age),
+            "gender": gender,
+            "occupation": occupation,
+            "zip_code": zip_code,
+            "item_id": item_id,
+            "release_year": year or "",
+            "genres": genres,
+            "timestamp": int(timestamp),
+        }
         for name, value in values.items():
             raw[name].append(value)
     width = max(len(genres) for genres in raw["genres"])
@@ -194,8 +241,11 @@ def test_raw_client_values_serve_like_in_process_predictions(trained):
     )[:, 0]
     np.testing.assert_allclose(served["logit"], expected, atol=1e-5, rtol=0)
     derived = trained["spec"]["preprocessing"]["age"]["derived_from"]
-    assert derived == {"column": "age_years", "transform": "bucketize",
-                       "edges": [18, 25, 35, 45, 50, 56]}  # fmt: skip
+    assert derived == {
+        "column": "age_years",
+        "transform": "bucketize",
+        "edges": [18, 25, 35, 45, 50, 56],
+    }
     metadata = json.loads(
         (trained["savedmodel"] / "assets.extra" / "keras_unimixer.json").read_text()
     )
@@ -209,10 +259,11 @@ def _head_model(spec, activation):
     inputs = {
         f.name: keras.Input(
             (f.max_length,) if f.kind == "multi_categorical" else (),
-            dtype="float32" if f.kind == "numeric" else "int32", name=f.name,
+            dtype="float32" if f.kind == "numeric" else "int32",
+            name=f.name,
         )
         for f in features
-    }  # fmt: skip
+    }
     tokens = keras_unimixer.layers.FeatureTokenizer(features, 4, token_dim=8, num_tokens=2)(inputs)
     head = keras.layers.Dense(1, activation=activation)(keras.layers.Flatten()(tokens))
     return keras.Model(inputs, head)
@@ -252,9 +303,15 @@ def test_retrieval_export_returns_the_index_top_k(trained, tmp_path):
     _, first = np.unique(features["item_id"], return_index=True)
     candidates = {f.name: features[f.name][first] for f in item}
     path = export.export_retrieval(
-        query_tower, candidate_tower, candidates, spec, tmp_path / "retrieval", "item_id", k=5,
+        query_tower,
+        candidate_tower,
+        candidates,
+        spec,
+        tmp_path / "retrieval",
+        "item_id",
+        k=5,
         max_k=20,
-    )  # fmt: skip
+    )
     queries = {f.name: features[f.name][:4] for f in user}
     scores = (
         query_tower.predict(queries, verbose=0) @ candidate_tower.predict(candidates, verbose=0).T
@@ -343,7 +400,14 @@ def test_export_command_refuses_files_of_different_runs(trained, tmp_path):
     (tmp_path / "preprocessing.json").write_text(json.dumps(foreign))
     with pytest.raises(ValueError, match="preprocessing.json"):
         cli.main(
-            ["export", "--model", str(run / "model.keras"), "--preprocessing",
-             str(tmp_path / "preprocessing.json"), "--output", str(tmp_path / "saved")]
-        )  # fmt: skip
+            [
+                "export",
+                "--model",
+                str(run / "model.keras"),
+                "--preprocessing",
+                str(tmp_path / "preprocessing.json"),
+                "--output",
+                str(tmp_path / "saved"),
+            ]
+        )
     assert not (tmp_path / "saved").exists()

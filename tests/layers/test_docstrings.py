@@ -22,8 +22,11 @@ def test_every_constructor_argument_is_documented_with_its_default(layer_class):
     for section in ("Args:", "Call arguments:", "Example:", "References:"):
         assert section in doc, f"{layer_class.__name__} has no {section}"
     arguments = _arguments_section(doc)
-    entries = dict(re.findall(r"^    (\w+): (.*?)(?=^    \w+: |^    \*\*kwargs|\Z)", arguments,
-                              flags=re.M | re.S))  # fmt: skip
+    entries = dict(
+        re.findall(
+            r"^    (\w+): (.*?)(?=^    \w+: |^    \*\*kwargs|\Z)", arguments, flags=re.M | re.S
+        )
+    )
     for name, parameter in inspect.signature(layer_class.__init__).parameters.items():
         if name == "self" or parameter.kind is inspect.Parameter.VAR_KEYWORD:
             continue

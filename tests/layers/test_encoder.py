@@ -49,12 +49,15 @@ def test_encoder_standard_checks(mixer, norm):
 def test_block_scope_siamese_encoder_standard_checks():
     check_layer(
         lambda: layers.UniMixerEncoder(
-            num_layers=2, mixing=MIXERS["unimixer_lite"](), ffn_multiplier=2,
-            norm="siamese", siamese_scope="block",
+            num_layers=2,
+            mixing=MIXERS["unimixer_lite"](),
+            ffn_multiplier=2,
+            norm="siamese",
+            siamese_scope="block",
         ),
         SHAPE,
         expensive=False,
-    )  # fmt: skip
+    )
 
 
 def test_encoder_blocks_have_independent_mixing_weights():
@@ -232,10 +235,13 @@ LAYOUT_CASES = [
 
 def encoder_model(mixer, norm, layout):
     encoder = layers.UniMixerEncoder(
-        num_layers=2, mixing=MIXERS[mixer](), ffn_multiplier=2, layout=layout,
+        num_layers=2,
+        mixing=MIXERS[mixer](),
+        ffn_multiplier=2,
+        layout=layout,
         norm="siamese" if norm == "siamese_block" else norm,
         siamese_scope="block" if norm == "siamese_block" else "sublayer",
-    )  # fmt: skip
+    )
     inputs = keras.Input(SHAPE[1:])
     return keras.Model(inputs, keras.layers.Dense(1)(keras.layers.Flatten()(encoder(inputs))))
 

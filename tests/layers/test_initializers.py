@@ -33,14 +33,20 @@ def _built(layer, shape):
 @pytest.mark.parametrize(
     "make, names",
     [
-        (lambda: _built(layers.PerTokenFFN(multiplier=2), (None, 4, 8)),
-         ("hidden_kernel", "gate_kernel")),
-        (lambda: _built(layers.AttentionMixing(num_heads=2), (None, 4, 8)),
-         ("query_kernel", "key_kernel", "value_kernel", "output_kernel")),
-        (lambda: _built(HeterogeneousAttention(num_heads=2), (None, 4, 8)),
-         ("query_kernel", "key_kernel", "value_kernel")),
+        (
+            lambda: _built(layers.PerTokenFFN(multiplier=2), (None, 4, 8)),
+            ("hidden_kernel", "gate_kernel"),
+        ),
+        (
+            lambda: _built(layers.AttentionMixing(num_heads=2), (None, 4, 8)),
+            ("query_kernel", "key_kernel", "value_kernel", "output_kernel"),
+        ),
+        (
+            lambda: _built(HeterogeneousAttention(num_heads=2), (None, 4, 8)),
+            ("query_kernel", "key_kernel", "value_kernel"),
+        ),
     ],
-)  # fmt: skip
+)
 def test_weights_sharing_an_initializer_start_different(make, names):
     """Keras 3 initializer instances repeat their values: each weight needs its own copy."""
     keras.utils.set_random_seed(0)
@@ -70,15 +76,25 @@ def test_embedding_tables_of_equal_shape_start_different():
 @pytest.mark.parametrize(
     "base, check",
     [
-        (keras.initializers.RandomUniform(-0.5, 0.5, seed=3),
-         lambda v: v.min() >= -0.5 and v.max() <= 0.5 and abs(v.mean()) < 0.02
-         and abs(v.std() - 1 / np.sqrt(12)) < 0.01),
-        (keras.initializers.RandomNormal(stddev=2.0, seed=3),
-         lambda v: abs(v.mean()) < 0.05 and abs(v.std() - 2.0) < 0.03),
-        (keras.initializers.TruncatedNormal(stddev=1.0, seed=3),
-         lambda v: np.abs(v).max() <= 2.0 and abs(v.std() - 0.88) < 0.02),
+        (
+            keras.initializers.RandomUniform(-0.5, 0.5, seed=3),
+            lambda v: (
+                v.min() >= -0.5
+                and v.max() <= 0.5
+                and abs(v.mean()) < 0.02
+                and abs(v.std() - 1 / np.sqrt(12)) < 0.01
+            ),
+        ),
+        (
+            keras.initializers.RandomNormal(stddev=2.0, seed=3),
+            lambda v: abs(v.mean()) < 0.05 and abs(v.std() - 2.0) < 0.03,
+        ),
+        (
+            keras.initializers.TruncatedNormal(stddev=1.0, seed=3),
+            lambda v: np.abs(v).max() <= 2.0 and abs(v.std() - 0.88) < 0.02,
+        ),
     ],
-)  # fmt: skip
+)
 def test_row_chunked_draws_each_block_from_the_initializers_distribution(base, check):
     table = keras.ops.convert_to_numpy(RowChunked(base, chunk_rows=1000)((10_500, 2)))
     assert table.shape == (10_500, 2) and table.dtype == np.float32

@@ -462,10 +462,15 @@ def test_builders_drop_the_temperature_for_l2_and_refuse_one_that_was_set(name):
         layers.mixing.make_mixing(name, 4, 8, temperature=0.5, mixing_options=options)
 
 
-@pytest.mark.parametrize("make", [
-    lambda: layers.UniMixing(block_size=4, normalize_across_blocks=True),
-    lambda: layers.UniMixingLite(block_size=4, num_basis=2, rank=2, normalize_across_blocks=True),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: layers.UniMixing(block_size=4, normalize_across_blocks=True),
+        lambda: layers.UniMixingLite(
+            block_size=4, num_basis=2, rank=2, normalize_across_blocks=True
+        ),
+    ],
+)
 def test_the_norm_across_blocks_standardizes_each_coordinate_between_the_two_steps(make):
     layer = make()
     inputs = random_tokens(SHAPE)
@@ -514,11 +519,18 @@ def test_full_rank_lite_has_one_global_matrix_and_raw_coefficients_skip_the_soft
     assert layer.rank == "full"
 
 
-@pytest.mark.parametrize("make,weight", [
-    (lambda m: layers.UniMixing(block_size=4, learning_rate_multiplier=m), "global_kernel"),
-    (lambda m: layers.UniMixingLite(block_size=4, num_basis=2, rank=2,
-                                    learning_rate_multiplier=m), "global_left"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "make,weight",
+    [
+        (lambda m: layers.UniMixing(block_size=4, learning_rate_multiplier=m), "global_kernel"),
+        (
+            lambda m: layers.UniMixingLite(
+                block_size=4, num_basis=2, rank=2, learning_rate_multiplier=m
+            ),
+            "global_left",
+        ),
+    ],
+)
 def test_the_learning_rate_multiplier_keeps_the_start_and_speeds_up_adam_on_the_mixing(
     make, weight
 ):

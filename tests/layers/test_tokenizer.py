@@ -136,14 +136,19 @@ def test_distributed_embedding_gives_the_dense_tokens(caplog):
             weight.assign(tables[weight.name])
     assert len(distributed.weights) == len(dense.weights)
     np.testing.assert_allclose(
-        keras.ops.convert_to_numpy(distributed(data)), keras.ops.convert_to_numpy(dense(data)),
+        keras.ops.convert_to_numpy(distributed(data)),
+        keras.ops.convert_to_numpy(dense(data)),
         atol=1e-6,
-    )  # fmt: skip
+    )
     with pytest.raises(ValueError, match="embeddings_regularizer"):
         layers.FeatureTokenizer(
-            SPECS, 4, token_dim=8, num_tokens=3, embedding="distributed",
+            SPECS,
+            4,
+            token_dim=8,
+            num_tokens=3,
+            embedding="distributed",
             embeddings_regularizer="l2",
-        )  # fmt: skip
+        )
 
 
 def test_missing_feature_is_named():

@@ -46,11 +46,18 @@ def test_every_model_trains_saves_and_reloads(name, data):
 
 def test_the_authors_design_choices_are_model_options_that_train_and_reload(data):
     model = models.RankingModel(
-        data.features, mixer="unimixer_lite", rank="full", block_dropout=0.1,
-        mixing_options={"normalization": "l2", "transpose_tokens": True,
-                        "normalize_across_blocks": True, "basis_coefficients": "raw"},
+        data.features,
+        mixer="unimixer_lite",
+        rank="full",
+        block_dropout=0.1,
+        mixing_options={
+            "normalization": "l2",
+            "transpose_tokens": True,
+            "normalize_across_blocks": True,
+            "basis_coefficients": "raw",
+        },
         **SIZES,
-    )  # fmt: skip
+    )
     mixing = model.get_layer("encoder").blocks[0].mixing
     assert (mixing.rank, mixing.normalization, mixing.temperature) == ("full", "l2", None)
     assert model.get_layer("encoder").blocks[0].dropout == 0.1
@@ -61,9 +68,10 @@ def test_the_authors_design_choices_are_model_options_that_train_and_reload(data
     test_features, _ = data.arrays("test")
     restored = save_and_load(model)
     np.testing.assert_allclose(
-        restored.predict(test_features, verbose=0), model.predict(test_features, verbose=0),
+        restored.predict(test_features, verbose=0),
+        model.predict(test_features, verbose=0),
         atol=1e-5,
-    )  # fmt: skip
+    )
     assert restored.get_config() == model.get_config()
 
 
@@ -114,9 +122,16 @@ def test_unknown_model_and_tasks(data):
 
 def test_flops_and_parameter_counts_by_hand(data):
     model = models.RankingModel(
-        data.features, mixer="unimixer", num_layers=1, num_tokens=4, token_dim=8,
-        embedding_dim=4, block_size=8, ffn_multiplier=2, hidden_units=(8,),
-    )  # fmt: skip
+        data.features,
+        mixer="unimixer",
+        num_layers=1,
+        num_tokens=4,
+        token_dim=8,
+        embedding_dim=4,
+        block_size=8,
+        ffn_multiplier=2,
+        hidden_units=(8,),
+    )
     num_features, flat_size, block, blocks = 8, 32, 8, 4
     tokenizer = 2 * (num_features * 4) * 8  # 4 chunks of 8 -> 8 dims
     mixing = 2 * flat_size * block + 2 * flat_size * blocks
@@ -139,8 +154,11 @@ def test_listwise_model_scores_lists_with_keras_rs_losses_and_round_trips(data):
     assert np.all(lists["cat_1"][padded] == 0)  # padding carries no features
     scorer = models.RankingModel(data.features, **SIZES)
     model = models.ListwiseModel(scorer)
-    model.compile(optimizer=keras.optimizers.Adam(1e-2), loss=keras_rs.losses.ListMLELoss(),
-                  metrics=[keras_rs.metrics.NDCG(k=3, name="ndcg")])  # fmt: skip
+    model.compile(
+        optimizer=keras.optimizers.Adam(1e-2),
+        loss=keras_rs.losses.ListMLELoss(),
+        metrics=[keras_rs.metrics.NDCG(k=3, name="ndcg")],
+    )
     history = model.fit(lists, labels, batch_size=32, epochs=2, verbose=0)
     assert np.isfinite(history.history["loss"]).all()
     scores = model.predict(lists, verbose=0)
@@ -179,9 +197,14 @@ def test_constructor_arguments_are_explicit_with_the_config_defaults(model_class
     defaults = models.ModelConfig()
     options = [name for name in parameters if name in MODEL_OPTIONS]
     expected = set(ENCODER_OPTIONS) - {"num_cross_layers"} | {
-        "block_size", "num_heads", "num_basis", "rank", "temperature", "sinkhorn_iterations",
+        "block_size",
+        "num_heads",
+        "num_basis",
+        "rank",
+        "temperature",
+        "sinkhorn_iterations",
         "mixing_options",
-    }  # fmt: skip
+    }
     if model_class is models.Tower:
         expected -= {"heads", "num_experts", "expert_units"}
     assert set(options) == expected

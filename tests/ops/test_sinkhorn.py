@@ -107,9 +107,10 @@ def test_default_layer_constraints_balance_sharp_matrices_at_the_annealing_end(
 def test_fixed_rounds_alone_leave_sharp_matrices_unbalanced():
     # The defect the tolerance phase fixes: a regression guard on the comparison above.
     weights = keras.ops.convert_to_numpy(
-        constrain_matrix(logits(16, stddev=1.0), symmetric=True, temperature=0.05,
-                         sinkhorn_iterations=10)
-    )  # fmt: skip
+        constrain_matrix(
+            logits(16, stddev=1.0), symmetric=True, temperature=0.05, sinkhorn_iterations=10
+        )
+    )
     assert np.abs(weights.sum(axis=1) - 1.0).max() > 0.1
 
 
@@ -122,10 +123,16 @@ def test_warm_started_sinkhorn_gradient_is_close_to_the_converged_one():
 
     def loss(max_iterations, rounds):
         return lambda m: keras.ops.sum(
-            constrain_matrix(m, symmetric=True, temperature=0.05, sinkhorn_iterations=rounds,
-                             sinkhorn_tolerance=1e-4, sinkhorn_max_iterations=max_iterations)
+            constrain_matrix(
+                m,
+                symmetric=True,
+                temperature=0.05,
+                sinkhorn_iterations=rounds,
+                sinkhorn_tolerance=1e-4,
+                sinkhorn_max_iterations=max_iterations,
+            )
             * weights
-        )  # fmt: skip
+        )
 
     reference = gradient_of(loss(0, 400), matrix)
     warm = gradient_of(loss(300, 10), matrix)

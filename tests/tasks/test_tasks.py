@@ -334,9 +334,10 @@ def test_ranking_task_round_trips_through_its_config():
 def test_retrieval_task_and_factorized_top_k_round_trip_through_their_configs():
     corpus = np.random.default_rng(0).normal(size=(6, 4)).astype("float32")
     task = tasks.Retrieval(
-        metrics=tasks.FactorizedTopK(corpus, ks=(1, 3)), temperature=0.5,
+        metrics=tasks.FactorizedTopK(corpus, ks=(1, 3)),
+        temperature=0.5,
         remove_accidental_hits=True,
-    )  # fmt: skip
+    )
     again = tasks.Retrieval.from_config(task.get_config())
     assert again.temperature == 0.5 and again.remove_accidental_hits
     (metric,) = again.factorized_metrics

@@ -33,10 +33,12 @@ def test_the_process_restarts_with_the_same_arguments_and_the_tunables(restarts,
 
 @pytest.mark.parametrize(
     "variable, value",
-    [("GLIBC_TUNABLES", allocator.REUSE_FREED_MEMORY),  # restarted already: no loop
-     ("GLIBC_TUNABLES", "glibc.malloc.arena_max=2"),  # the user's own settings win
-     (allocator.ALLOCATOR_VARIABLE, "system")],
-)  # fmt: skip
+    [
+        ("GLIBC_TUNABLES", allocator.REUSE_FREED_MEMORY),  # restarted already: no loop
+        ("GLIBC_TUNABLES", "glibc.malloc.arena_max=2"),  # the user's own settings win
+        (allocator.ALLOCATOR_VARIABLE, "system"),
+    ],
+)
 def test_no_restart_where_settings_are_in_force_or_refused(restarts, monkeypatch, variable, value):
     monkeypatch.setenv(variable, value)
     allocator.restart_reusing_freed_memory()

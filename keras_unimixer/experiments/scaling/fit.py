@@ -7,8 +7,18 @@ import math
 import numpy as np
 
 # Two-sided 95% Student-t quantiles by degrees of freedom (1..10); 1.96 beyond.
-_T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306,
-        9: 2.262, 10: 2.228}  # fmt: skip
+_T95 = {
+    1: 12.706,
+    2: 4.303,
+    3: 3.182,
+    4: 2.776,
+    5: 2.571,
+    6: 2.447,
+    7: 2.365,
+    8: 2.306,
+    9: 2.262,
+    10: 2.228,
+}
 
 
 def t95(degrees_of_freedom: int) -> float:

@@ -160,8 +160,9 @@ class LadderConfig:
 def ladder_shape(name: str, size: str) -> dict:
     """`num_layers`, `num_tokens`, `token_dim` of ladder entry `name` at `size` (zeros for the
     reference); a variant such as `+depth8` overrides the size's."""
-    shape = dict(zip(("num_layers", "num_tokens", "token_dim"), SIZES.get(size, (0, 0, 0)),
-                     strict=True))  # fmt: skip
+    shape = dict(
+        zip(("num_layers", "num_tokens", "token_dim"), SIZES.get(size, (0, 0, 0)), strict=True)
+    )
     if size in SIZES:
         variant = VARIANTS.get(name.partition("+")[2], {})
         shape.update({key: value for key, value in variant.items() if key in shape})
@@ -176,26 +177,43 @@ def train_config(config: LadderConfig, name: str, size: str, seed: int, features
     mixer, _, variant = name.partition("+")
     if size == REFERENCE_SIZE:
         return TrainConfig(
-            dataset=config.dataset, data_dir=config.data_dir, model=mixer,
-            embedding_dim=config.embedding_dim, epochs=config.epochs,
-            batch_size=config.batch_size, learning_rate=config.learning_rate,
-            patience=config.patience, seed=seed, max_examples=config.max_examples, verbose=0,
+            dataset=config.dataset,
+            data_dir=config.data_dir,
+            model=mixer,
+            embedding_dim=config.embedding_dim,
+            epochs=config.epochs,
+            batch_size=config.batch_size,
+            learning_rate=config.learning_rate,
+            patience=config.patience,
+            seed=seed,
+            max_examples=config.max_examples,
+            verbose=0,
             mixed_precision=config.mixed_precision,
             eval_every_examples=config.eval_every_examples,
             output=str(Path(config.output) / "runs" / f"reference_{mixer}_seed{seed}"),
             **config.protocol_extras(),
-        )  # fmt: skip
+        )
     num_layers, num_tokens, token_dim = SIZES[size]
     values = dict(
-        dataset=config.dataset, data_dir=config.data_dir, model=mixer, num_layers=num_layers,
-        num_tokens=num_tokens, token_dim=token_dim, embedding_dim=config.embedding_dim,
-        epochs=config.epochs, batch_size=config.batch_size, learning_rate=config.learning_rate,
-        patience=config.patience, seed=seed, max_examples=config.max_examples, verbose=0,
+        dataset=config.dataset,
+        data_dir=config.data_dir,
+        model=mixer,
+        num_layers=num_layers,
+        num_tokens=num_tokens,
+        token_dim=token_dim,
+        embedding_dim=config.embedding_dim,
+        epochs=config.epochs,
+        batch_size=config.batch_size,
+        learning_rate=config.learning_rate,
+        patience=config.patience,
+        seed=seed,
+        max_examples=config.max_examples,
+        verbose=0,
         mixed_precision=config.mixed_precision,
         eval_every_examples=config.eval_every_examples,
         output=str(Path(config.output) / "runs" / f"{name}_{size}_seed{seed}"),
         **config.protocol_extras(),
-    )  # fmt: skip
+    )
     values.update(VARIANTS.get(variant, {}))
     if mixer in MLP_BASELINES:
         for key in ("num_layers", "num_tokens", "token_dim"):
@@ -238,8 +256,9 @@ def run_ladder(config: LadderConfig, progress=print) -> list[dict]:
     table = output / "ladder.csv"
     rows = read_rows(table)
     done = {(r["model"], r["size"], int(r["seed"])) for r in rows}
-    references_done = {(int(r["seed"]), int(r["train_rows"])) for r in rows
-                       if r["size"] == REFERENCE_SIZE}  # fmt: skip
+    references_done = {
+        (int(r["seed"]), int(r["train_rows"])) for r in rows if r["size"] == REFERENCE_SIZE
+    }
     data_by_seed = {}
     proportional_reference = config.budget == "proportional" and bool(config.reference)
 
@@ -272,18 +291,25 @@ def run_ladder(config: LadderConfig, progress=print) -> list[dict]:
         run.resume = run.overwrite = Path(run.output).exists()
         metrics = train(run, data=data)
         row = {
-            "model": name, "size": size, "seed": seed, **ladder_shape(name, size),
+            "model": name,
+            "size": size,
+            "seed": seed,
+            **ladder_shape(name, size),
             "dense_params": metrics["parameters"]["dense"],
             "embedding_params": metrics["parameters"]["embedding"],
             "flops_per_example": metrics["flops_per_example"],
             "train_rows": data.num_examples("train"),
-            "test_auc": metrics["test"]["auc"], "test_logloss": metrics["test"]["logloss"],
+            "test_auc": metrics["test"]["auc"],
+            "test_logloss": metrics["test"]["logloss"],
             # Where the data has users: the mean per-user AUC and its impression-weighted form.
-            **{f"test_{key}": metrics["test"][key] for key in ("uauc", "gauc")
-               if key in metrics["test"]},
+            **{
+                f"test_{key}": metrics["test"][key]
+                for key in ("uauc", "gauc")
+                if key in metrics["test"]
+            },
             "best_epoch": metrics["best_epoch"],
             "fit_seconds": round(metrics["fit_seconds"], 2),
-        }  # fmt: skip
+        }
         append_row(table, row)
         rows.append(row)
         done.add((name, size, seed))
@@ -414,8 +440,17 @@ def read_rows(path) -> list[dict]:
     path = Path(path)
     if not path.is_file():
         return []
-    numeric = {"seed", "num_layers", "num_tokens", "token_dim", "dense_params",
-               "embedding_params", "flops_per_example", "best_epoch", "train_rows"}  # fmt: skip
+    numeric = {
+        "seed",
+        "num_layers",
+        "num_tokens",
+        "token_dim",
+        "dense_params",
+        "embedding_params",
+        "flops_per_example",
+        "best_epoch",
+        "train_rows",
+    }
     rows = []
     with open(path) as handle:
         for row in csv.DictReader(handle):

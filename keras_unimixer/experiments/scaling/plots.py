@@ -27,10 +27,13 @@ def plot_scaling(rows, fits, path, x_key: str = "dense_params", title: str = "")
         means = np.array([np.mean(a) for a in aucs])
         errors = np.array([[m - min(a), max(a) - m] for m, a in zip(means, aucs, strict=True)]).T
         fit = next(
-            (f for f in fits if f["model"] == name and f["against"] == x_key
-             and f.get("law", "auc") == "auc"),
+            (
+                f
+                for f in fits
+                if f["model"] == name and f["against"] == x_key and f.get("law", "auc") == "auc"
+            ),
             None,
-        )  # fmt: skip
+        )
         label = name if fit is None else f"{name} (alpha={fit['alpha']:.4f})"
         line = axis.errorbar(sizes, means, yerr=errors, marker="o", capsize=3, label=label)
         if fit is not None:

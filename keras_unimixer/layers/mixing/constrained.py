@@ -349,8 +349,14 @@ def checked_options(layer_class, options: dict | None) -> dict:
         inspect.signature(ConstrainedMixing.__init__).parameters
     )
     allowed -= {
-        "self", "kwargs", "block_size", "num_basis", "rank", "temperature", "sinkhorn_iterations",
-    }  # fmt: skip
+        "self",
+        "kwargs",
+        "block_size",
+        "num_basis",
+        "rank",
+        "temperature",
+        "sinkhorn_iterations",
+    }
     unknown = sorted(set(options) - allowed)
     if unknown:
         raise ValueError(

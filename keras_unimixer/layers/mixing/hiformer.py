@@ -62,9 +62,10 @@ class HeterogeneousAttention(MixingLayer):
         initializer = self.kernel_initializer or per_token_kernel_initializer(tokens)
         for index, name in enumerate(_PROJECTIONS):
             kernel = self.add_weight(
-                name=f"{name}_kernel", shape=(tokens, dim, dim),
+                name=f"{name}_kernel",
+                shape=(tokens, dim, dim),
                 initializer=distinct(initializer, index),
-            )  # fmt: skip
+            )
             setattr(self, f"{name}_kernel", kernel)
 
     def _heads(self, inputs, kernel):

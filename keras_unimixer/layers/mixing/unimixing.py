@@ -203,9 +203,13 @@ class UniMixing(ConstrainedMixing):
 
 
 def _build_unimixing(
-    num_tokens, token_dim, block_size=None, temperature=1.0, sinkhorn_iterations=10,
+    num_tokens,
+    token_dim,
+    block_size=None,
+    temperature=1.0,
+    sinkhorn_iterations=10,
     mixing_options=None,
-):  # fmt: skip
+):
     options = checked_options(UniMixing, mixing_options)
     temperature, sinkhorn_iterations = resolved_constraints(
         temperature, sinkhorn_iterations, options

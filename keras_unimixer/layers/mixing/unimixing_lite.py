@@ -235,9 +235,15 @@ class UniMixingLite(ConstrainedMixing):
 
 
 def _build_unimixing_lite(
-    num_tokens, token_dim, block_size=None, num_basis=4, rank=4, temperature=1.0,
-    sinkhorn_iterations=10, mixing_options=None,
-):  # fmt: skip
+    num_tokens,
+    token_dim,
+    block_size=None,
+    num_basis=4,
+    rank=4,
+    temperature=1.0,
+    sinkhorn_iterations=10,
+    mixing_options=None,
+):
     block_size = block_size or default_block_size(num_tokens, token_dim)
     num_blocks = num_tokens * token_dim // block_size if block_size else 0
     options = checked_options(UniMixingLite, mixing_options)

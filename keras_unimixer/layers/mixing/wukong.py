@@ -102,10 +102,12 @@ class WukongMixing(MixingLayer):
         return (
             tokens * self.rank  # Y
             + 2 * fm_width  # LayerNorm
-            + fm_width * self.hidden + self.hidden  # hidden layer
-            + self.hidden * self.num_fm_tokens * dim + self.num_fm_tokens * dim  # output layer
+            + fm_width * self.hidden
+            + self.hidden  # hidden layer
+            + self.hidden * self.num_fm_tokens * dim
+            + self.num_fm_tokens * dim  # output layer
             + self.num_compressed_tokens * tokens  # W_L
-        )  # fmt: skip
+        )
 
     def flops_per_example(self) -> int:
         tokens, dim = self.num_tokens, self.token_dim

@@ -72,9 +72,13 @@ def test_bad_ladders_are_rejected(overrides, pattern):
 @pytest.mark.end_to_end
 def test_ladder_trains_fits_plots_and_continues(tmp_path):
     config = LadderConfig(
-        models=("unimixer", "unimixer+shared_local", "dnn"), sizes=("xs", "s"), seeds=(0,),
-        epochs=1, max_examples=1500, output=str(tmp_path),
-    )  # fmt: skip
+        models=("unimixer", "unimixer+shared_local", "dnn"),
+        sizes=("xs", "s"),
+        seeds=(0,),
+        epochs=1,
+        max_examples=1500,
+        output=str(tmp_path),
+    )
     rows = run_ladder(config, progress=lambda line: None)
     assert len(rows) == 7 and all(0 <= row["test_auc"] <= 1 for row in rows)
     assert [r["model"] for r in rows if r["size"] == "reference"] == ["logistic_regression"]
@@ -91,9 +95,26 @@ def test_ladder_trains_fits_plots_and_continues(tmp_path):
     again = run_ladder(config, progress=lambda line: pytest.fail(f"retrained: {line}"))
     assert again == read_rows(tmp_path / "ladder.csv")
     # The command draws the figures from the same (already complete) ladder.
-    assert cli.main(["scale", "--models", "unimixer,unimixer+shared_local,dnn", "--sizes", "xs,s",
-                     "--seeds", "0", "--epochs", "1", "--max-examples", "1500",
-                     "--output", str(tmp_path)]) == 0  # fmt: skip
+    assert (
+        cli.main(
+            [
+                "scale",
+                "--models",
+                "unimixer,unimixer+shared_local,dnn",
+                "--sizes",
+                "xs,s",
+                "--seeds",
+                "0",
+                "--epochs",
+                "1",
+                "--max-examples",
+                "1500",
+                "--output",
+                str(tmp_path),
+            ]
+        )
+        == 0
+    )
     for figure in ("scaling_params.png", "scaling_flops.png", "learning_curves.png"):
         assert (tmp_path / figure).stat().st_size > 10_000
     with pytest.raises(ValueError, match="other settings"):
@@ -106,8 +127,10 @@ def test_ladder_rows_record_the_depth_a_variant_sets():
     assert ladder_shape("rankmixer", "xs") == {"num_layers": 1, "num_tokens": 4, "token_dim": 16}
     assert ladder_shape("rankmixer+depth8", "xs")["num_layers"] == 8
     assert ladder_shape("unimixer_lite+depth4", "s") == {
-        "num_layers": 4, "num_tokens": 8, "token_dim": 16,
-    }  # fmt: skip
+        "num_layers": 4,
+        "num_tokens": 8,
+        "token_dim": 16,
+    }
     assert ladder_shape("logistic_regression", "reference")["num_layers"] == 0
     config = LadderConfig(models=("rankmixer+depth8",), sizes=("xs", "s"))
     assert train_config(config, "rankmixer+depth8", "xs", seed=0).num_layers == 8
@@ -140,9 +163,15 @@ def test_gain_law_is_fitted_on_the_gain_over_the_reference():
 
 def test_proportional_budget_gives_bigger_models_more_rows():
     config = LadderConfig(
-        models=("rankmixer",), sizes=("xs", "m"), seeds=(0,), budget="proportional",
-        rows_per_param=2.0, min_examples=1000, max_examples=50_000, dataset="synthetic",
-    )  # fmt: skip
+        models=("rankmixer",),
+        sizes=("xs", "m"),
+        seeds=(0,),
+        budget="proportional",
+        rows_per_param=2.0,
+        min_examples=1000,
+        max_examples=50_000,
+        dataset="synthetic",
+    )
     features = datasets.make_synthetic(num_examples=500).features
     small = train_config(config, "rankmixer", "xs", 0, features).max_examples
     large = train_config(config, "rankmixer", "m", 0, features).max_examples
@@ -153,8 +182,9 @@ def test_proportional_budget_gives_bigger_models_more_rows():
 
 def test_inspect_reports_a_sharp_global_matrix_as_a_permutation(tmp_path):
     data = datasets.make_synthetic(num_examples=300)
-    model = models.RankingModel(data.features, mixer="unimixer", num_layers=2, num_tokens=4,
-                                token_dim=8, block_size=4)  # fmt: skip
+    model = models.RankingModel(
+        data.features, mixer="unimixer", num_layers=2, num_tokens=4, token_dim=8, block_size=4
+    )
     layers = mixing_layers(model)
     assert len(layers) == 2 and all(isinstance(layer, UniMixing) for layer in layers)
     first = layers[0]
@@ -173,16 +203,31 @@ def test_inspect_reports_a_sharp_global_matrix_as_a_permutation(tmp_path):
     assert uniform["mean_row_max"] == 0.25
     assert uniform["mean_row_entropy"] == pytest.approx(np.log(4))
     with pytest.raises(ValueError, match="no UniMixing"):
-        inspect_model(models.RankingModel(data.features, mixer="fm", num_tokens=4, token_dim=8),
-                      tmp_path / "none")  # fmt: skip
+        inspect_model(
+            models.RankingModel(data.features, mixer="fm", num_tokens=4, token_dim=8),
+            tmp_path / "none",
+        )
     keras.utils.clear_session()
 
 
 def test_mixed_precision_reaches_every_run_and_older_ladders_continue(tmp_path):
     # One size is a rung to add to a ladder (e.g. on a GPU); no curve is fitted through it.
     config = LadderConfig(models=("rankmixer",), sizes=("xs",), mixed_precision=True)
-    assert fit_ladder([{"model": "rankmixer", "size": "xs", "seed": 0, "test_auc": 0.7,
-                        "dense_params": 10, "flops_per_example": 20}]) == []  # fmt: skip
+    assert (
+        fit_ladder(
+            [
+                {
+                    "model": "rankmixer",
+                    "size": "xs",
+                    "seed": 0,
+                    "test_auc": 0.7,
+                    "dense_params": 10,
+                    "flops_per_example": 20,
+                }
+            ]
+        )
+        == []
+    )
     assert train_config(config, "rankmixer", "xs", seed=0).mixed_precision
     assert train_config(config, "logistic_regression", "reference", seed=0).mixed_precision
     assert not train_config(LadderConfig(), "rankmixer", "xs", seed=0).mixed_precision
@@ -206,8 +251,10 @@ def test_learning_curves_are_drawn_against_examples_where_runs_have_them(tmp_pat
         (tmp_path / "runs" / name).mkdir(parents=True)
         (tmp_path / "runs" / name / "metrics.json").write_text(json.dumps({"history": history}))
 
-    write("rankmixer_xs_seed0", {"val_auc": [0.7], "curve_examples": [100, 200],
-                                 "curve_val_auc": [0.6, 0.7]})  # fmt: skip
+    write(
+        "rankmixer_xs_seed0",
+        {"val_auc": [0.7], "curve_examples": [100, 200], "curve_val_auc": [0.6, 0.7]},
+    )
     write("rankmixer_s_seed0", {"val_auc": [0.71]})  # no curve: left out of this figure
     assert plot_learning_curves(tmp_path, tmp_path / "curves.png").stat().st_size > 10_000
     assert plot_learning_curves(tmp_path, tmp_path / "none.png", seed=1) is None
@@ -220,10 +267,17 @@ def test_learning_curves_are_drawn_against_examples_where_runs_have_them(tmp_pat
 @pytest.mark.end_to_end
 def test_proportional_runs_gain_over_a_reference_on_their_own_rows(tmp_path):
     config = LadderConfig(
-        models=("rankmixer",), sizes=("xs", "s"), seeds=(0,), epochs=1, budget="proportional",
-        rows_per_param=0.1, min_examples=1500, max_examples=3000, dataset="synthetic",
+        models=("rankmixer",),
+        sizes=("xs", "s"),
+        seeds=(0,),
+        epochs=1,
+        budget="proportional",
+        rows_per_param=0.1,
+        min_examples=1500,
+        max_examples=3000,
+        dataset="synthetic",
         output=str(tmp_path),
-    )  # fmt: skip
+    )
     rows = run_ladder(config, progress=lambda line: None)
     runs = {r["size"]: r for r in rows if r["size"] != "reference"}
     assert runs["xs"]["train_rows"] < runs["s"]["train_rows"]
@@ -232,8 +286,11 @@ def test_proportional_runs_gain_over_a_reference_on_their_own_rows(tmp_path):
     assert references == sorted({runs["xs"]["train_rows"], runs["s"]["train_rows"]})
     # A ladder finished without xs's (an older one) gets it when it is run again.
     table = tmp_path / "ladder.csv"
-    kept = [r for r in read_rows(table)
-            if r["size"] != "reference" or r["train_rows"] != runs["xs"]["train_rows"]]  # fmt: skip
+    kept = [
+        r
+        for r in read_rows(table)
+        if r["size"] != "reference" or r["train_rows"] != runs["xs"]["train_rows"]
+    ]
     table.unlink()
     for row in kept:
         append_row(table, row)
@@ -291,9 +348,15 @@ def test_benchmark_protocol_trains_the_ladders_sizes_under_the_benchmarks_settin
 @pytest.mark.end_to_end
 def test_ladders_on_data_with_users_record_and_fit_uauc(tmp_path):
     config = LadderConfig(
-        dataset="movielens", models=("rankmixer",), sizes=("xs", "s"), seeds=(0,), epochs=1,
-        max_examples=2000, reference=None, output=str(tmp_path),
-    )  # fmt: skip
+        dataset="movielens",
+        models=("rankmixer",),
+        sizes=("xs", "s"),
+        seeds=(0,),
+        epochs=1,
+        max_examples=2000,
+        reference=None,
+        output=str(tmp_path),
+    )
     rows = run_ladder(config, progress=lambda line: None)
     assert all(0 < row["test_uauc"] < 1 and 0 < row["test_gauc"] < 1 for row in rows)
     assert all(row["test_uauc"] != row["test_auc"] for row in rows)
@@ -319,9 +382,14 @@ def test_a_row_with_a_new_column_extends_the_ladder_csv(tmp_path):
 @pytest.mark.end_to_end
 def test_a_run_interrupted_after_its_checkpoint_or_before_any_continues(tmp_path):
     config = LadderConfig(
-        models=("rankmixer",), sizes=("xs",), seeds=(0,), epochs=1, max_examples=1500,
-        reference=None, output=str(tmp_path),
-    )  # fmt: skip
+        models=("rankmixer",),
+        sizes=("xs",),
+        seeds=(0,),
+        epochs=1,
+        max_examples=1500,
+        reference=None,
+        output=str(tmp_path),
+    )
     (finished,) = run_ladder(config, progress=lambda line: None)
     table, folder = tmp_path / "ladder.csv", tmp_path / "runs" / "rankmixer_xs_seed0"
     # Killed after its last checkpoint, before its row was written: resumed, not retrained.
@@ -340,9 +408,15 @@ def test_a_run_interrupted_after_its_checkpoint_or_before_any_continues(tmp_path
 def test_ladders_run_apart_merge_into_one_and_refuse_to_mix_rules(tmp_path):
     common = dict(models=("rankmixer",), sizes=("xs", "s"), epochs=1, max_examples=1500)
     for seed in (0, 1):
-        run_ladder(LadderConfig(**common, seeds=(seed,), output=str(tmp_path / f"seed{seed}"),
-                                data_dir=str(tmp_path / f"elsewhere{seed}")),
-                   progress=lambda line: None)  # fmt: skip
+        run_ladder(
+            LadderConfig(
+                **common,
+                seeds=(seed,),
+                output=str(tmp_path / f"seed{seed}"),
+                data_dir=str(tmp_path / f"elsewhere{seed}"),
+            ),
+            progress=lambda line: None,
+        )
     sources = [str(tmp_path / "seed0"), str(tmp_path / "seed1")]
     assert cli.main(["scale", "--merge", ",".join(sources), "--output", str(tmp_path / "all")]) == 0
     merged = read_rows(tmp_path / "all" / "ladder.csv")
@@ -358,8 +432,10 @@ def test_ladders_run_apart_merge_into_one_and_refuse_to_mix_rules(tmp_path):
     assert len(list((tmp_path / "all" / "runs").glob("*/metrics.json"))) == 6
     assert not list((tmp_path / "all" / "runs").glob("*/model.keras"))
     # The merged ladder continues like any other: nothing is retrained.
-    again = run_ladder(LadderConfig(**common, seeds=(0, 1), output=str(tmp_path / "all")),
-                       progress=lambda line: pytest.fail(f"retrained: {line}"))  # fmt: skip
+    again = run_ladder(
+        LadderConfig(**common, seeds=(0, 1), output=str(tmp_path / "all")),
+        progress=lambda line: pytest.fail(f"retrained: {line}"),
+    )
     assert again == merged
     with pytest.raises(ValueError, match="already holds a ladder"):
         merge_ladders(sources, tmp_path / "all")
@@ -382,8 +458,9 @@ def test_ladders_run_apart_merge_into_one_and_refuse_to_mix_rules(tmp_path):
         merge_ladders(sources[:1], tmp_path / "one")
     # A ladder without a reference joins one with it; two different references do not mix.
     plain = [row for row in seed1 if row["size"] != "reference"]
-    joined = merge_ladders([sources[0], ran_otherwise("plain", plain, reference=None)],
-                           tmp_path / "joined")  # fmt: skip
+    joined = merge_ladders(
+        [sources[0], ran_otherwise("plain", plain, reference=None)], tmp_path / "joined"
+    )
     assert {r["model"] for r in joined if r["seed"] == 1} == {"rankmixer"}
     saved = json.loads((tmp_path / "joined" / "ladder_config.json").read_text())
     assert saved["reference"] == "logistic_regression" and saved["data_dir"] is None

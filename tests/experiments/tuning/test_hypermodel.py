@@ -92,10 +92,12 @@ def test_tiny_search_runs_and_resumes_without_repeating_trials(data, tmp_path):
 
 @pytest.mark.parametrize(
     "space, message",
-    [({"num_layers": []}, "'num_layers' must list at least one choice"),
-     ({"learning_rate": [1e-2, 1e-4]}, "'learning_rate' must be"),
-     ({"learning_rate": "fast"}, "'learning_rate' must be")],
-)  # fmt: skip
+    [
+        ({"num_layers": []}, "'num_layers' must list at least one choice"),
+        ({"learning_rate": [1e-2, 1e-4]}, "'learning_rate' must be"),
+        ({"learning_rate": "fast"}, "'learning_rate' must be"),
+    ],
+)
 def test_bad_search_space_entries_are_named(data, space, message):
     with pytest.raises(ValueError, match=message):
         UniMixerHyperModel(data.features, space=space)

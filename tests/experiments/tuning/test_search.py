@@ -107,9 +107,13 @@ def test_hyperband_search_runs(tmp_path):
     from keras_unimixer.experiments.tuning import run_search
 
     config = TuneConfig(
-        name="band", dataset_options={"num_examples": 1500}, tuner="hyperband",
-        tuner_options={"max_epochs": 2, "factor": 2}, epochs=2, space=TINY_SPACE,
-    )  # fmt: skip
+        name="band",
+        dataset_options={"num_examples": 1500},
+        tuner="hyperband",
+        tuner_options={"max_epochs": 2, "factor": 2},
+        epochs=2,
+        space=TINY_SPACE,
+    )
     tuner = run_search(config, tmp_path)
     trials = list(tuner.oracle.trials.values())
     assert len(trials) >= 2

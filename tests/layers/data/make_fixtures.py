@@ -34,9 +34,12 @@ def main(output_dir):
     for name, (make_mixing, norm, activation) in CASES.items():
         inputs = keras.Input((4, 8))
         encoder = UniMixerEncoder(
-            num_layers=2, mixing=make_mixing(), norm=norm, ffn_activation=activation,
+            num_layers=2,
+            mixing=make_mixing(),
+            norm=norm,
+            ffn_activation=activation,
             ffn_multiplier=2,
-        )  # fmt: skip
+        )
         model = keras.Model(inputs, keras.layers.Dense(1)(keras.layers.Flatten()(encoder(inputs))))
         model.save(os.path.join(output_dir, f"encoder_c6e9602_{name}.keras"))
         arrays[name] = keras.ops.convert_to_numpy(model(x))
