@@ -126,7 +126,7 @@ class TemperatureAnnealing(keras.callbacks.Callback):
             self.model._jax_state_synced = True
         self.current_temperature = value
 
-    def get_config(self):
+    def get_config(self) -> dict:
         return {"start": self.start, "end": self.end, "total_steps": self.total_steps}
 
 

@@ -24,6 +24,7 @@ import contextlib
 import logging
 import os
 import re
+from collections.abc import Iterator
 
 import keras
 
@@ -123,14 +124,14 @@ class ProcessBatches(keras.utils.PyDataset):
     def __init__(
         self,
         data,
-        split,
-        global_batch_size,
-        labels=None,
-        shuffle=False,
-        seed=0,
-        start_epoch=0,
-        process=None,
-    ):
+        split: str,
+        global_batch_size: int,
+        labels: list | None = None,
+        shuffle: bool = False,
+        seed: int = 0,
+        start_epoch: int = 0,
+        process: tuple[int, int] | None = None,
+    ) -> None:
         super().__init__()
         index, count = process or process_index_and_count()
         if global_batch_size % count:
@@ -170,13 +171,13 @@ class ProcessBatches(keras.utils.PyDataset):
         self.local.on_epoch_end()
 
 
-def process_batches(data, split, global_batch_size, **kwargs) -> ProcessBatches:
+def process_batches(data, split: str, global_batch_size: int, **kwargs) -> ProcessBatches:
     """`ProcessBatches(data, split, global_batch_size, **kwargs)` for this process."""
     return ProcessBatches(data, split, global_batch_size, **kwargs)
 
 
 @contextlib.contextmanager
-def data_parallel(devices=None):
+def data_parallel(devices: list | None = None) -> Iterator[None]:
     """Build and train models inside this block to replicate them over `devices` (default: all).
 
     Example:
@@ -206,7 +207,7 @@ def data_parallel(devices=None):
 
 
 @contextlib.contextmanager
-def sharded_tables(features, devices=None):
+def sharded_tables(features: list, devices: list | None = None) -> Iterator:
     """Build and train models inside this block to shard their embedding tables' rows over
     `devices` (default: every device of the job) and run the rest data-parallel (JAX).
 
@@ -258,7 +259,7 @@ def sharded_tables(features, devices=None):
         keras.distribution.set_distribution(previous)
 
 
-def gathered_weights(model) -> list:
+def gathered_weights(model: keras.Model) -> list:
     """`model.get_weights()`, whole on every process, also where weights are split over processes.
 
     In a multi-process JAX job a table sharded by `sharded_tables` spans devices that this process

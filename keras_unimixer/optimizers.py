@@ -20,7 +20,7 @@ TABLE_OPTIMIZERS = ("sgd", "adagrad", "rowwise_adagrad", "adam", "rmsprop")
 ROW_SPARSE_TABLE_OPTIMIZERS = RULES
 
 
-def is_embedding_table(variable) -> bool:
+def is_embedding_table(variable: keras.Variable) -> bool:
     """True for the package's embedding tables (`<feature>_embedding`) and Keras `Embedding`s."""
     name = variable.path.rsplit("/", 1)[-1]
     return name.endswith("_embedding") or name == "embeddings"
@@ -48,12 +48,12 @@ class SplitOptimizer(keras.optimizers.Optimizer):
 
     def __init__(
         self,
-        dense_optimizer,
-        table_optimizer,
-        name="split_optimizer",
-        global_clipnorm=None,
+        dense_optimizer: keras.optimizers.Optimizer,
+        table_optimizer: keras.optimizers.Optimizer,
+        name: str = "split_optimizer",
+        global_clipnorm: float | None = None,
         **kwargs,
-    ):
+    ) -> None:
         kwargs.pop("learning_rate", None)
         super().__init__(learning_rate=0.0, name=name, global_clipnorm=global_clipnorm, **kwargs)
         self.dense_optimizer = keras.optimizers.get(dense_optimizer)
@@ -62,7 +62,7 @@ class SplitOptimizer(keras.optimizers.Optimizer):
             raise ValueError("`dense_optimizer` and `table_optimizer` must be two objects.")
         self._is_table = []
 
-    def build(self, variables):
+    def build(self, variables) -> None:
         super().build(variables)
         self._is_table = [is_embedding_table(variable) for variable in variables]
         dense, tables = self._split(variables)
@@ -110,7 +110,7 @@ class SplitOptimizer(keras.optimizers.Optimizer):
         self.dense_optimizer.learning_rate = value
         self.table_optimizer.learning_rate = table_rate * factor
 
-    def get_config(self):
+    def get_config(self) -> dict:
         return {
             "name": self.name,
             "dense_optimizer": keras.optimizers.serialize(self.dense_optimizer),
@@ -134,7 +134,7 @@ def make_optimizer(
     table_weight_decay: float | None = None,
     clip_norm: float | None = None,
     table_l2: float = 0.0,
-):
+) -> keras.optimizers.Optimizer:
     """The training optimizer of the package's runs.
 
     Adam at `learning_rate` (AdamW, Adam with decoupled weight decay, where `weight_decay` > 0).

@@ -8,7 +8,7 @@ from pathlib import Path
 import keras
 
 
-def check_keras_file(path) -> Path:
+def check_keras_file(path: str | Path) -> Path:
     """`path` as a `Path`, or an error that names the problem: no such file, a folder, or not a
     whole `.keras` archive (truncated or corrupt; Keras itself reports those as "File not
     found")."""
@@ -42,6 +42,6 @@ def check_keras_file(path) -> Path:
     return path
 
 
-def load_model(path, **kwargs) -> keras.Model:
+def load_model(path: str | Path, **kwargs) -> keras.Model:
     """`keras.saving.load_model(path, **kwargs)` after `check_keras_file(path)`."""
     return keras.saving.load_model(check_keras_file(path), **kwargs)

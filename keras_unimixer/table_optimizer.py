@@ -133,7 +133,7 @@ class RowSparseTableOptimizer(keras.optimizers.Optimizer):
             raise ValueError(f"`row_l2` must be >= 0, got {row_l2!r}.")
         self.row_l2 = float(row_l2)
 
-    def build(self, variables):
+    def build(self, variables) -> None:
         if self.built:
             return
         super().build(variables)
@@ -241,7 +241,7 @@ class RowSparseTableOptimizer(keras.optimizers.Optimizer):
 
         self.assign(variable, tf.IndexedSlices(ops.cast(rows, variable.dtype), ids))
 
-    def get_config(self):
+    def get_config(self) -> dict:
         config = super().get_config()
         config.update(
             {

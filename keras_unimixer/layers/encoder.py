@@ -181,7 +181,7 @@ class UniMixerBlock(keras.layers.Layer):
     def _norm_layers(self):
         return [getattr(self, name) for name in self._norm_names()]
 
-    def build(self, input_shape):
+    def build(self, input_shape) -> None:
         if _is_shape_pair(input_shape):
             if self.norm != "siamese":
                 raise ValueError(
@@ -254,7 +254,7 @@ class UniMixerBlock(keras.layers.Layer):
             return [shape, shape]
         return tuple(input_shape)
 
-    def get_config(self):
+    def get_config(self) -> dict:
         config = super().get_config()
         config.update(
             {
@@ -370,7 +370,7 @@ class UniMixerEncoder(keras.layers.Layer):
             else _make_norm(norm_type, norm_epsilon, "output_norm", self.dtype_policy)
         )
 
-    def build(self, input_shape):
+    def build(self, input_shape) -> None:
         input_shape = tuple(input_shape)
         check_token_input_shape(type(self).__name__, input_shape)
         for block in self.blocks:
@@ -406,7 +406,7 @@ class UniMixerEncoder(keras.layers.Layer):
     def compute_output_shape(self, input_shape):
         return tuple(input_shape)
 
-    def get_config(self):
+    def get_config(self) -> dict:
         config = super().get_config()
         config.update(
             {

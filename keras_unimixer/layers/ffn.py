@@ -71,7 +71,7 @@ class PerTokenFFN(keras.layers.Layer):
             None if kernel_initializer is None else keras.initializers.get(kernel_initializer)
         )
 
-    def build(self, input_shape):
+    def build(self, input_shape) -> None:
         num_tokens, token_dim = check_token_input_shape(type(self).__name__, input_shape)
         hidden_dim = self.multiplier * token_dim
         initializer = self.kernel_initializer or per_token_kernel_initializer(num_tokens)
@@ -130,7 +130,7 @@ class PerTokenFFN(keras.layers.Layer):
     def compute_output_shape(self, input_shape):
         return tuple(input_shape)
 
-    def get_config(self):
+    def get_config(self) -> dict:
         config = super().get_config()
         config.update(
             {

@@ -87,7 +87,7 @@ class StackedIdentity(keras.initializers.Initializer):
         )
         return eye + noise
 
-    def get_config(self):
+    def get_config(self) -> dict:
         return {"scale": self.scale, "noise_stddev": self.noise_stddev, "seed": self._init_seed}
 
 
@@ -110,7 +110,7 @@ class TokenMixingPermutation(keras.initializers.Initializer):
         matrix = self.scale * token_mixing_permutation(self.num_tokens, self.num_heads)
         return keras.ops.cast(matrix, dtype or "float32")
 
-    def get_config(self):
+    def get_config(self) -> dict:
         return {"num_tokens": self.num_tokens, "num_heads": self.num_heads, "scale": self.scale}
 
 
@@ -175,7 +175,7 @@ class CircularFactor(keras.initializers.Initializer):
         )
         return factor + noise
 
-    def get_config(self):
+    def get_config(self) -> dict:
         return {
             "side": self.side,
             "scale": self.scale,
@@ -185,7 +185,9 @@ class CircularFactor(keras.initializers.Initializer):
         }
 
 
-def distinct(initializer, index: int):
+def distinct(
+    initializer: keras.initializers.Initializer, index: int
+) -> keras.initializers.Initializer:
     """`initializer` for the `index`-th of several weights that share it.
 
     A Keras 3 initializer instance fixes its seed when it is made, so every call gives the same
@@ -214,14 +216,14 @@ class Scaled(keras.initializers.Initializer):
         factor: float. The factor.
     """
 
-    def __init__(self, initializer, factor: float):
+    def __init__(self, initializer, factor: float) -> None:
         self.initializer = keras.initializers.get(initializer)
         self.factor = float(factor)
 
     def __call__(self, shape, dtype=None):
         return self.initializer(shape, dtype=dtype) * self.factor
 
-    def get_config(self):
+    def get_config(self) -> dict:
         return {
             "initializer": keras.initializers.serialize(self.initializer),
             "factor": self.factor,
@@ -265,7 +267,7 @@ class RowChunked(keras.initializers.Initializer):
     ((10, 3), True)
     """
 
-    def __init__(self, initializer, chunk_rows: int = 2**20):
+    def __init__(self, initializer, chunk_rows: int = 2**20) -> None:
         self.initializer = keras.initializers.get(initializer)
         self.chunk_rows = check_positive_int("chunk_rows", chunk_rows)
 
@@ -293,7 +295,7 @@ class RowChunked(keras.initializers.Initializer):
         config["seed"] = int(np.random.SeedSequence([seed, index]).generate_state(1)[0] >> 1)
         return type(self.initializer).from_config(config)
 
-    def get_config(self):
+    def get_config(self) -> dict:
         return {
             "initializer": keras.initializers.serialize(self.initializer),
             "chunk_rows": self.chunk_rows,

@@ -123,7 +123,7 @@ class FeatureTokenizer(keras.layers.Layer):
                 seen.append(spec.group)
         return seen
 
-    def build(self, input_shape):
+    def build(self, input_shape) -> None:
         if not isinstance(input_shape, dict):
             raise ValueError(
                 "FeatureTokenizer expects a dict of feature name -> tensor, got "
@@ -322,7 +322,7 @@ class FeatureTokenizer(keras.layers.Layer):
         batch = next(iter(input_shape.values()))[0]
         return (batch, self.num_tokens, self.token_dim)
 
-    def get_config(self):
+    def get_config(self) -> dict:
         config = super().get_config()
         config.update(
             {

@@ -136,7 +136,7 @@ class ConfiguredModel(keras.Model):
             if not hasattr(self, key):
                 setattr(self, key, value)
 
-    def get_config(self):
+    def get_config(self) -> dict:
         return {"name": self.name, **self.init_config}
 
     @classmethod

@@ -49,7 +49,7 @@ class InteractionAggregation(keras.layers.Layer):
         super().__init__(**kwargs)
         self.num_heads = check_positive_int("num_heads", num_heads)
 
-    def build(self, input_shape):
+    def build(self, input_shape) -> None:
         (_, x_dim), (_, y_dim) = input_shape
         valid = sorted(set(divisors(x_dim)) & set(divisors(y_dim)))
         for name, width in (("x", x_dim), ("y", y_dim)):
@@ -79,7 +79,7 @@ class InteractionAggregation(keras.layers.Layer):
     def compute_output_shape(self, input_shape):
         return (input_shape[0][0], 1)
 
-    def get_config(self):
+    def get_config(self) -> dict:
         config = super().get_config()
         config.update({"num_heads": self.num_heads})
         return config
@@ -100,7 +100,7 @@ class LearnedContext(keras.layers.Layer):
         super().__init__(**kwargs)
         self.units = check_positive_int("units", units)
 
-    def build(self, input_shape):
+    def build(self, input_shape) -> None:
         self.context = self.add_weight(name="context", shape=(1, self.units), initializer="zeros")
 
     def call(self, inputs):
@@ -109,7 +109,7 @@ class LearnedContext(keras.layers.Layer):
     def compute_output_shape(self, input_shape):
         return (input_shape[0], self.units)
 
-    def get_config(self):
+    def get_config(self) -> dict:
         config = super().get_config()
         config.update({"units": self.units})
         return config

@@ -43,7 +43,7 @@ class ListwiseModel(keras.Model):
         scores = self.scorer(flat)
         return ops.reshape(ops.cast(scores, "float32"), (-1, list_size))
 
-    def get_config(self):
+    def get_config(self) -> dict:
         return {"name": self.name, "scorer": keras.saving.serialize_keras_object(self.scorer)}
 
     @classmethod

@@ -66,7 +66,7 @@ class MixtureOfExperts(keras.layers.Layer):
         own = [f"{task}_expert_{i}" for i in range(self.num_experts)] if task else []
         return own + shared
 
-    def build(self, input_shape):
+    def build(self, input_shape) -> None:
         width = input_shape[-1]
         names = set()
         for task in self.tasks:
@@ -107,7 +107,7 @@ class MixtureOfExperts(keras.layers.Layer):
     def compute_output_shape(self, input_shape):
         return {task: (input_shape[0], self.expert_units[-1]) for task in self.tasks}
 
-    def get_config(self):
+    def get_config(self) -> dict:
         config = super().get_config()
         config.update(
             {

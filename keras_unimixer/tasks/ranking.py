@@ -66,7 +66,7 @@ class Ranking(keras.layers.Layer):
                 metric.update_state(loss)
         return loss
 
-    def get_config(self):
+    def get_config(self) -> dict:
         config = super().get_config()
         config.update(
             {

@@ -74,7 +74,7 @@ class FactorizedTopK(keras.metrics.Metric):
         self.hits.assign(ops.zeros((len(self.ks),)))
         self.count.assign(0.0)
 
-    def get_config(self):
+    def get_config(self) -> dict:
         """`candidates` is stored when it is an array; a callable corpus is not serializable and
         comes back as `None` (pass it again: `FactorizedTopK.from_config({..., "candidates":
         fn})`)."""
@@ -139,7 +139,7 @@ class Retrieval(keras.layers.Layer):
 
         self.sampling_correction = keras_rs.layers.SamplingProbabilityCorrection(epsilon=1e-6)
 
-    def get_config(self):
+    def get_config(self) -> dict:
         config = super().get_config()
         config.update(
             {
@@ -268,7 +268,7 @@ class BruteForceIndex(keras.layers.Layer):
         top_scores, positions = ops.top_k(scores, self.k)
         return top_scores, ops.take(self.candidate_ids, positions, axis=0)
 
-    def get_config(self):
+    def get_config(self) -> dict:
         config = super().get_config()
         config.update(
             {

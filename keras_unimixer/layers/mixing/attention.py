@@ -45,7 +45,7 @@ class AttentionMixing(MixingLayer):
         self.num_heads = check_positive_int("num_heads", num_heads)
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
 
-    def build(self, input_shape):
+    def build(self, input_shape) -> None:
         self.set_token_shape(input_shape)
         self.head_dim = check_head_dim(self.num_heads, self.token_dim)
         for index, name in enumerate(("query", "key", "value", "output")):
@@ -94,7 +94,7 @@ class AttentionMixing(MixingLayer):
         size = self.num_tokens * self.token_dim
         return ops.reshape(blocks, (-1, size, size))
 
-    def get_config(self):
+    def get_config(self) -> dict:
         config = super().get_config()
         config.update(
             {

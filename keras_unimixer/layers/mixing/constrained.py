@@ -112,7 +112,7 @@ class ConstrainedMixing(MixingLayer):
         # without it warns once, since the temperature then stays at its initial value.
         self.temperature_scheduled = False
 
-    def build(self, input_shape):
+    def build(self, input_shape) -> None:
         self.set_token_shape(input_shape)
         flat_size = self.num_tokens * self.token_dim
         if flat_size % self.block_size:
@@ -311,7 +311,7 @@ class ConstrainedMixing(MixingLayer):
             matrix = ops.matmul(matrix, transpose)
         return matrix
 
-    def get_config(self):
+    def get_config(self) -> dict:
         config = super().get_config()
         config.update(
             {

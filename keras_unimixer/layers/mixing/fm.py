@@ -40,7 +40,7 @@ class FMMixing(MixingLayer):
         super().__init__(**kwargs)
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
 
-    def build(self, input_shape):
+    def build(self, input_shape) -> None:
         self.set_token_shape(input_shape)
         self.projection_kernel = self.add_weight(
             name="projection_kernel",
@@ -70,7 +70,7 @@ class FMMixing(MixingLayer):
         size = self.num_tokens * self.token_dim
         return ops.reshape(blocks, (-1, size, size))
 
-    def get_config(self):
+    def get_config(self) -> dict:
         config = super().get_config()
         config.update({"kernel_initializer": keras.initializers.serialize(self.kernel_initializer)})
         return config

@@ -56,7 +56,7 @@ class HeterogeneousAttention(MixingLayer):
             None if kernel_initializer is None else keras.initializers.get(kernel_initializer)
         )
 
-    def build(self, input_shape):
+    def build(self, input_shape) -> None:
         tokens, dim = self.set_token_shape(input_shape)
         self.head_dim = check_head_dim(self.num_heads, dim)
         initializer = self.kernel_initializer or per_token_kernel_initializer(tokens)
@@ -109,7 +109,7 @@ class HeterogeneousAttention(MixingLayer):
         tokens, dim = self.num_tokens, self.token_dim
         return 4 * 2 * tokens * dim * dim + 2 * 2 * tokens * tokens * dim
 
-    def get_config(self):
+    def get_config(self) -> dict:
         config = super().get_config()
         config.update(
             {

@@ -64,7 +64,7 @@ class TokenMixing(MixingLayer):
         super().__init__(**kwargs)
         self.num_heads = check_positive_int("num_heads", num_heads)
 
-    def build(self, input_shape):
+    def build(self, input_shape) -> None:
         self.set_token_shape(input_shape)
         self.head_dim = check_head_dim(self.num_heads, self.token_dim)
 
@@ -92,7 +92,7 @@ class TokenMixing(MixingLayer):
     def flops_per_example(self) -> int:
         return 0  # a permutation: copies, no arithmetic
 
-    def get_config(self):
+    def get_config(self) -> dict:
         config = super().get_config()
         config.update({"num_heads": self.num_heads})
         return config

@@ -188,7 +188,7 @@ class UniMixing(ConstrainedMixing):
             self.num_tokens, self.token_dim, self.block_size, self.block_specific
         )
 
-    def get_config(self):
+    def get_config(self) -> dict:
         config = super().get_config()
         config.update(
             {

@@ -218,7 +218,7 @@ class UniMixingLite(ConstrainedMixing):
             self.num_tokens, self.token_dim, self.block_size, self.num_basis, self.rank
         )
 
-    def get_config(self):
+    def get_config(self) -> dict:
         config = super().get_config()
         config.update(
             {

@@ -55,7 +55,7 @@ class WukongMixing(MixingLayer):
             None if hidden_units is None else check_positive_int("hidden_units", hidden_units)
         )
 
-    def build(self, input_shape):
+    def build(self, input_shape) -> None:
         tokens, dim = self.set_token_shape(input_shape)
         if tokens < 2:
             raise ValueError(f"WukongMixing needs at least 2 tokens (FM and LCB), got {tokens}.")
@@ -115,7 +115,7 @@ class WukongMixing(MixingLayer):
         mlp = 2 * tokens * self.rank * self.hidden + 2 * self.hidden * self.num_fm_tokens * dim
         return fm + mlp + 2 * self.num_compressed_tokens * tokens * dim
 
-    def get_config(self):
+    def get_config(self) -> dict:
         config = super().get_config()
         config.update(
             {
