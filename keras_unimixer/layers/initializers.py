@@ -248,7 +248,9 @@ class RowChunked(keras.initializers.Initializer):
     at about 6 GiB under JAX and 5 GiB under TensorFlow. `RowChunked` calls `initializer` on
     blocks of `chunk_rows` rows, each with a seed derived from the initializer's seed and the
     block's index, and writes each block into the table (under JAX in place, by a jitted update
-    that donates the table; other backends concatenate the blocks, one extra table at the peak).
+    that donates the table; other backends concatenate the blocks, one extra table at the peak:
+    Keras' TensorFlow variable copies its initial value, whatever produced it, so an in-place
+    fill of a `tf.Variable`, a numpy buffer or an XLA-compiled fill did not do better).
 
     Only initializers that draw every entry independently from a distribution that does not depend
     on the shape are drawn in blocks (`RandomUniform`, `RandomNormal`, `TruncatedNormal`); any
