@@ -119,7 +119,9 @@ def test_row_chunked_draws_small_tables_and_other_initializers_whole():
         keras.ops.convert_to_numpy(RowChunked(glorot, chunk_rows=8)((40, 3))),
         keras.ops.convert_to_numpy(glorot((40, 3))),
     )
-    restored = RowChunked.from_config(RowChunked("uniform", chunk_rows=16).get_config())
+    serialized = keras.initializers.serialize(RowChunked("uniform", chunk_rows=16))
+    restored = keras.initializers.deserialize(serialized)  # by its registered name
+    assert isinstance(restored, RowChunked)
     assert restored.chunk_rows == 16
     assert isinstance(restored.initializer, keras.initializers.RandomUniform)
     with pytest.raises(ValueError, match="chunk_rows"):
