@@ -244,8 +244,8 @@ class RowChunked(keras.initializers.Initializer):
     """Draws a large `(rows, dim)` table `chunk_rows` rows at a time, into its final buffer.
 
     A random initializer called on a whole table holds its temporaries (random bits, their float
-    conversion, the scaled result) at the table's size: a 10^8 x 4 float32 table (1.5 GiB) peaks
-    at about 6 GiB under JAX and 5 GiB under TensorFlow. `RowChunked` calls `initializer` on
+    conversion, the scaled result) at the table's size: for a 10^8 x 4 float32 table (1.5 GiB),
+    about 3x the table on top of it under JAX and 2x under TensorFlow. `RowChunked` calls `initializer` on
     blocks of `chunk_rows` rows, each with a seed derived from the initializer's seed and the
     block's index, and writes each block into the table (under JAX in place, by a jitted update
     that donates the table; other backends concatenate the blocks, one extra table at the peak:
