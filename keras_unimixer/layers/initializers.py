@@ -245,12 +245,12 @@ class RowChunked(keras.initializers.Initializer):
 
     A random initializer called on a whole table holds its temporaries (random bits, their float
     conversion, the scaled result) at the table's size: for a 10^8 x 4 float32 table (1.5 GiB),
-    about 3x the table on top of it under JAX and 2x under TensorFlow. `RowChunked` calls `initializer` on
-    blocks of `chunk_rows` rows, each with a seed derived from the initializer's seed and the
-    block's index, and writes each block into the table (under JAX in place, by a jitted update
-    that donates the table; other backends concatenate the blocks, one extra table at the peak:
-    Keras' TensorFlow variable copies its initial value, whatever produced it, so an in-place
-    fill of a `tf.Variable`, a numpy buffer or an XLA-compiled fill did not do better).
+    about 3x the table on top of it under JAX and 2x under TensorFlow. `RowChunked` calls
+    `initializer` on blocks of `chunk_rows` rows, each with a seed derived from the initializer's
+    seed and the block's index, and writes each block into the table (under JAX in place, by a
+    jitted update that donates the table; other backends concatenate the blocks, one extra table
+    at the peak: Keras' TensorFlow variable copies its initial value, whatever produced it, so an
+    in-place fill of a `tf.Variable`, a numpy buffer or an XLA-compiled fill did not do better).
 
     Only initializers that draw every entry independently from a distribution that does not depend
     on the shape are drawn in blocks (`RandomUniform`, `RandomNormal`, `TruncatedNormal`); any
