@@ -12,6 +12,7 @@ def add_arguments(parser):
     from keras_unimixer.datasets import DATASETS
     from keras_unimixer.experiments.scaling import LadderConfig
     from keras_unimixer.experiments.scaling.ladder import MLP_BASELINES, PROTOCOLS, VARIANTS
+    from keras_unimixer.optimizers import TABLE_OPTIMIZERS
 
     defaults = LadderConfig()
     parser.add_argument(
@@ -79,6 +80,19 @@ def add_arguments(parser):
         help="reference model of the gain law dAUC = a N^alpha ('none': no gain fit)",
     )
     parser.add_argument(
+        "--embedding-optimizer",
+        choices=TABLE_OPTIMIZERS,
+        default=None,
+        help="train every run's embedding tables with this optimizer instead of Adam; sgd, "
+        "adagrad, rowwise_adagrad and adam (lazy) update only the rows a batch looked up",
+    )
+    parser.add_argument(
+        "--embedding-learning-rate",
+        type=float,
+        default=None,
+        help="learning rate of --embedding-optimizer (default: the ladder's learning rate)",
+    )
+    parser.add_argument(
         "--mixed-precision", action="store_true", help="mixed_bfloat16 policy (GPU rungs)"
     )
     parser.add_argument(
@@ -126,6 +140,8 @@ def run(args) -> int:
         "mixed_precision": args.mixed_precision,
         "eval_every_examples": args.eval_every_examples,
         "protocol": args.protocol,
+        "embedding_optimizer": args.embedding_optimizer,
+        "embedding_learning_rate": args.embedding_learning_rate,
     }
     if args.batch_size is None:
         del values["batch_size"]

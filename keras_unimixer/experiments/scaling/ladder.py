@@ -92,6 +92,10 @@ class LadderConfig:
     # "benchmark": embedding size, batch size, learning rate, patience, learning-rate schedule and
     # embedding regularization come from the dataset's benchmark protocol.
     protocol: str = "ladder"
+    # Row-sparse embedding tables (`TrainConfig.embedding_optimizer`: e.g. "rowwise_adagrad") at
+    # `embedding_learning_rate`; None: every variable, tables included, trained densely by Adam.
+    embedding_optimizer: str | None = None
+    embedding_learning_rate: float | None = None
 
     def __post_init__(self):
         from keras_unimixer.layers.mixing import mixer_names
@@ -126,6 +130,16 @@ class LadderConfig:
             raise ValueError("budget 'proportional' needs `max_examples` (the largest run).")
         if not self.sizes:
             raise ValueError("`sizes` needs at least one size (two or more to fit a curve).")
+        if self.embedding_optimizer is not None:
+            from keras_unimixer.optimizers import TABLE_OPTIMIZERS
+
+            if self.embedding_optimizer not in TABLE_OPTIMIZERS:
+                raise ValueError(
+                    f"`embedding_optimizer` must be one of {TABLE_OPTIMIZERS} or None, got "
+                    f"{self.embedding_optimizer!r}."
+                )
+        elif self.embedding_learning_rate is not None:
+            raise ValueError("`embedding_learning_rate` needs `embedding_optimizer`.")
         if self.protocol not in PROTOCOLS:
             raise ValueError(f"`protocol` must be one of {PROTOCOLS}, got {self.protocol!r}.")
         if self.protocol == "benchmark":
@@ -146,6 +160,13 @@ class LadderConfig:
                         f"{settings[key]!r}; drop one of them."
                     )
                 setattr(self, key, settings[key])
+
+    def table_settings(self) -> dict:
+        """How every run of the ladder, the reference included, trains its embedding tables."""
+        return {
+            "embedding_optimizer": self.embedding_optimizer,
+            "embedding_learning_rate": self.embedding_learning_rate,
+        }
 
     def protocol_extras(self) -> dict:
         """The benchmark protocol's settings that a ladder has no field for (empty for "ladder")."""
@@ -191,6 +212,7 @@ def train_config(config: LadderConfig, name: str, size: str, seed: int, features
             mixed_precision=config.mixed_precision,
             eval_every_examples=config.eval_every_examples,
             output=str(Path(config.output) / "runs" / f"reference_{mixer}_seed{seed}"),
+            **config.table_settings(),
             **config.protocol_extras(),
         )
     num_layers, num_tokens, token_dim = SIZES[size]
@@ -212,6 +234,7 @@ def train_config(config: LadderConfig, name: str, size: str, seed: int, features
         mixed_precision=config.mixed_precision,
         eval_every_examples=config.eval_every_examples,
         output=str(Path(config.output) / "runs" / f"{name}_{size}_seed{seed}"),
+        **config.table_settings(),
         **config.protocol_extras(),
     )
     values.update(VARIANTS.get(variant, {}))

@@ -1,3 +1,4 @@
+import argparse
 import dataclasses
 import json
 import shutil
@@ -8,6 +9,7 @@ import pytest
 
 from keras_unimixer import datasets, models
 from keras_unimixer.experiments import cli
+from keras_unimixer.experiments.cli import scale as scale_command
 from keras_unimixer.experiments.scaling import (
     LadderConfig,
     fit_ladder,
@@ -62,6 +64,8 @@ def test_power_law_fit_recovers_the_exponent_and_covers_it_with_seed_intervals()
         ),
         ({"models": ("unimixer_lite+shared_local",)}, "shared_local applies to 'unimixer'"),
         ({"sizes": ()}, "at least one size"),
+        ({"embedding_optimizer": "lamb"}, "`embedding_optimizer` must be one of"),
+        ({"embedding_learning_rate": 0.1}, "`embedding_learning_rate` needs"),
     ],
 )
 def test_bad_ladders_are_rejected(overrides, pattern):
@@ -242,6 +246,36 @@ def test_mixed_precision_reaches_every_run_and_older_ladders_continue(tmp_path):
             LadderConfig(output=str(tmp_path), mixed_precision=True),
             tmp_path / "ladder_config.json",
         )
+
+
+def test_row_sparse_tables_reach_every_run_and_older_ladders_continue_dense(tmp_path):
+    config = LadderConfig(
+        models=("rankmixer", "dnn"),
+        embedding_optimizer="rowwise_adagrad",
+        embedding_learning_rate=0.05,
+    )
+    for name, size in (("rankmixer", "m"), ("dnn", "xs"), ("logistic_regression", "reference")):
+        run = train_config(config, name, size, seed=0)
+        assert (run.embedding_optimizer, run.embedding_learning_rate) == ("rowwise_adagrad", 0.05)
+    dense = train_config(LadderConfig(), "rankmixer", "m", seed=0)
+    assert (dense.embedding_optimizer, dense.embedding_learning_rate) == (None, None)
+    # A ladder saved before the settings existed trained its tables with Adam: it continues
+    # densely and refuses to go on with row-sparse tables.
+    saved = dataclasses.asdict(LadderConfig(output=str(tmp_path)))
+    del saved["embedding_optimizer"], saved["embedding_learning_rate"]
+    (tmp_path / "ladder_config.json").write_text(json.dumps(saved))
+    _check_same_budget(LadderConfig(output=str(tmp_path)), tmp_path / "ladder_config.json")
+    with pytest.raises(ValueError, match="embedding_optimizer"):
+        _check_same_budget(
+            LadderConfig(output=str(tmp_path), embedding_optimizer="sgd"),
+            tmp_path / "ladder_config.json",
+        )
+    parser = argparse.ArgumentParser()
+    scale_command.add_arguments(parser)
+    args = parser.parse_args(
+        ["--embedding-optimizer", "rowwise_adagrad", "--embedding-learning-rate", "0.05"]
+    )
+    assert (args.embedding_optimizer, args.embedding_learning_rate) == ("rowwise_adagrad", 0.05)
 
 
 def test_learning_curves_are_drawn_against_examples_where_runs_have_them(tmp_path):
