@@ -12,12 +12,12 @@ from keras_unimixer.layers.mixing import mixing_layers, mixing_statistics
 from keras_unimixer.utils.validation import check_positive_float, check_positive_int
 
 
-def temperature_layers(model) -> list:
+def temperature_layers(model: keras.Model) -> list:
     """Every UniMixing / UniMixingLite layer inside `model` that has a temperature, built or not."""
     return [layer for layer in mixing_layers(model) if layer.temperature is not None]
 
 
-def temperature_variables(model) -> list:
+def temperature_variables(model: keras.Model) -> list:
     """The `temperature` variables of every layer inside `model` that has one (UniMixing,
     UniMixingLite, or a layer of your own with a `temperature_variable`; only built layers
     have one)."""
@@ -29,7 +29,7 @@ def temperature_variables(model) -> list:
     return found
 
 
-def mark_temperature_scheduled(model) -> None:
+def mark_temperature_scheduled(model: keras.Model) -> None:
     """Tell `model`'s temperature layers that their temperature is set on purpose (by a schedule,
     or held constant), so that training them does not warn that nothing anneals it."""
     for layer in temperature_layers(model):
@@ -72,7 +72,7 @@ class TemperatureAnnealing(keras.callbacks.Callback):
         fraction = min(max(step, 0) / max(self._schedule_steps - 1, 1), 1.0)
         return self.start + (self.end - self.start) * fraction
 
-    def on_train_begin(self, logs=None):
+    def on_train_begin(self, logs: dict | None = None) -> None:
         layers = temperature_layers(self.model)
         self._variables = temperature_variables(self.model)
         if not layers and not self._variables:
@@ -102,15 +102,15 @@ class TemperatureAnnealing(keras.callbacks.Callback):
         optimizer = getattr(self.model, "optimizer", None)
         self._step = int(keras.ops.convert_to_numpy(optimizer.iterations)) if optimizer else 0
 
-    def on_train_batch_begin(self, batch, logs=None):
+    def on_train_batch_begin(self, batch: int, logs: dict | None = None) -> None:
         if len(self._variables) < self._num_layers:
             self._variables = temperature_variables(self.model)  # built by the previous step
         self._assign(self.temperature_at(self._step))
 
-    def on_train_batch_end(self, batch, logs=None):
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
         self._step += 1
 
-    def on_epoch_end(self, epoch, logs=None):
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         if logs is not None:
             logs["temperature"] = self.current_temperature
 
@@ -152,7 +152,7 @@ class MixingStatistics(keras.callbacks.Callback):
     True
     """
 
-    def on_epoch_end(self, epoch, logs=None):
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         if logs is None:
             return
         for key, value in mixing_statistics(self.model).items():
@@ -194,12 +194,12 @@ class ExactValidationMetrics(keras.callbacks.Callback):
         self.batch_size = batch_size
         self.kinds = dict(kinds or {})
 
-    def on_epoch_end(self, epoch, logs=None):
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         if logs is None:
             return
         logs.update(self.compute(self.model))
 
-    def compute(self, model) -> dict:
+    def compute(self, model: keras.Model) -> dict:
         """The exact validation metrics of `model` now, keyed as in `logs`."""
         tasks = list(self.labels)
         logits = predict_logits(model, self.features, tasks, self.batch_size)
@@ -247,10 +247,10 @@ class ValidationCurve(keras.callbacks.Callback):
         self.history, self.steps_per_epoch, self.first_step = history, steps_per_epoch, first_step
         self._epoch = 0
 
-    def on_epoch_begin(self, epoch, logs=None):
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
         self._epoch = epoch
 
-    def on_train_batch_end(self, batch, logs=None):
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
         step = self.first_step + self._epoch * self.steps_per_epoch + batch + 1
         if step % self.every_steps:
             return
@@ -270,10 +270,10 @@ class EpochLine(keras.callbacks.Callback):
         super().__init__()
         self.epochs = epochs
 
-    def on_epoch_begin(self, epoch, logs=None):
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
         self._started = time.perf_counter()
 
-    def on_epoch_end(self, epoch, logs=None):
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         seconds = time.perf_counter() - self._started
         values = " - ".join(f"{name}: {_format(value)}" for name, value in (logs or {}).items())
         line = f"epoch {epoch + 1}/{self.epochs} - {seconds:.1f}s" + (

@@ -167,7 +167,7 @@ class ProcessBatches(keras.utils.PyDataset):
     def __getitem__(self, index):
         return self.local[index]
 
-    def on_epoch_end(self):
+    def on_epoch_end(self) -> None:
         self.local.on_epoch_end()
 
 

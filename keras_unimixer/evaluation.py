@@ -11,6 +11,8 @@ import math
 
 import numpy as np
 
+from keras_unimixer.utils.types import ArrayLike
+
 LOG_LOSS_EPSILON = 1e-7
 
 
@@ -66,7 +68,7 @@ def _per_group_auc(labels, scores, groups):
     return auc, count
 
 
-def roc_auc(labels, scores) -> float:
+def roc_auc(labels: ArrayLike, scores: ArrayLike) -> float:
     """Exact area under the ROC curve (ties count one half); NaN if only one class is present.
 
     Example:
@@ -79,7 +81,7 @@ def roc_auc(labels, scores) -> float:
     return float(auc[0]) if len(auc) else math.nan
 
 
-def log_loss(labels, probabilities) -> float:
+def log_loss(labels: ArrayLike, probabilities: ArrayLike) -> float:
     """Mean binary cross-entropy of probabilities (clipped to [1e-7, 1 - 1e-7]).
 
     Example:
@@ -92,7 +94,7 @@ def log_loss(labels, probabilities) -> float:
     return float(-np.mean(labels * np.log(clipped) + (1.0 - labels) * np.log1p(-clipped)))
 
 
-def user_auc(labels, scores, users) -> dict:
+def user_auc(labels: ArrayLike, scores: ArrayLike, users: ArrayLike) -> dict:
     """UAUC and GAUC: per-user AUC over users that have both labels.
 
     UAUC (the UniMixer paper's metric) is the plain mean of the per-user AUCs; GAUC weights each
@@ -125,7 +127,7 @@ def user_auc(labels, scores, users) -> dict:
     }
 
 
-def binary_metrics(labels, logits, users=None) -> dict:
+def binary_metrics(labels: ArrayLike, logits: ArrayLike, users: ArrayLike | None = None) -> dict:
     """Exact `auc` and `logloss` of logits (and `uauc`, `gauc` when `users` is given)."""
     logits = np.asarray(logits, dtype="float64").reshape(-1)
     probabilities = 1.0 / (1.0 + np.exp(-np.clip(logits, -50.0, 50.0)))
@@ -136,7 +138,7 @@ def binary_metrics(labels, logits, users=None) -> dict:
     return metrics
 
 
-def rating_metrics(labels, predictions) -> dict:
+def rating_metrics(labels: ArrayLike, predictions: ArrayLike) -> dict:
     """`rmse` and `mae` of predicted ratings.
 
     Example:
@@ -149,7 +151,9 @@ def rating_metrics(labels, predictions) -> dict:
     return {"rmse": float(np.sqrt(np.mean(errors**2))), "mae": float(np.mean(np.abs(errors)))}
 
 
-def task_metrics(kind: str, labels, outputs, users=None) -> dict:
+def task_metrics(
+    kind: str, labels: ArrayLike, outputs: ArrayLike, users: ArrayLike | None = None
+) -> dict:
     """`binary_metrics` of logits for a binary label, `rating_metrics` for a rating."""
     if kind == "rating":
         return rating_metrics(labels, outputs)

@@ -7,6 +7,7 @@ from keras import ops
 
 from keras_unimixer.layers.ffn import PerTokenFFN
 from keras_unimixer.layers.mixing.base import token_major_by_transposing
+from keras_unimixer.utils.types import Shape, Tensor
 from keras_unimixer.utils.validation import (
     check_choice,
     check_positive_float,
@@ -181,7 +182,7 @@ class UniMixerBlock(keras.layers.Layer):
     def _norm_layers(self):
         return [getattr(self, name) for name in self._norm_names()]
 
-    def build(self, input_shape) -> None:
+    def build(self, input_shape: Shape) -> None:
         if _is_shape_pair(input_shape):
             if self.norm != "siamese":
                 raise ValueError(
@@ -205,10 +206,10 @@ class UniMixerBlock(keras.layers.Layer):
             if not layer.built:
                 layer.build(input_shape)
 
-    def call(self, inputs):
+    def call(self, inputs: Tensor) -> Tensor:
         return self._forward(inputs, self.mixing, self.ffn)
 
-    def call_token_major(self, inputs):
+    def call_token_major(self, inputs: Tensor) -> Tensor:
         """The block on token-major `(T, batch, D)` inputs (or the pair of streams), in that
         layout: the norms act on the last axis either way, and the mixing and FFN use their
         token-major paths."""
@@ -248,7 +249,7 @@ class UniMixerBlock(keras.layers.Layer):
     def _with_dropout(branch, dropout):
         return lambda inputs: dropout(branch(inputs))
 
-    def compute_output_shape(self, input_shape):
+    def compute_output_shape(self, input_shape: Shape) -> Shape:
         if self.norm == "siamese":
             shape = tuple(input_shape[0] if _is_shape_pair(input_shape) else input_shape)
             return [shape, shape]
@@ -370,7 +371,7 @@ class UniMixerEncoder(keras.layers.Layer):
             else _make_norm(norm_type, norm_epsilon, "output_norm", self.dtype_policy)
         )
 
-    def build(self, input_shape) -> None:
+    def build(self, input_shape: Shape) -> None:
         input_shape = tuple(input_shape)
         check_token_input_shape(type(self).__name__, input_shape)
         for block in self.blocks:
@@ -384,7 +385,7 @@ class UniMixerEncoder(keras.layers.Layer):
             return self.layout
         return "token_major" if prefers_token_major(self.blocks[0].mixing) else "batch_major"
 
-    def call(self, inputs):
+    def call(self, inputs: Tensor) -> Tensor:
         if self.resolved_layout() == "batch_major":
             return self._forward(inputs, self.blocks)
         tokens = ops.transpose(inputs, (1, 0, 2))
@@ -403,7 +404,7 @@ class UniMixerEncoder(keras.layers.Layer):
             outputs = block(outputs)
         return outputs if self.output_norm is None else self.output_norm(outputs)
 
-    def compute_output_shape(self, input_shape):
+    def compute_output_shape(self, input_shape: Shape) -> Shape:
         return tuple(input_shape)
 
     def get_config(self) -> dict:

@@ -6,6 +6,7 @@ import keras
 from keras import ops
 
 from keras_unimixer.layers.initializers import distinct
+from keras_unimixer.utils.types import Shape, Tensor
 from keras_unimixer.utils.validation import (
     check_choice,
     check_positive_int,
@@ -15,7 +16,7 @@ from keras_unimixer.utils.validation import (
 _ACTIVATIONS = ("swiglu", "gelu")
 
 
-def per_token_kernel_initializer(num_tokens: int):
+def per_token_kernel_initializer(num_tokens: int) -> keras.initializers.Initializer:
     """Glorot-uniform for `(T, fan_in, fan_out)` kernels, with fans counted per token.
 
     Keras counts the leading axis of a 3-D kernel as a receptive field (fans times `T`); scaling by
@@ -71,7 +72,7 @@ class PerTokenFFN(keras.layers.Layer):
             None if kernel_initializer is None else keras.initializers.get(kernel_initializer)
         )
 
-    def build(self, input_shape) -> None:
+    def build(self, input_shape: Shape) -> None:
         num_tokens, token_dim = check_token_input_shape(type(self).__name__, input_shape)
         hidden_dim = self.multiplier * token_dim
         initializer = self.kernel_initializer or per_token_kernel_initializer(num_tokens)
@@ -97,7 +98,7 @@ class PerTokenFFN(keras.layers.Layer):
                 name="output_bias", shape=(num_tokens, token_dim), initializer="zeros"
             )
 
-    def call(self, inputs):
+    def call(self, inputs: Tensor) -> Tensor:
         hidden = ops.einsum("btd,tdf->btf", inputs, self.hidden_kernel)
         if self.use_bias:
             hidden = hidden + self.hidden_bias
@@ -111,7 +112,7 @@ class PerTokenFFN(keras.layers.Layer):
             outputs = outputs + self.output_bias
         return outputs
 
-    def call_token_major(self, inputs):
+    def call_token_major(self, inputs: Tensor) -> Tensor:
         """The same network on token-major `(T, batch, D)` inputs, returning `(T, batch, D)`: each
         projection is then one batched matmul over tokens, with no transposes (the einsums of
         `call` transpose to that layout and back)."""
@@ -127,7 +128,7 @@ class PerTokenFFN(keras.layers.Layer):
             outputs = outputs + ops.expand_dims(self.output_bias, 1)
         return outputs
 
-    def compute_output_shape(self, input_shape):
+    def compute_output_shape(self, input_shape: Shape) -> Shape:
         return tuple(input_shape)
 
     def get_config(self) -> dict:

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator
 
 import keras
 from keras import ops
 
+from keras_unimixer.utils.types import Tensor
 
-def gather_rows(table, ids):
+
+def gather_rows(table: Tensor, ids: Tensor) -> Tensor:
     """`ops.take(table, ids, axis=0)`, reading only the rows `ids` of a table variable.
 
     Under TensorFlow, `ops.take` first converts a variable to a tensor, which reads (and, in a
@@ -31,7 +34,7 @@ _GATHERED: dict = {}
 
 
 @contextlib.contextmanager
-def gathered_rows(mapping: dict):
+def gathered_rows(mapping: dict) -> Iterator[None]:
     """Within this context, `lookup(layer, name, ...)` reads `mapping[(id(layer), name)]`."""
     previous = dict(_GATHERED)
     _GATHERED.update(mapping)
@@ -42,7 +45,7 @@ def gathered_rows(mapping: dict):
         _GATHERED.update(previous)
 
 
-def lookup(layer, name: str, table, ids):
+def lookup(layer: keras.Layer, name: str, table: Tensor, ids: Tensor) -> Tensor:
     """The rows of `table` at `ids`: from the gathered rows of a row-sparse step where there are
     some for `(layer, name)` (the gradient then flows to those rows, not to the table), else
     `gather_rows(table, ids)`."""

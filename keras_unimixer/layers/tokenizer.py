@@ -16,6 +16,7 @@ from keras_unimixer.features import (
 )
 from keras_unimixer.layers.initializers import RowChunked, distinct
 from keras_unimixer.layers.lookup import lookup
+from keras_unimixer.utils.types import Shape, Tensor
 from keras_unimixer.utils.validation import check_choice, check_positive_int
 
 TOKENIZER_MODES = ("rankmixer", "field", "group")
@@ -123,7 +124,7 @@ class FeatureTokenizer(keras.layers.Layer):
                 seen.append(spec.group)
         return seen
 
-    def build(self, input_shape) -> None:
+    def build(self, input_shape: dict[str, Shape]) -> None:
         if not isinstance(input_shape, dict):
             raise ValueError(
                 "FeatureTokenizer expects a dict of feature name -> tensor, got "
@@ -289,7 +290,7 @@ class FeatureTokenizer(keras.layers.Layer):
         count = ops.maximum(ops.sum(mask, axis=1), 1.0)
         return ops.sum(embedded * mask, axis=1) / count
 
-    def call(self, inputs):
+    def call(self, inputs: dict[str, Tensor]) -> Tensor:
         self._check_names(inputs)
         looked_up = self._distributed_lookups(inputs) if self.embedding == "distributed" else None
         embeddings = [
@@ -318,7 +319,7 @@ class FeatureTokenizer(keras.layers.Layer):
         chunks = ops.reshape(flat, (-1, self.num_tokens, self.chunk_size))
         return ops.einsum("btc,tcd->btd", chunks, self.token_kernel) + self.token_bias
 
-    def compute_output_shape(self, input_shape):
+    def compute_output_shape(self, input_shape: dict[str, Shape]) -> Shape:
         batch = next(iter(input_shape.values()))[0]
         return (batch, self.num_tokens, self.token_dim)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import keras
 
 from keras_unimixer.features import (
@@ -12,6 +14,9 @@ from keras_unimixer.features import (
     features_from_config,
 )
 from keras_unimixer.utils.validation import check_rate
+
+if TYPE_CHECKING:
+    from typing import Self  # Python 3.11+; annotations only
 
 
 def feature_inputs(features) -> dict:
@@ -140,5 +145,5 @@ class ConfiguredModel(keras.Model):
         return {"name": self.name, **self.init_config}
 
     @classmethod
-    def from_config(cls, config):
+    def from_config(cls, config: dict) -> Self:
         return cls(**config)

@@ -22,6 +22,7 @@ from keras_unimixer.models.common import (
     feature_inputs,
     mlp,
 )
+from keras_unimixer.utils.types import Shape, Tensor
 from keras_unimixer.utils.validation import check_positive_int, divisors
 
 
@@ -49,7 +50,7 @@ class InteractionAggregation(keras.layers.Layer):
         super().__init__(**kwargs)
         self.num_heads = check_positive_int("num_heads", num_heads)
 
-    def build(self, input_shape) -> None:
+    def build(self, input_shape: tuple[Shape, Shape]) -> None:
         (_, x_dim), (_, y_dim) = input_shape
         valid = sorted(set(divisors(x_dim)) & set(divisors(y_dim)))
         for name, width in (("x", x_dim), ("y", y_dim)):
@@ -68,7 +69,7 @@ class InteractionAggregation(keras.layers.Layer):
             initializer="glorot_normal",
         )
 
-    def call(self, inputs):
+    def call(self, inputs: tuple[Tensor, Tensor]) -> Tensor:
         x, y = inputs
         linear = ops.matmul(x, self.x_kernel) + ops.matmul(y, self.y_kernel) + self.bias
         x_heads = ops.reshape(x, (-1, self.num_heads, self.bilinear_kernel.shape[1]))
@@ -76,7 +77,7 @@ class InteractionAggregation(keras.layers.Layer):
         bilinear = ops.einsum("bhi,hij,bhj->b", x_heads, self.bilinear_kernel, y_heads)
         return linear + bilinear[:, None]
 
-    def compute_output_shape(self, input_shape):
+    def compute_output_shape(self, input_shape: tuple[Shape, Shape]) -> Shape:
         return (input_shape[0][0], 1)
 
     def get_config(self) -> dict:
@@ -100,13 +101,13 @@ class LearnedContext(keras.layers.Layer):
         super().__init__(**kwargs)
         self.units = check_positive_int("units", units)
 
-    def build(self, input_shape) -> None:
+    def build(self, input_shape: Shape) -> None:
         self.context = self.add_weight(name="context", shape=(1, self.units), initializer="zeros")
 
-    def call(self, inputs):
+    def call(self, inputs: Tensor) -> Tensor:
         return ops.zeros_like(inputs[:, :1]) + self.context
 
-    def compute_output_shape(self, input_shape):
+    def compute_output_shape(self, input_shape: Shape) -> Shape:
         return (input_shape[0], self.units)
 
     def get_config(self) -> dict:

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import keras
 from keras import ops
+
+if TYPE_CHECKING:
+    from typing import Self  # Python 3.11+; annotations only
 
 
 @keras.saving.register_keras_serializable(package="keras_unimixer")
@@ -47,7 +52,7 @@ class ListwiseModel(keras.Model):
         return {"name": self.name, "scorer": keras.saving.serialize_keras_object(self.scorer)}
 
     @classmethod
-    def from_config(cls, config):
+    def from_config(cls, config: dict) -> Self:
         config = dict(config)
         config["scorer"] = keras.saving.deserialize_keras_object(config["scorer"])
         return cls(**config)

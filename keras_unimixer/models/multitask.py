@@ -11,6 +11,7 @@ from __future__ import annotations
 import keras
 from keras import ops
 
+from keras_unimixer.utils.types import Shape, Tensor
 from keras_unimixer.utils.validation import check_choice, check_positive_int
 
 HEADS = ("independent", "mmoe", "ple")
@@ -66,7 +67,7 @@ class MixtureOfExperts(keras.layers.Layer):
         own = [f"{task}_expert_{i}" for i in range(self.num_experts)] if task else []
         return own + shared
 
-    def build(self, input_shape) -> None:
+    def build(self, input_shape: Shape) -> None:
         width = input_shape[-1]
         names = set()
         for task in self.tasks:
@@ -90,7 +91,7 @@ class MixtureOfExperts(keras.layers.Layer):
             gate.build((None, width))
             self.gates[task] = gate
 
-    def call(self, inputs):
+    def call(self, inputs: Tensor) -> dict[str, Tensor]:
         outputs = {}
         for name, layers in self.experts.items():
             hidden = inputs
@@ -104,7 +105,7 @@ class MixtureOfExperts(keras.layers.Layer):
             mixtures[task] = ops.sum(stacked * weights[:, :, None], axis=1)
         return mixtures
 
-    def compute_output_shape(self, input_shape):
+    def compute_output_shape(self, input_shape: Shape) -> dict[str, Shape]:
         return {task: (input_shape[0], self.expert_units[-1]) for task in self.tasks}
 
     def get_config(self) -> dict:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import keras
 
 from keras_unimixer.features import features_from_config
@@ -18,6 +20,9 @@ from keras_unimixer.models.common import (
 from keras_unimixer.models.config import ENCODER_OPTIONS, MODEL_OPTIONS, ModelConfig
 from keras_unimixer.models.multitask import multitask_heads
 from keras_unimixer.utils.validation import check_choice, check_positive_int
+
+if TYPE_CHECKING:
+    from typing import Self  # Python 3.11+; annotations only
 
 POOLINGS = ("mean", "flatten")
 _KERAS_ARGUMENTS = ("name", "dtype", "trainable")
@@ -135,7 +140,7 @@ _RENAMED_OPTIONS = {"head_dropout": "dropout", "head_batch_norm": "batch_norm"}
 
 class _RenamedOptionsLoad(ConfiguredModel):
     @classmethod
-    def from_config(cls, config):
+    def from_config(cls, config: dict) -> Self:
         config = dict(config)
         for old, new in _RENAMED_OPTIONS.items():
             if old in config:
@@ -378,7 +383,7 @@ class Tower(_RenamedOptionsLoad):
         )
 
     @classmethod
-    def from_config(cls, config):
+    def from_config(cls, config: dict) -> Self:
         # Towers saved before the arguments were explicit stored the (unused) multi-task options.
         config = {key: value for key, value in config.items() if key not in _MULTITASK_OPTIONS}
         return super().from_config(config)

@@ -11,8 +11,10 @@ import functools
 import keras
 from keras import ops
 
+from keras_unimixer.utils.types import Tensor
 
-def symmetrize(matrix):
+
+def symmetrize(matrix: Tensor) -> Tensor:
     """`(M + M^T) / 2` over the last two axes."""
     return (matrix + ops.swapaxes(matrix, -1, -2)) / 2.0
 
@@ -38,7 +40,7 @@ def _sinkhorn_round(_, matrix):
     return _normalize_rows_then_columns(matrix)
 
 
-def balance_to_tolerance(log_matrix, tolerance: float, max_iterations: int):
+def balance_to_tolerance(log_matrix: Tensor, tolerance: float, max_iterations: int) -> Tensor:
     """Sinkhorn rounds until every row sum is within `tolerance` of 1 (columns are exact after
     each round), or `max_iterations` rounds; a loop with a data-dependent trip count, so no
     gradient flows through it (callers stop it).
@@ -73,7 +75,9 @@ def _jitted_balance():
     return jax.jit(_balance, static_argnums=(1, 2))
 
 
-def log_sinkhorn(log_matrix, num_iterations: int, tolerance: float = 0.0, max_iterations: int = 0):
+def log_sinkhorn(
+    log_matrix: Tensor, num_iterations: int, tolerance: float = 0.0, max_iterations: int = 0
+) -> Tensor:
     """Sinkhorn-Knopp in the log domain: alternately normalize rows, then columns.
 
     With `max_iterations`, the matrix is first balanced to `tolerance` without gradient (at most
@@ -108,12 +112,14 @@ def log_sinkhorn(log_matrix, num_iterations: int, tolerance: float = 0.0, max_it
     return ops.fori_loop(0, num_iterations, _sinkhorn_round, log_matrix)
 
 
-def sinkhorn(log_matrix, num_iterations: int, tolerance: float = 0.0, max_iterations: int = 0):
+def sinkhorn(
+    log_matrix: Tensor, num_iterations: int, tolerance: float = 0.0, max_iterations: int = 0
+) -> Tensor:
     """`exp(log_sinkhorn(...))`: a (nearly) doubly stochastic matrix."""
     return ops.exp(log_sinkhorn(log_matrix, num_iterations, tolerance, max_iterations))
 
 
-def l2_normalize_rows(logits, symmetric: bool = False, epsilon: float = 1e-12):
+def l2_normalize_rows(logits: Tensor, symmetric: bool = False, epsilon: float = 1e-12) -> Tensor:
     """Signed matrices with unit-L2-norm rows (after `symmetrize` when `symmetric`), float32: the
     alternative to temperature and Sinkhorn (no positivity, no column constraint)."""
     matrix = ops.cast(logits, "float32")

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import keras
 import numpy as np
 from keras import ops
 
 from keras_unimixer.tasks.ranking import deserialize_task_objects
 from keras_unimixer.utils.validation import check_positive_int
+
+if TYPE_CHECKING:
+    from typing import Self  # Python 3.11+; annotations only
 
 MIN_FLOAT = float(np.finfo(np.float32).min) / 100.0
 
@@ -158,7 +163,7 @@ class Retrieval(keras.layers.Layer):
         return config
 
     @classmethod
-    def from_config(cls, config):
+    def from_config(cls, config: dict) -> Self:
         return cls(**deserialize_task_objects(config))
 
     def call(
@@ -283,7 +288,7 @@ class BruteForceIndex(keras.layers.Layer):
         return config
 
     @classmethod
-    def from_config(cls, config):
+    def from_config(cls, config: dict) -> Self:
         config = dict(config)
         if config.get("query_model") is not None:
             config["query_model"] = keras.saving.deserialize_keras_object(config["query_model"])

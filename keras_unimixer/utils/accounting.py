@@ -7,13 +7,14 @@ UniMixing constraints (independent of batch size) are left out.
 
 from __future__ import annotations
 
+import keras
 import numpy as np
 
 from keras_unimixer.layers import FeatureTokenizer, MixingLayer, PerTokenFFN
 from keras_unimixer.optimizers import is_embedding_table
 
 
-def mixing_flops(layer) -> int:
+def mixing_flops(layer: keras.Layer) -> int:
     """Forward FLOPs per example of a built mixing layer (its `flops_per_example()`)."""
     if not isinstance(layer, MixingLayer):
         raise TypeError(f"No FLOP count for {type(layer).__name__}: not a MixingLayer.")
@@ -24,7 +25,7 @@ def _size(variable) -> int:
     return int(np.prod(variable.shape))
 
 
-def layer_flops(layer) -> int:
+def layer_flops(layer: keras.Layer) -> int:
     """FLOPs per example of one layer (a mixing layer's include its sublayers')."""
     if isinstance(layer, MixingLayer):
         return mixing_flops(layer)
@@ -40,11 +41,11 @@ def layer_flops(layer) -> int:
     return sum(2 * _size(kernel) for kernel in kernels)
 
 
-def flops_per_example(model) -> int:
+def flops_per_example(model: keras.Layer) -> int:
     """Forward matmul FLOPs per example of a model built from this package's layers and Dense
     (a mixing layer counts itself: its own sublayers are not visited again)."""
 
-    def visit(layer) -> int:
+    def visit(layer: keras.Layer) -> int:
         total = layer_flops(layer)
         if isinstance(layer, MixingLayer):
             return total
@@ -57,7 +58,7 @@ def flops_per_example(model) -> int:
     )
 
 
-def parameter_counts(model) -> dict:
+def parameter_counts(model: keras.Layer) -> dict:
     """`{"total", "embedding", "dense"}`: embedding tables vs the rest (non-trainable included)."""
     total = int(model.count_params())
     embedding = sum(

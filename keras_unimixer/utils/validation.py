@@ -2,22 +2,26 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 
-def check_positive_int(name: str, value) -> int:
+from keras_unimixer.utils.types import Shape
+
+
+def check_positive_int(name: str, value: object) -> int:
     """Return `value` if it is an int >= 1, otherwise raise a `ValueError` naming `name`."""
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValueError(f"`{name}` must be a positive integer (>= 1), got {value!r}.")
     return value
 
 
-def check_non_negative_int(name: str, value) -> int:
+def check_non_negative_int(name: str, value: object) -> int:
     """Return `value` if it is an int >= 0, otherwise raise a `ValueError` naming `name`."""
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise ValueError(f"`{name}` must be a non-negative integer (>= 0), got {value!r}.")
     return value
 
 
-def check_positive_float(name: str, value) -> float:
+def check_positive_float(name: str, value: object) -> float:
     """Return `value` as a float if it is a finite number > 0, otherwise raise a `ValueError`."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
         raise ValueError(f"`{name}` must be a number > 0, got {value!r}.")
@@ -26,7 +30,7 @@ def check_positive_float(name: str, value) -> float:
     return float(value)
 
 
-def check_rate(name: str, value) -> float:
+def check_rate(name: str, value: object) -> float:
     """Return `value` as a float if it is a number in `[0, 1)` (a dropout rate), otherwise raise
     a `ValueError`."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
@@ -34,14 +38,14 @@ def check_rate(name: str, value) -> float:
     return float(value)
 
 
-def check_choice(name: str, value, choices) -> str:
+def check_choice(name: str, value: object, choices: Collection[str]) -> str:
     """Return `value` if it is one of `choices`, otherwise raise a `ValueError` listing them."""
     if value not in choices:
         raise ValueError(f"`{name}` must be one of {sorted(choices)}, got {value!r}.")
     return value
 
 
-def check_token_input_shape(layer_name: str, input_shape) -> tuple[int, int]:
+def check_token_input_shape(layer_name: str, input_shape: Shape) -> tuple[int, int]:
     """Check a `(batch, num_tokens, token_dim)` input shape and return `(num_tokens, token_dim)`."""
     if len(input_shape) != 3:
         raise ValueError(

@@ -9,6 +9,7 @@ from keras import ops
 
 from keras_unimixer.layers.initializers import distinct
 from keras_unimixer.layers.mixing.base import MixingLayer, register_mixer
+from keras_unimixer.utils.types import Shape, Tensor
 from keras_unimixer.utils.validation import check_head_dim, check_positive_int, divisors
 
 
@@ -45,7 +46,7 @@ class AttentionMixing(MixingLayer):
         self.num_heads = check_positive_int("num_heads", num_heads)
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
 
-    def build(self, input_shape) -> None:
+    def build(self, input_shape: Shape) -> None:
         self.set_token_shape(input_shape)
         self.head_dim = check_head_dim(self.num_heads, self.token_dim)
         for index, name in enumerate(("query", "key", "value", "output")):
@@ -59,14 +60,14 @@ class AttentionMixing(MixingLayer):
     def _split_heads(self, tensor):
         return ops.reshape(tensor, (-1, self.num_tokens, self.num_heads, self.head_dim))
 
-    def attention_weights(self, inputs):
+    def attention_weights(self, inputs: Tensor) -> Tensor:
         """Per-sample global matrices `softmax(Q K^T / sqrt(d))`, `(batch, heads, T, T)`."""
         query = self._split_heads(ops.matmul(inputs, self.query_kernel))
         key = self._split_heads(ops.matmul(inputs, self.key_kernel))
         scores = ops.einsum("bthd,bshd->bhts", query, key) / math.sqrt(self.head_dim)
         return ops.softmax(scores, axis=-1)
 
-    def call(self, inputs):
+    def call(self, inputs: Tensor) -> Tensor:
         weights = self.attention_weights(inputs)
         value = self._split_heads(ops.matmul(inputs, self.value_kernel))
         context = ops.einsum("bhts,bshd->bthd", weights, value)
@@ -81,7 +82,7 @@ class AttentionMixing(MixingLayer):
         # Q, K, V and output projections; scores Q K^T and the weighted sum of values.
         return 4 * 2 * tokens * dim * dim + 2 * 2 * tokens * tokens * dim
 
-    def mixing_matrix(self, inputs):
+    def mixing_matrix(self, inputs: Tensor) -> Tensor:
         """Per-sample `(batch, L, L)` matrices `M` with `flat(out) = M @ flat(x)`.
 
         Block `(t, s)` is `sum_h A[h, t, s] * (W_V[:, h] W_O[h, :])^T`.

@@ -22,10 +22,12 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
+from typing import Any
 
 import keras
 from keras import ops
 
+from keras_unimixer.utils.types import Shape, Tensor
 from keras_unimixer.utils.validation import check_token_input_shape
 
 
@@ -44,15 +46,15 @@ class MixingLayer(keras.layers.Layer):
     default_ffn_activation = "swiglu"
     token_major_backends: tuple[str, ...] = ()
 
-    def set_token_shape(self, input_shape) -> tuple[int, int]:
+    def set_token_shape(self, input_shape: Shape) -> tuple[int, int]:
         """Check `(batch, T, D)` and store `num_tokens`, `token_dim`; returns them."""
         self.num_tokens, self.token_dim = check_token_input_shape(type(self).__name__, input_shape)
         return self.num_tokens, self.token_dim
 
-    def compute_output_shape(self, input_shape):
+    def compute_output_shape(self, input_shape: Shape) -> Shape:
         return tuple(input_shape)
 
-    def call_token_major(self, inputs):
+    def call_token_major(self, inputs: Tensor) -> Tensor:
         """This layer's mixing of token-major `(T, batch, D)` inputs, in that layout.
 
         The default transposes to `(batch, T, D)`, calls the layer and transposes back; override it
@@ -75,7 +77,7 @@ class MixingLayer(keras.layers.Layer):
             )
 
 
-def token_major_by_transposing(layer, inputs):
+def token_major_by_transposing(layer: keras.Layer, inputs: Tensor) -> Tensor:
     """`layer` (taking `(batch, T, D)`) applied to token-major `(T, batch, D)` inputs."""
     return ops.transpose(layer(ops.transpose(inputs, (1, 0, 2))), (1, 0, 2))
 
@@ -104,7 +106,7 @@ class MixerSpec:
     annealed: bool = False
     description: str = ""
 
-    def make(self, num_tokens: int, token_dim: int, **options):
+    def make(self, num_tokens: int, token_dim: int, **options: Any) -> keras.Layer:
         """The mixing layer for `(T, D)`; options this architecture does not read are refused
         (a `None` value counts as unset)."""
         given = {key: value for key, value in options.items() if value is not None}
@@ -164,6 +166,6 @@ def mixer_names() -> tuple[str, ...]:
     return tuple(_REGISTRY)
 
 
-def make_mixing(name: str, num_tokens: int, token_dim: int, **options):
+def make_mixing(name: str, num_tokens: int, token_dim: int, **options: Any) -> keras.Layer:
     """The mixing layer of registered architecture `name` for `(T, D)`."""
     return get_mixer(name).make(num_tokens, token_dim, **options)

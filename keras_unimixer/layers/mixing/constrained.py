@@ -19,6 +19,7 @@ from keras_unimixer.layers.initializers import (
 from keras_unimixer.layers.mixing.base import MixingLayer
 from keras_unimixer.layers.mixing.token_mixing import transpose_heads, transpose_heads_matrix
 from keras_unimixer.ops.sinkhorn import constrain_matrix, l2_normalize_rows
+from keras_unimixer.utils.types import Shape, Tensor
 from keras_unimixer.utils.validation import (
     check_choice,
     check_non_negative_int,
@@ -112,7 +113,7 @@ class ConstrainedMixing(MixingLayer):
         # without it warns once, since the temperature then stays at its initial value.
         self.temperature_scheduled = False
 
-    def build(self, input_shape) -> None:
+    def build(self, input_shape: Shape) -> None:
         self.set_token_shape(input_shape)
         flat_size = self.num_tokens * self.token_dim
         if flat_size % self.block_size:
@@ -139,10 +140,12 @@ class ConstrainedMixing(MixingLayer):
             )
         self.build_mixing_weights()
 
-    def build_mixing_weights(self):
+    def build_mixing_weights(self) -> None:
         raise NotImplementedError
 
-    def add_mixing_weight(self, name: str, shape: tuple, initializer):
+    def add_mixing_weight(
+        self, name: str, shape: tuple, initializer: str | keras.initializers.Initializer
+    ) -> keras.Variable:
         """A mixing parameter, stored divided by `learning_rate_multiplier` (`mixing_parameter`
         multiplies it back): under Adam, whose steps do not depend on the gradient's scale, the
         effective parameter then moves `learning_rate_multiplier` times faster."""
@@ -150,17 +153,17 @@ class ConstrainedMixing(MixingLayer):
             initializer = Scaled(initializer, 1.0 / self.learning_rate_multiplier)
         return self.add_weight(name=name, shape=shape, initializer=initializer, autocast=False)
 
-    def mixing_parameter(self, variable):
+    def mixing_parameter(self, variable: keras.Variable) -> Tensor:
         """The effective value of a weight made by `add_mixing_weight`."""
         if self.learning_rate_multiplier == 1.0:
             return variable
         return variable * self.learning_rate_multiplier
 
-    def global_logits(self):
+    def global_logits(self) -> Tensor:
         """Raw `(n, n)` global parameters, before the constraints."""
         raise NotImplementedError
 
-    def local_logits(self):
+    def local_logits(self) -> Tensor:
         """Raw `(n, b, b)` (or shared `(b, b)`) local parameters, before the constraints."""
         raise NotImplementedError
 
@@ -217,11 +220,11 @@ class ConstrainedMixing(MixingLayer):
             )
         return self.num_tokens, num_heads
 
-    def global_weights(self):
+    def global_weights(self) -> Tensor:
         """The effective global matrix `W_G`, `(n, n)`, float32."""
         return self._constrain(self.global_logits())
 
-    def local_weights(self):
+    def local_weights(self) -> Tensor:
         """The effective local matrices `W_B`, `(n, b, b)` or shared `(b, b)`, float32."""
         return self._constrain(self.local_logits(), apply=self.constrain_local)
 
@@ -251,7 +254,7 @@ class ConstrainedMixing(MixingLayer):
         values = (values - mean) * ops.rsqrt(variance + _ACROSS_BLOCKS_EPSILON)
         return ops.cast(values, self.compute_dtype)
 
-    def call(self, inputs):
+    def call(self, inputs: Tensor) -> Tensor:
         if self.transpose_tokens:  # T heads per token: the output keeps the input's shape
             num_tokens = self.num_tokens
             inputs = transpose_heads(inputs, num_tokens, num_tokens, self.token_dim // num_tokens)
@@ -259,7 +262,7 @@ class ConstrainedMixing(MixingLayer):
         mixed = self._mix_blocks(ops.transpose(blocks, (1, 0, 2)))
         return ops.reshape(ops.transpose(mixed, (1, 0, 2)), (-1, self.num_tokens, self.token_dim))
 
-    def call_token_major(self, inputs):
+    def call_token_major(self, inputs: Tensor) -> Tensor:
         """`(T, batch, D)` in and out. A block lies inside one token (`b` divides `D`: `D / b`
         blocks per token) or spans whole tokens (`D` divides `b`); the blocks-first layout is then
         a reshape, plus a transpose of the batch with the blocks-per-token (or tokens-per-block)
@@ -290,7 +293,7 @@ class ConstrainedMixing(MixingLayer):
         flat_size = self.num_tokens * self.token_dim
         return 2 * flat_size * self.block_size + 2 * flat_size * self.num_blocks
 
-    def mixing_matrix(self):
+    def mixing_matrix(self) -> Tensor:
         """The effective `(L, L)` matrix `M` with `flat(out) = M @ flat(x)` (float32); with
         `transpose_tokens`, `M` includes the transpose. None exists with
         `normalize_across_blocks` (the layer is then not linear): refused."""

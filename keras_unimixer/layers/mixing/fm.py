@@ -6,6 +6,7 @@ import keras
 from keras import ops
 
 from keras_unimixer.layers.mixing.base import MixingLayer, register_mixer
+from keras_unimixer.utils.types import Shape, Tensor
 
 
 @keras.saving.register_keras_serializable(package="keras_unimixer")
@@ -40,7 +41,7 @@ class FMMixing(MixingLayer):
         super().__init__(**kwargs)
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
 
-    def build(self, input_shape) -> None:
+    def build(self, input_shape: Shape) -> None:
         self.set_token_shape(input_shape)
         self.projection_kernel = self.add_weight(
             name="projection_kernel",
@@ -48,11 +49,11 @@ class FMMixing(MixingLayer):
             initializer=self.kernel_initializer,
         )
 
-    def interaction_matrix(self, inputs):
+    def interaction_matrix(self, inputs: Tensor) -> Tensor:
         """Per-sample global matrices `X X^T / D`, `(batch, T, T)`."""
         return ops.einsum("btd,bsd->bts", inputs, inputs) / float(self.token_dim)
 
-    def call(self, inputs):
+    def call(self, inputs: Tensor) -> Tensor:
         projected = ops.matmul(inputs, self.projection_kernel)
         return ops.matmul(self.interaction_matrix(inputs), projected)
 
@@ -63,7 +64,7 @@ class FMMixing(MixingLayer):
         tokens, dim = self.num_tokens, self.token_dim
         return 2 * tokens * dim * dim + 2 * 2 * tokens * tokens * dim
 
-    def mixing_matrix(self, inputs):
+    def mixing_matrix(self, inputs: Tensor) -> Tensor:
         """Per-sample `(batch, L, L)` matrices `M` with `flat(out) = M @ flat(x)`."""
         interactions = self.interaction_matrix(inputs)
         blocks = ops.einsum("bts,lk->btksl", interactions, self.projection_kernel)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator
 
 import keras
 from keras import ops
@@ -10,7 +11,7 @@ from keras import ops
 from keras_unimixer.layers.mixing.constrained import ConstrainedMixing
 
 
-def mixing_layers(model) -> list:
+def mixing_layers(model: keras.Layer) -> list:
     """Every `UniMixing` / `UniMixingLite` layer of `model` (a model or a layer), nested ones
     included, in order."""
     found = []
@@ -26,7 +27,7 @@ def mixing_layers(model) -> list:
 
 
 @contextlib.contextmanager
-def frozen_mixing_weights(model):
+def frozen_mixing_weights(model: keras.Layer) -> Iterator[None]:
     """Inside this block, UniMixing layers use their constrained matrices as constants.
 
     On entry, `W_G` and `W_B` of every `UniMixing` / `UniMixingLite` layer in `model` (a model or

@@ -18,6 +18,7 @@ from keras_unimixer.layers.ffn import per_token_kernel_initializer
 from keras_unimixer.layers.initializers import distinct
 from keras_unimixer.layers.mixing.attention import default_heads
 from keras_unimixer.layers.mixing.base import MixingLayer, register_mixer
+from keras_unimixer.utils.types import Shape, Tensor
 from keras_unimixer.utils.validation import check_head_dim, check_positive_int
 
 _PROJECTIONS = ("query", "key", "value", "output")
@@ -56,7 +57,7 @@ class HeterogeneousAttention(MixingLayer):
             None if kernel_initializer is None else keras.initializers.get(kernel_initializer)
         )
 
-    def build(self, input_shape) -> None:
+    def build(self, input_shape: Shape) -> None:
         tokens, dim = self.set_token_shape(input_shape)
         self.head_dim = check_head_dim(self.num_heads, dim)
         initializer = self.kernel_initializer or per_token_kernel_initializer(tokens)
@@ -72,21 +73,21 @@ class HeterogeneousAttention(MixingLayer):
         projected = ops.einsum("btd,tde->bte", inputs, kernel)
         return ops.reshape(projected, (-1, self.num_tokens, self.num_heads, self.head_dim))
 
-    def attention_weights(self, inputs):
+    def attention_weights(self, inputs: Tensor) -> Tensor:
         """Per-sample `(batch, heads, T, T)` attention of every token over every token."""
         query = self._heads(inputs, self.query_kernel)
         key = self._heads(inputs, self.key_kernel)
         scores = ops.einsum("bthd,bshd->bhts", query, key) / math.sqrt(self.head_dim)
         return ops.softmax(scores, axis=-1)
 
-    def call(self, inputs):
+    def call(self, inputs: Tensor) -> Tensor:
         weights = self.attention_weights(inputs)
         value = self._heads(inputs, self.value_kernel)
         context = ops.einsum("bhts,bshd->bthd", weights, value)
         context = ops.reshape(context, (-1, self.num_tokens, self.token_dim))
         return ops.einsum("btd,tde->bte", context, self.output_kernel)
 
-    def mixing_matrix(self, inputs):
+    def mixing_matrix(self, inputs: Tensor) -> Tensor:
         """Per-sample `(batch, L, L)` matrices `M` with `flat(out) = M @ flat(x)`.
 
         Block `(t, s)` is `sum_h A[h, t, s] * (W_V[s][:, h] W_O[t][h, :])^T`.

@@ -12,9 +12,10 @@ import keras
 import numpy as np
 
 from keras_unimixer.layers.mixing.frozen import mixing_layers
+from keras_unimixer.utils.types import ArrayLike
 
 
-def normalized_row_entropy(matrix) -> float:
+def normalized_row_entropy(matrix: ArrayLike) -> float:
     """Mean entropy of the rows of `|matrix|` (each row scaled to sum to 1), divided by the
     entropy of a uniform row: 0 for one-hot rows (a permutation, an identity), 1 for uniform
     rows. `matrix` is `(..., n, n)`; signed matrices (`normalization="l2"`) count magnitudes."""
@@ -27,14 +28,14 @@ def normalized_row_entropy(matrix) -> float:
     return float(entropy.mean() / np.log(size))
 
 
-def diagonal_mass(matrix) -> float:
+def diagonal_mass(matrix: ArrayLike) -> float:
     """Mean share of each row's `|mass|` on the diagonal: 1 for identities."""
     values = np.abs(np.asarray(matrix, dtype="float64"))
     diagonal = np.diagonal(values, axis1=-2, axis2=-1)
     return float((diagonal / np.clip(values.sum(axis=-1), 1e-30, None)).mean())
 
 
-def layer_statistics(layer) -> dict:
+def layer_statistics(layer: keras.Layer) -> dict:
     """The statistics of one built UniMixing / UniMixing-Lite layer (see `mixing_statistics`)."""
     global_weights = keras.ops.convert_to_numpy(layer.global_weights())
     local_weights = keras.ops.convert_to_numpy(layer.local_weights())
@@ -47,7 +48,7 @@ def layer_statistics(layer) -> dict:
     }
 
 
-def mixing_statistics(model) -> dict:
+def mixing_statistics(model: keras.Layer) -> dict:
     """Means over `model`'s built UniMixing / UniMixing-Lite layers of: `global_logit_std` and
     `local_logit_std` (the spread of the raw logits: how far training moved them),
     `global_entropy` and `local_entropy` (`normalized_row_entropy` of `W_G` and `W_B`: 0 a

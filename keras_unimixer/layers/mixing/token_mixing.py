@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import keras
 from keras import ops
 
 from keras_unimixer.layers.initializers import token_mixing_permutation
 from keras_unimixer.layers.mixing.base import MixingLayer, register_mixer
+from keras_unimixer.utils.types import Shape, Tensor
 from keras_unimixer.utils.validation import (
     check_head_dim,
     check_positive_int,
@@ -14,14 +17,14 @@ from keras_unimixer.utils.validation import (
 )
 
 
-def transpose_heads(inputs, num_tokens: int, num_heads: int, head_dim: int):
+def transpose_heads(inputs: Tensor, num_tokens: int, num_heads: int, head_dim: int) -> Tensor:
     """`(batch, T, H * d)` -> `(batch, H, T * d)`: output token `h` is head `h` of every token."""
     heads = ops.reshape(inputs, (-1, num_tokens, num_heads, head_dim))
     heads = ops.transpose(heads, (0, 2, 1, 3))
     return ops.reshape(heads, (-1, num_heads, num_tokens * head_dim))
 
 
-def transpose_heads_matrix(num_tokens: int, num_heads: int, head_dim: int):
+def transpose_heads_matrix(num_tokens: int, num_heads: int, head_dim: int) -> Tensor:
     """The `(L, L)` permutation `kron(Pi, I_d)` that `transpose_heads` applies to a flattened
     sample (float32)."""
     permutation = token_mixing_permutation(num_tokens, num_heads)
@@ -60,28 +63,28 @@ class TokenMixing(MixingLayer):
     # per-example one of batch-major (benchmarks/results/mixer_speed_tensorflow.md), JAX faster.
     token_major_backends = ("jax",)
 
-    def __init__(self, num_heads: int, **kwargs):
+    def __init__(self, num_heads: int, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.num_heads = check_positive_int("num_heads", num_heads)
 
-    def build(self, input_shape) -> None:
+    def build(self, input_shape: Shape) -> None:
         self.set_token_shape(input_shape)
         self.head_dim = check_head_dim(self.num_heads, self.token_dim)
 
-    def call(self, inputs):
+    def call(self, inputs: Tensor) -> Tensor:
         return transpose_heads(inputs, self.num_tokens, self.num_heads, self.head_dim)
 
-    def call_token_major(self, inputs):
+    def call_token_major(self, inputs: Tensor) -> Tensor:
         """`(T, batch, D)` -> `(H, batch, T * d)`: one transpose, as in `call`."""
         heads = ops.reshape(inputs, (self.num_tokens, -1, self.num_heads, self.head_dim))
         heads = ops.transpose(heads, (2, 1, 0, 3))
         return ops.reshape(heads, (self.num_heads, -1, self.num_tokens * self.head_dim))
 
-    def compute_output_shape(self, input_shape):
+    def compute_output_shape(self, input_shape: Shape) -> Shape:
         num_tokens, token_dim = check_token_input_shape(type(self).__name__, input_shape)
         return (input_shape[0], self.num_heads, num_tokens * token_dim // self.num_heads)
 
-    def mixing_matrix(self):
+    def mixing_matrix(self) -> Tensor:
         """The `(L, L)` permutation `kron(Pi, I_d)` this layer applies to a flattened sample."""
         self._require_built()
         return transpose_heads_matrix(self.num_tokens, self.num_heads, self.head_dim)

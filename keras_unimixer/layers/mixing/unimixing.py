@@ -18,6 +18,7 @@ from keras_unimixer.layers.mixing.constrained import (
     default_block_size,
     resolved_constraints,
 )
+from keras_unimixer.utils.types import Tensor
 from keras_unimixer.utils.validation import (
     check_choice,
     check_positive_float,
@@ -148,7 +149,7 @@ class UniMixing(ConstrainedMixing):
             return StackedIdentity(self.init_scale)
         return keras.initializers.RandomNormal(stddev=self.init_stddev)
 
-    def build_mixing_weights(self):
+    def build_mixing_weights(self) -> None:
         num_blocks, block_size = self.num_blocks, self.block_size
         self.global_kernel = self.add_mixing_weight(
             name="global_kernel",
@@ -169,10 +170,10 @@ class UniMixing(ConstrainedMixing):
             initializer=self._local_initializer(),
         )
 
-    def global_logits(self):
+    def global_logits(self) -> Tensor:
         return self.mixing_parameter(self.global_kernel)
 
-    def local_logits(self):
+    def local_logits(self) -> Tensor:
         return self.mixing_parameter(self.local_kernel)
 
     @staticmethod

@@ -20,6 +20,7 @@ from keras_unimixer.layers.mixing.constrained import (
     default_block_size,
     resolved_constraints,
 )
+from keras_unimixer.utils.types import Tensor
 from keras_unimixer.utils.validation import (
     check_choice,
     check_positive_float,
@@ -136,7 +137,7 @@ class UniMixingLite(ConstrainedMixing):
                 f"peak on a permutation), got rank={rank}."
             )
 
-    def build_mixing_weights(self):
+    def build_mixing_weights(self) -> None:
         if self.rank != "full" and self.rank > self.num_blocks:
             raise ValueError(
                 f"`rank`={self.rank} must be at most the number of blocks "
@@ -190,7 +191,7 @@ class UniMixingLite(ConstrainedMixing):
             return TokenMixingPermutation(*self._target_permutation(), scale=self.init_scale)
         return random_init
 
-    def global_logits(self):
+    def global_logits(self) -> Tensor:
         if self.rank == "full":
             return self.mixing_parameter(self.global_kernel)
         return ops.matmul(
@@ -198,7 +199,7 @@ class UniMixingLite(ConstrainedMixing):
             ops.transpose(self.mixing_parameter(self.global_right)),
         )
 
-    def local_logits(self):
+    def local_logits(self) -> Tensor:
         mixture = self.mixing_parameter(self.local_coefficients)
         if self.basis_coefficients == "softmax":
             mixture = ops.softmax(mixture, axis=-1)

@@ -15,6 +15,7 @@ import keras
 from keras import ops
 
 from keras_unimixer.layers.mixing.base import MixingLayer, register_mixer
+from keras_unimixer.utils.types import Shape, Tensor
 from keras_unimixer.utils.validation import check_positive_int
 
 
@@ -55,7 +56,7 @@ class WukongMixing(MixingLayer):
             None if hidden_units is None else check_positive_int("hidden_units", hidden_units)
         )
 
-    def build(self, input_shape) -> None:
+    def build(self, input_shape: Shape) -> None:
         tokens, dim = self.set_token_shape(input_shape)
         if tokens < 2:
             raise ValueError(f"WukongMixing needs at least 2 tokens (FM and LCB), got {tokens}.")
@@ -87,7 +88,7 @@ class WukongMixing(MixingLayer):
             initializer="glorot_uniform",
         )
 
-    def call(self, inputs):
+    def call(self, inputs: Tensor) -> Tensor:
         projected = ops.einsum("btd,tk->bdk", inputs, self.fm_projection)  # X^T Y
         interactions = ops.einsum("btd,bdk->btk", inputs, projected)  # X (X^T Y)
         flat = ops.reshape(interactions, (-1, self.num_tokens * self.rank))
