@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import keras
 
@@ -11,15 +12,17 @@ from keras_unimixer.features import (
     MULTI_CATEGORICAL,
     NUMERIC,
     RATING,
+    FeatureSpec,
     features_from_config,
 )
+from keras_unimixer.utils.types import Tensor
 from keras_unimixer.utils.validation import check_rate
 
 if TYPE_CHECKING:
     from typing import Self  # Python 3.11+; annotations only
 
 
-def feature_inputs(features) -> dict:
+def feature_inputs(features: Sequence[FeatureSpec | dict]) -> dict[str, keras.KerasTensor]:
     """One named `keras.Input` per feature: int32 ids, or float32 values for numeric features."""
     inputs = {}
     for spec in features_from_config(features):
@@ -32,7 +35,7 @@ def feature_inputs(features) -> dict:
     return inputs
 
 
-def check_tasks(tasks) -> list[str]:
+def check_tasks(tasks: str | Sequence[str]) -> list[str]:
     if isinstance(tasks, str):
         tasks = [tasks]
     tasks = list(tasks)
@@ -65,7 +68,9 @@ def check_dropout(dropout: float) -> float:
     return check_rate("dropout", dropout)
 
 
-def embedding_options(embedding_l2: float = 0.0, embedding_init_stddev: float | None = None):
+def embedding_options(
+    embedding_l2: float = 0.0, embedding_init_stddev: float | None = None
+) -> dict:
     """`FeatureTokenizer` arguments for the embedding recipe of BARS / FuxiCTR.
 
     Args:
@@ -88,13 +93,19 @@ def embedding_options(embedding_l2: float = 0.0, embedding_init_stddev: float | 
     }
 
 
-def task_heads(hidden, tasks: list[str]):
+def task_heads(hidden: Tensor, tasks: list[str]) -> Tensor | dict[str, Tensor]:
     """One logit per task: a tensor for a single task, else a dict keyed by task name."""
     logits = {task: keras.layers.Dense(1, name=task)(hidden) for task in tasks}
     return logits[tasks[0]] if len(tasks) == 1 else logits
 
 
-def compile_ranking(model, tasks, learning_rate: float = 1e-3, optimizer=None, kinds=None):
+def compile_ranking(
+    model: keras.Model,
+    tasks: str | Sequence[str],
+    learning_rate: float = 1e-3,
+    optimizer: keras.optimizers.Optimizer | None = None,
+    kinds: dict[str, str] | None = None,
+) -> keras.Model:
     """Per task: binary cross-entropy on logits with AUC and log loss (binary labels), or squared
     error with RMSE (`kinds[task] == "rating"`: the output is the predicted rating)."""
     tasks = check_tasks(tasks)
@@ -131,7 +142,7 @@ class ConfiguredModel(keras.Model):
     keras-hub pattern).
     """
 
-    def set_init_config(self, **config):
+    def set_init_config(self, **config: Any) -> None:
         if "features" in config:
             config["features"] = [
                 spec.to_dict() for spec in features_from_config(config["features"])

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import keras
 from keras import ops
+
+from keras_unimixer.utils.types import Tensor
 
 if TYPE_CHECKING:
     from typing import Self  # Python 3.11+; annotations only
@@ -34,11 +36,11 @@ class ListwiseModel(keras.Model):
     ...               metrics=[keras_rs.metrics.NDCG(k=10)])
     """
 
-    def __init__(self, scorer, **kwargs):
+    def __init__(self, scorer: keras.Model, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.scorer = scorer
 
-    def call(self, features):
+    def call(self, features: dict[str, Tensor]) -> Tensor:
         first = next(iter(features.values()))
         list_size = first.shape[1]
         flat = {

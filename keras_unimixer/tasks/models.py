@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 import keras
 
+from keras_unimixer.utils.types import Tensor
 
-def select_inputs(tower, features):
+
+def select_inputs(
+    tower: keras.Model, features: dict[str, Tensor] | Tensor
+) -> dict[str, Tensor] | Tensor:
     """The entries of a feature dict that `tower` takes, by name.
 
     A functional Keras 3 model with dict inputs, called with a dict holding extra keys, does not
@@ -40,18 +47,27 @@ class TaskModel(keras.Model):
         **kwargs: `keras.Model` arguments.
     """
 
-    def __init__(self, tower, task, **kwargs):
+    def __init__(self, tower: keras.Model, task: keras.Layer, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.tower = tower
         self.task = task
 
-    def call(self, features, training=False):
+    def call(self, features: dict[str, Tensor], training: bool = False) -> Tensor:
         return self.tower(select_inputs(self.tower, features), training=training)
 
-    def call_task(self, labels, predictions, sample_weight):
+    def call_task(
+        self, labels: Tensor, predictions: Tensor, sample_weight: Tensor | None
+    ) -> Tensor:
         return self.task(labels, predictions, sample_weight=sample_weight)
 
-    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+    def compute_loss(
+        self,
+        x: object = None,
+        y: Tensor | None = None,
+        y_pred: Tensor | None = None,
+        sample_weight: Tensor | None = None,
+        training: bool = True,
+    ) -> Tensor:
         return self.call_task(y, y_pred, sample_weight) + _regularization(self)
 
 
@@ -71,8 +87,14 @@ class TwoTowerModel(keras.Model):
     """
 
     def __init__(
-        self, query_tower, candidate_tower, task, query_features, candidate_features, **kwargs
-    ):
+        self,
+        query_tower: keras.Model,
+        candidate_tower: keras.Model,
+        task: keras.Layer,
+        query_features: Sequence[str],
+        candidate_features: Sequence[str],
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self.query_tower = query_tower
         self.candidate_tower = candidate_tower
@@ -86,17 +108,29 @@ class TwoTowerModel(keras.Model):
             raise ValueError(f"{type(self).__name__} inputs lack features {missing}.")
         return {name: features[name] for name in names}
 
-    def call(self, features, training=False):
+    def call(self, features: dict[str, Tensor], training: bool = False) -> tuple[Tensor, Tensor]:
         queries = self.query_tower(self._select(features, self.query_features), training=training)
         candidates = self.candidate_tower(
             self._select(features, self.candidate_features), training=training
         )
         return queries, candidates
 
-    def call_task(self, query_embeddings, candidate_embeddings, sample_weight):
+    def call_task(
+        self,
+        query_embeddings: Tensor,
+        candidate_embeddings: Tensor,
+        sample_weight: Tensor | None,
+    ) -> Tensor:
         return self.task(query_embeddings, candidate_embeddings, sample_weight=sample_weight)
 
-    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+    def compute_loss(
+        self,
+        x: object = None,
+        y: object = None,
+        y_pred: tuple[Tensor, Tensor] | None = None,
+        sample_weight: Tensor | None = None,
+        training: bool = True,
+    ) -> Tensor:
         query_embeddings, candidate_embeddings = y_pred
         loss = self.call_task(query_embeddings, candidate_embeddings, sample_weight)
         return loss + _regularization(self)
