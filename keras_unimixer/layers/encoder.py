@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import keras
 from keras import ops
 
@@ -131,7 +133,7 @@ class UniMixerBlock(keras.layers.Layer):
 
     def __init__(
         self,
-        mixing,
+        mixing: keras.Layer | dict,
         ffn_multiplier: int = 4,
         ffn_activation: str = "swiglu",
         norm: str = "siamese",
@@ -139,8 +141,8 @@ class UniMixerBlock(keras.layers.Layer):
         norm_epsilon: float = 1e-6,
         siamese_scope: str = "sublayer",
         dropout: float = 0.0,
-        **kwargs,
-    ):
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self.dropout = check_rate("dropout", dropout)
         # One Dropout per branch: each draws its own masks (seeded from the global seed).
@@ -328,7 +330,7 @@ class UniMixerEncoder(keras.layers.Layer):
     def __init__(
         self,
         num_layers: int,
-        mixing,
+        mixing: keras.Layer | dict,
         ffn_multiplier: int = 4,
         ffn_activation: str = "swiglu",
         norm: str = "siamese",
@@ -337,8 +339,8 @@ class UniMixerEncoder(keras.layers.Layer):
         siamese_scope: str = "sublayer",
         layout: str = "auto",
         dropout: float = 0.0,
-        **kwargs,
-    ):
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self.dropout = check_rate("dropout", dropout)
         self.layout = check_choice("layout", layout, LAYOUTS)

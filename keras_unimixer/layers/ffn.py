@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import keras
 from keras import ops
 
@@ -61,9 +63,9 @@ class PerTokenFFN(keras.layers.Layer):
         multiplier: int = 4,
         activation: str = "swiglu",
         use_bias: bool = True,
-        kernel_initializer=None,
-        **kwargs,
-    ):
+        kernel_initializer: str | keras.initializers.Initializer | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self.multiplier = check_positive_int("multiplier", multiplier)
         self.activation = check_choice("activation", activation, _ACTIVATIONS)

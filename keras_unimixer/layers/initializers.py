@@ -67,7 +67,9 @@ class StackedIdentity(keras.initializers.Initializer):
         seed: int or `None`. Seed of the noise. Defaults to `None`.
     """
 
-    def __init__(self, scale: float = 1.0, noise_stddev: float = 0.0, seed: int | None = None):
+    def __init__(
+        self, scale: float = 1.0, noise_stddev: float = 0.0, seed: int | None = None
+    ) -> None:
         self.scale = float(scale)
         self.noise_stddev = float(noise_stddev)
         self._init_seed = seed
@@ -95,7 +97,7 @@ class StackedIdentity(keras.initializers.Initializer):
 class TokenMixingPermutation(keras.initializers.Initializer):
     """Initializes an `(T*H, T*H)` matrix to `token_mixing_permutation(num_tokens, num_heads)`."""
 
-    def __init__(self, num_tokens: int, num_heads: int, scale: float = 1.0):
+    def __init__(self, num_tokens: int, num_heads: int, scale: float = 1.0) -> None:
         self.num_tokens = check_positive_int("num_tokens", num_tokens)
         self.num_heads = check_positive_int("num_heads", num_heads)
         self.scale = float(scale)
@@ -151,7 +153,14 @@ class CircularFactor(keras.initializers.Initializer):
         seed: seed of the noise. Defaults to `None`.
     """
 
-    def __init__(self, side: str, scale: float, target=None, noise_stddev=0.0, seed=None):
+    def __init__(
+        self,
+        side: str,
+        scale: float,
+        target: tuple[int, int] | None = None,
+        noise_stddev: float = 0.0,
+        seed: int | None = None,
+    ) -> None:
         if side not in ("left", "right"):
             raise ValueError(f"`side` must be 'left' or 'right', got {side!r}.")
         self.side = side

@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 import math
 import random
+from collections.abc import Sequence
+from typing import Any
 
 import keras
 from keras import ops
@@ -12,6 +14,7 @@ from keras import ops
 from keras_unimixer.features import (
     CATEGORICAL,
     NUMERIC,
+    FeatureSpec,
     features_from_config,
 )
 from keras_unimixer.layers.initializers import RowChunked, distinct
@@ -77,17 +80,17 @@ class FeatureTokenizer(keras.layers.Layer):
 
     def __init__(
         self,
-        features,
+        features: Sequence[FeatureSpec | dict],
         embedding_dim: int,
         token_dim: int,
         num_tokens: int | None = None,
         mode: str = "rankmixer",
         project: bool = True,
-        embeddings_initializer="uniform",
-        embeddings_regularizer=None,
+        embeddings_initializer: str | keras.initializers.Initializer = "uniform",
+        embeddings_regularizer: str | keras.regularizers.Regularizer | None = None,
         embedding: str = "dense",
-        **kwargs,
-    ):
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self.embedding = check_choice("embedding", embedding, EMBEDDINGS)
         self.features = features_from_config(features)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 import keras
 from keras import ops
 
-from keras_unimixer.features import features_from_config
+from keras_unimixer.features import FeatureSpec, features_from_config
 from keras_unimixer.layers import FeatureTokenizer
 from keras_unimixer.models.common import (
     ConfiguredModel,
@@ -63,7 +66,12 @@ class LogisticRegression(ConfiguredModel):
     (50, 1)
     """
 
-    def __init__(self, features, tasks=("click",), **kwargs):
+    def __init__(
+        self,
+        features: Sequence[FeatureSpec | dict],
+        tasks: str | Sequence[str] = ("click",),
+        **kwargs: Any,
+    ) -> None:
         features = features_from_config(features)
         tasks = check_tasks(tasks)
         inputs = feature_inputs(features)
@@ -98,16 +106,16 @@ class DNN(ConfiguredModel):
 
     def __init__(
         self,
-        features,
-        embedding_dim=10,
-        hidden_units=(400, 400, 400),
-        dropout=0.0,
-        batch_norm=False,
-        embedding_l2=0.0,
-        embedding_init_stddev=None,
-        tasks=("click",),
-        **kwargs,
-    ):
+        features: Sequence[FeatureSpec | dict],
+        embedding_dim: int = 10,
+        hidden_units: Sequence[int] = (400, 400, 400),
+        dropout: float = 0.0,
+        batch_norm: bool = False,
+        embedding_l2: float = 0.0,
+        embedding_init_stddev: float | None = None,
+        tasks: str | Sequence[str] = ("click",),
+        **kwargs: Any,
+    ) -> None:
         features = features_from_config(features)
         tasks = check_tasks(tasks)
         config = _deep_config(
@@ -151,16 +159,16 @@ class DeepFM(ConfiguredModel):
 
     def __init__(
         self,
-        features,
-        embedding_dim=16,
-        hidden_units=(128, 64),
-        dropout=0.0,
-        batch_norm=False,
-        embedding_l2=0.0,
-        embedding_init_stddev=None,
-        tasks=("click",),
-        **kwargs,
-    ):
+        features: Sequence[FeatureSpec | dict],
+        embedding_dim: int = 16,
+        hidden_units: Sequence[int] = (128, 64),
+        dropout: float = 0.0,
+        batch_norm: bool = False,
+        embedding_l2: float = 0.0,
+        embedding_init_stddev: float | None = None,
+        tasks: str | Sequence[str] = ("click",),
+        **kwargs: Any,
+    ) -> None:
         features = features_from_config(features)
         tasks = check_tasks(tasks)
         config = _deep_config(
@@ -209,18 +217,18 @@ class DCNv2(ConfiguredModel):
 
     def __init__(
         self,
-        features,
-        embedding_dim=16,
-        num_cross_layers=3,
-        projection_dim=None,
-        hidden_units=(128, 64),
-        dropout=0.0,
-        batch_norm=False,
-        embedding_l2=0.0,
-        embedding_init_stddev=None,
-        tasks=("click",),
-        **kwargs,
-    ):
+        features: Sequence[FeatureSpec | dict],
+        embedding_dim: int = 16,
+        num_cross_layers: int = 3,
+        projection_dim: int | None = None,
+        hidden_units: Sequence[int] = (128, 64),
+        dropout: float = 0.0,
+        batch_norm: bool = False,
+        embedding_l2: float = 0.0,
+        embedding_init_stddev: float | None = None,
+        tasks: str | Sequence[str] = ("click",),
+        **kwargs: Any,
+    ) -> None:
         import keras_rs
 
         features = features_from_config(features)

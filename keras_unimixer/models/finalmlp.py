@@ -9,10 +9,13 @@ streams' outputs are fused per task by `InteractionAggregation`:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 import keras
 from keras import ops
 
-from keras_unimixer.features import features_from_config
+from keras_unimixer.features import FeatureSpec, features_from_config
 from keras_unimixer.layers import FeatureTokenizer
 from keras_unimixer.models.common import (
     ConfiguredModel,
@@ -46,7 +49,7 @@ class InteractionAggregation(keras.layers.Layer):
     (3, 1)
     """
 
-    def __init__(self, num_heads: int = 1, **kwargs):
+    def __init__(self, num_heads: int = 1, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.num_heads = check_positive_int("num_heads", num_heads)
 
@@ -97,7 +100,7 @@ class LearnedContext(keras.layers.Layer):
         **kwargs: base `keras.layers.Layer` arguments.
     """
 
-    def __init__(self, units: int, **kwargs):
+    def __init__(self, units: int, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.units = check_positive_int("units", units)
 
@@ -175,20 +178,20 @@ class FinalMLP(ConfiguredModel):
 
     def __init__(
         self,
-        features,
-        embedding_dim=10,
-        stream1_units=(400,),
-        stream2_units=(100,),
-        dropout=0.4,
-        batch_norm=True,
-        gate_units=(400,),
-        gate_contexts=("user", "item"),
-        num_heads=5,
-        embedding_l2=0.0,
-        embedding_init_stddev=None,
-        tasks=("click",),
-        **kwargs,
-    ):
+        features: Sequence[FeatureSpec | dict],
+        embedding_dim: int = 10,
+        stream1_units: Sequence[int] = (400,),
+        stream2_units: Sequence[int] = (100,),
+        dropout: float = 0.4,
+        batch_norm: bool = True,
+        gate_units: Sequence[int] = (400,),
+        gate_contexts: Sequence[str] = ("user", "item"),
+        num_heads: int = 5,
+        embedding_l2: float = 0.0,
+        embedding_init_stddev: float | None = None,
+        tasks: str | Sequence[str] = ("click",),
+        **kwargs: Any,
+    ) -> None:
         features = features_from_config(features)
         tasks = check_tasks(tasks)
         check_positive_int("embedding_dim", embedding_dim)

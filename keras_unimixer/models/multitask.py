@@ -8,6 +8,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 import keras
 from keras import ops
 
@@ -44,13 +47,13 @@ class MixtureOfExperts(keras.layers.Layer):
 
     def __init__(
         self,
-        tasks,
-        num_experts=4,
-        expert_units=(64,),
-        kind="mmoe",
-        num_shared_experts=1,
-        **kwargs,
-    ):
+        tasks: str | Sequence[str],
+        num_experts: int = 4,
+        expert_units: Sequence[int] = (64,),
+        kind: str = "mmoe",
+        num_shared_experts: int = 1,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self.tasks = list(tasks)
         self.num_experts = check_positive_int("num_experts", num_experts)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import keras
 
-from keras_unimixer.features import features_from_config
+from keras_unimixer.features import FeatureSpec, features_from_config
 from keras_unimixer.layers import FeatureTokenizer, UniMixerEncoder
 from keras_unimixer.layers.mixing import get_mixer
 from keras_unimixer.models.common import (
@@ -229,9 +230,9 @@ class RankingModel(_RenamedOptionsLoad):
 
     def __init__(
         self,
-        features,
-        mixer="unimixer_lite",
-        tasks=("click",),
+        features: Sequence[FeatureSpec | dict],
+        mixer: str | keras.Layer = "unimixer_lite",
+        tasks: str | Sequence[str] = ("click",),
         *,
         num_layers: int = _DEFAULT.num_layers,
         num_tokens: int = _DEFAULT.num_tokens,
@@ -261,9 +262,9 @@ class RankingModel(_RenamedOptionsLoad):
         sinkhorn_iterations: int = _DEFAULT.sinkhorn_iterations,
         mixing_options: dict | None = None,
         name: str | None = None,
-        dtype=None,
+        dtype: str | keras.DTypePolicy | None = None,
         trainable: bool = True,
-    ):
+    ) -> None:
         options = {key: value for key, value in locals().items() if key in MODEL_OPTIONS}
         features = features_from_config(features)
         tasks = check_tasks(tasks)
@@ -324,10 +325,10 @@ class Tower(_RenamedOptionsLoad):
 
     def __init__(
         self,
-        features,
+        features: Sequence[FeatureSpec | dict],
         output_dim: int = 32,
         normalize: bool = False,
-        mixer="unimixer_lite",
+        mixer: str | keras.Layer = "unimixer_lite",
         *,
         num_layers: int = _DEFAULT.num_layers,
         num_tokens: int = _DEFAULT.num_tokens,
@@ -354,9 +355,9 @@ class Tower(_RenamedOptionsLoad):
         sinkhorn_iterations: int = _DEFAULT.sinkhorn_iterations,
         mixing_options: dict | None = None,
         name: str | None = None,
-        dtype=None,
+        dtype: str | keras.DTypePolicy | None = None,
         trainable: bool = True,
-    ):
+    ) -> None:
         options = {key: value for key, value in locals().items() if key in MODEL_OPTIONS}
         features = features_from_config(features)
         check_positive_int("output_dim", output_dim)

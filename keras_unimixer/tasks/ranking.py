@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import keras
 
@@ -47,8 +47,8 @@ class Ranking(keras.layers.Layer):
         prediction_metrics=None,
         label_metrics=None,
         loss_metrics=None,
-        **kwargs,
-    ):
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self.loss_fn = keras.losses.get(loss) if loss is not None else None
         if self.loss_fn is None:

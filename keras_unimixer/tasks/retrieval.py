@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 import keras
 import numpy as np
 from keras import ops
 
 from keras_unimixer.tasks.ranking import deserialize_task_objects
+from keras_unimixer.utils.types import Tensor
 from keras_unimixer.utils.validation import check_positive_int
 
 if TYPE_CHECKING:
@@ -41,7 +43,13 @@ class FactorizedTopK(keras.metrics.Metric):
         **kwargs: base `keras.metrics.Metric` arguments.
     """
 
-    def __init__(self, candidates, ks=(1, 5, 10, 50, 100), name="factorized_top_k", **kwargs):
+    def __init__(
+        self,
+        candidates: Tensor | Callable[[], Tensor],
+        ks: Sequence[int] = (1, 5, 10, 50, 100),
+        name: str = "factorized_top_k",
+        **kwargs: Any,
+    ) -> None:
         super().__init__(name=name, **kwargs)
         self.candidates = candidates
         self.ks = _ks(ks)
@@ -126,8 +134,8 @@ class Retrieval(keras.layers.Layer):
         loss_metrics=None,
         temperature=None,
         remove_accidental_hits=False,
-        **kwargs,
-    ):
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self.loss_fn = loss or keras.losses.CategoricalCrossentropy(
             from_logits=True, reduction="sum"
@@ -229,7 +237,14 @@ class BruteForceIndex(keras.layers.Layer):
     11
     """
 
-    def __init__(self, num_candidates, embedding_dim, k=10, query_model=None, **kwargs):
+    def __init__(
+        self,
+        num_candidates: int,
+        embedding_dim: int,
+        k: int = 10,
+        query_model: keras.Model | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self.num_candidates = check_positive_int("num_candidates", num_candidates)
         self.embedding_dim = check_positive_int("embedding_dim", embedding_dim)

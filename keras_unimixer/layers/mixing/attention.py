@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import keras
 from keras import ops
@@ -41,7 +42,12 @@ class AttentionMixing(MixingLayer):
         - [UniMixer: A Unified Architecture for Scaling Laws in Recommendation Systems](https://arxiv.org/abs/2604.00590)
     """
 
-    def __init__(self, num_heads: int, kernel_initializer="glorot_uniform", **kwargs):
+    def __init__(
+        self,
+        num_heads: int,
+        kernel_initializer: str | keras.initializers.Initializer | None = "glorot_uniform",
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self.num_heads = check_positive_int("num_heads", num_heads)
         self.kernel_initializer = keras.initializers.get(kernel_initializer)

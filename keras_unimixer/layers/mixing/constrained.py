@@ -6,6 +6,7 @@ from __future__ import annotations
 import inspect
 import math
 import warnings
+from typing import Any
 
 import keras
 import numpy as np
@@ -73,8 +74,8 @@ class ConstrainedMixing(MixingLayer):
         normalize_across_blocks: bool = False,
         transpose_tokens: bool = False,
         learning_rate_multiplier: float = 1.0,
-        **kwargs,
-    ):
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self.learning_rate_multiplier = check_positive_float(
             "learning_rate_multiplier", learning_rate_multiplier

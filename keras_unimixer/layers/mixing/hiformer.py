@@ -10,6 +10,7 @@ of token `t` are its own: `Q_t = x_t W_Q[t]`, `K_s = x_s W_K[s]`, `V_s = x_s W_V
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import keras
 from keras import ops
@@ -50,7 +51,12 @@ class HeterogeneousAttention(MixingLayer):
         - [Hiformer: Heterogeneous Feature Interactions Learning with Transformers for Recommender Systems](https://arxiv.org/abs/2311.05884)
     """
 
-    def __init__(self, num_heads: int, kernel_initializer=None, **kwargs):
+    def __init__(
+        self,
+        num_heads: int,
+        kernel_initializer: str | keras.initializers.Initializer | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self.num_heads = check_positive_int("num_heads", num_heads)
         self.kernel_initializer = (

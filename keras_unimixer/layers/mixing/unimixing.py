@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import keras
 
 from keras_unimixer.layers.initializers import (
@@ -115,8 +117,8 @@ class UniMixing(ConstrainedMixing):
         normalize_across_blocks: bool = False,
         transpose_tokens: bool = False,
         learning_rate_multiplier: float = 1.0,
-        **kwargs,
-    ):
+        **kwargs: Any,
+    ) -> None:
         super().__init__(
             block_size=block_size,
             symmetric=symmetric,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import keras
 from keras import ops
 
@@ -106,8 +108,8 @@ class UniMixingLite(ConstrainedMixing):
         transpose_tokens: bool = False,
         learning_rate_multiplier: float = 1.0,
         basis_coefficients: str = "softmax",
-        **kwargs,
-    ):
+        **kwargs: Any,
+    ) -> None:
         super().__init__(
             block_size=block_size,
             symmetric=symmetric,

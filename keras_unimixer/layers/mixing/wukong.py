@@ -11,6 +11,9 @@ layer are the block's (`UniMixerBlock`, post-norm by default for this mixer).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 import keras
 from keras import ops
 
@@ -48,7 +51,13 @@ class WukongMixing(MixingLayer):
 
     default_norm = "post"
 
-    def __init__(self, fm_tokens=None, fm_rank=None, hidden_units=None, **kwargs):
+    def __init__(
+        self,
+        fm_tokens: int | None = None,
+        fm_rank: int | None = None,
+        hidden_units: Sequence[int] | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self.fm_tokens = None if fm_tokens is None else check_positive_int("fm_tokens", fm_tokens)
         self.fm_rank = None if fm_rank is None else check_positive_int("fm_rank", fm_rank)
