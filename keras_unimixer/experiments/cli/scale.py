@@ -173,6 +173,14 @@ def _fit_and_plot(rows, output: Path, dataset: str) -> int:
     if any("+" in row["model"] for row in rows):
         (output / "ablations.json").write_text(json.dumps(ablation_table(rows), indent=1))
     for fit in fits:
+        if fit["law"] == "gain_trend":
+            print(
+                f"{fit['model']:24s} gain per 10x {fit['against']:18s}: "
+                f"{fit['slope_per_decade']:+.4f} [{fit['slope_low']:+.4f}, "
+                f"{fit['slope_high']:+.4f}] ({fit['interval']}); mean gain at the largest "
+                f"{fit['mean_gain_at_largest']:+.4f}"
+            )
+            continue
         print(
             f"{fit['model']:24s} {fit.get('law', 'auc'):4s} vs {fit['against']:18s}: "
             f"alpha = {fit['alpha']:.4f} "

@@ -104,3 +104,58 @@ def fit_gain_law(rows, reference: dict, x_key: str = "dense_params") -> dict | N
         return None
     fit = fit_power_law(positive, x_key=x_key, y_key="gain")
     return {**fit, "excluded": len(gains) - len(positive)}
+
+
+def fit_gain_trend(rows, reference: dict, x_key: str = "dense_params") -> dict | None:
+    """How the gain over the reference changes with size where the power law cannot say:
+    `dAUC = b + slope * log10 N`, fitted on every gain, negative ones included.
+
+    The paper's law `dAUC = a N^alpha` needs positive gains; a model below its reference at every
+    size has none, yet its gap may close (or widen) with size. `slope` is the gain's change per
+    tenfold of `x_key`, with the 95% t-interval over per-seed slopes (the regression's with one
+    seed). `reference` as in `fit_gain_law`. None when fewer than 2 sizes have a reference.
+    """
+    gains = {}
+    for row in rows:
+        base = reference.get((row["seed"], row.get("train_rows")), reference.get(row["seed"]))
+        if base is not None:
+            gains.setdefault(row["seed"], []).append((row[x_key], row["test_auc"] - base))
+    points = [point for seed_points in gains.values() for point in seed_points]
+    if len({size for size, _ in points}) < 2:
+        return None
+    slope, intercept, standard_error = _linear_fit(points)
+    per_seed = [
+        _linear_fit(seed_points)[0]
+        for seed_points in gains.values()
+        if len({size for size, _ in seed_points}) >= 2
+    ]
+    if len(per_seed) > 1:
+        half_width = t95(len(per_seed) - 1) * float(np.std(per_seed, ddof=1))
+        half_width /= math.sqrt(len(per_seed))
+        method = f"t-interval over {len(per_seed)} seeds"
+    else:
+        half_width = t95(len(points) - 2) * standard_error
+        method = "regression standard error"
+    largest = max(size for size, _ in points)
+    return {
+        "slope_per_decade": slope,
+        "slope_low": slope - half_width,
+        "slope_high": slope + half_width,
+        "intercept": intercept,
+        "mean_gain_at_largest": float(np.mean([g for size, g in points if size == largest])),
+        "interval": method,
+        "num_runs": len(points),
+    }
+
+
+def _linear_fit(points) -> tuple[float, float, float]:
+    """`(slope, intercept, standard error of the slope)` of `y = intercept + slope log10 x`."""
+    x = np.log10(np.asarray([size for size, _ in points], dtype="float64"))
+    y = np.asarray([value for _, value in points], dtype="float64")
+    design = np.stack([np.ones_like(x), x], axis=1)
+    (intercept, slope), *_ = np.linalg.lstsq(design, y, rcond=None)
+    residuals = y - design @ np.array([intercept, slope])
+    dof = len(x) - 2
+    spread = np.sum((x - x.mean()) ** 2)
+    standard_error = math.sqrt(residuals @ residuals / dof / spread) if dof > 0 else math.nan
+    return float(slope), float(intercept), standard_error

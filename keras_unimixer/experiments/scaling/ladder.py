@@ -8,7 +8,7 @@ import logging
 import math
 from pathlib import Path
 
-from keras_unimixer.experiments.scaling.fit import fit_gain_law, fit_power_law
+from keras_unimixer.experiments.scaling.fit import fit_gain_law, fit_gain_trend, fit_power_law
 
 logger = logging.getLogger("keras_unimixer.experiments.scaling")
 
@@ -517,7 +517,8 @@ def write_rows(path, rows) -> None:
 def fit_ladder(rows) -> list[dict]:
     """Power-law fits per model, against dense parameters and against FLOPs per example: of
     test AUC itself (`law: "auc"`), and, where the ladder has reference runs, the paper's law of
-    the AUC gain over the reference (`law: "gain"`, N in millions of dense parameters)."""
+    the AUC gain over the reference (`law: "gain"`, N in millions of dense parameters), and the
+    gain's change per tenfold of N, negative gains included (`law: "gain_trend"`)."""
     references = sorted(
         (row for row in rows if row["size"] == REFERENCE_SIZE), key=lambda r: r["train_rows"]
     )
@@ -539,6 +540,9 @@ def fit_ladder(rows) -> list[dict]:
             gain = fit_gain_law(chosen, reference, x_key) if reference else None
             if gain is not None:
                 fits.append({"model": name, "against": x_key, "law": "gain", **gain})
+            trend = fit_gain_trend(chosen, reference, x_key) if reference else None
+            if trend is not None:
+                fits.append({"model": name, "against": x_key, "law": "gain_trend", **trend})
     return fits
 
 

@@ -20,7 +20,7 @@ from keras_unimixer.experiments.scaling import (
     permutation_closeness,
     run_ladder,
 )
-from keras_unimixer.experiments.scaling.fit import fit_gain_law
+from keras_unimixer.experiments.scaling.fit import fit_gain_law, fit_gain_trend
 from keras_unimixer.experiments.scaling.ladder import (
     _check_same_budget,
     append_row,
@@ -94,7 +94,7 @@ def test_ladder_trains_fits_plots_and_continues(tmp_path):
     assert {(f["model"], f["against"]) for f in fits if f["law"] == "auc"} == {
         (m, x) for m in config.models for x in ("dense_params", "flops_per_example")
     }
-    assert {f["law"] for f in fits} <= {"auc", "gain"}
+    assert {f["law"] for f in fits} <= {"auc", "gain", "gain_trend"}
     assert len(read_rows(tmp_path / "ladder.csv")) == 7
     again = run_ladder(config, progress=lambda line: pytest.fail(f"retrained: {line}"))
     assert again == read_rows(tmp_path / "ladder.csv")
@@ -163,6 +163,54 @@ def test_gain_law_is_fitted_on_the_gain_over_the_reference():
     assert fit["a"] == pytest.approx(0.004, rel=1e-6)  # N in millions, as the paper
     assert fit["excluded"] == 1
     assert fit_gain_law(rows[:1], reference) is None
+
+
+def test_gain_trend_measures_a_gap_that_closes_with_size_where_no_gain_is_positive():
+    sizes = [1e4, 1e5, 1e6]
+    slopes = {0: 0.004, 1: 0.006}  # gain per tenfold of N, per seed
+    reference = {0: 0.75, 1: 0.76}
+    rows = [
+        {
+            "dense_params": n,
+            "seed": seed,
+            "test_auc": reference[seed] - 0.02 + slope * np.log10(n / 1e4),
+        }
+        for seed, slope in slopes.items()
+        for n in sizes
+    ]
+    assert fit_gain_law(rows, reference) is None  # every gain is negative: no power law
+    trend = fit_gain_trend(rows, reference)
+    assert trend["slope_per_decade"] == pytest.approx(0.005, abs=1e-9)
+    # t-interval over the 2 per-seed slopes: 0.005 +- 12.706 * std(0.004, 0.006) / sqrt(2)
+    half_width = 12.706 * np.std([0.004, 0.006], ddof=1) / np.sqrt(2)
+    assert trend["slope_low"] == pytest.approx(0.005 - half_width, rel=1e-6)
+    assert trend["slope_high"] == pytest.approx(0.005 + half_width, rel=1e-6)
+    assert trend["mean_gain_at_largest"] == pytest.approx(-0.02 + 2 * 0.005, abs=1e-9)
+    assert trend["interval"] == "t-interval over 2 seeds" and trend["num_runs"] == 6
+    # A run's own-rows reference is preferred to the seed's.
+    own = [{**row, "train_rows": 7} for row in rows]
+    shifted = fit_gain_trend(own, {**reference, (0, 7): 0.70, (1, 7): 0.71})
+    assert shifted["mean_gain_at_largest"] == pytest.approx(0.05 - 0.02 + 0.01, abs=1e-9)
+    assert fit_gain_trend(rows[:1], reference) is None
+    trends = [f for f in fit_ladder(_with_references(rows, reference)) if f["law"] == "gain_trend"]
+    assert {f["against"] for f in trends} == {"dense_params", "flops_per_example"}
+
+
+def _with_references(rows, reference):
+    runs = [
+        {
+            **row,
+            "model": "rankmixer",
+            "size": str(row["dense_params"]),
+            "flops_per_example": 2 * row["dense_params"],
+        }
+        for row in rows
+    ]
+    references = [
+        {"model": "dnn", "size": "reference", "seed": seed, "test_auc": auc, "train_rows": 1}
+        for seed, auc in reference.items()
+    ]
+    return runs + references
 
 
 def test_proportional_budget_gives_bigger_models_more_rows():
