@@ -7,6 +7,7 @@ tasks import this module, never `keras_unimixer.datasets`.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 
 CATEGORICAL = "categorical"
 NUMERIC = "numeric"
@@ -68,6 +69,6 @@ class FeatureSpec:
         return cls(**config)
 
 
-def features_from_config(features) -> list[FeatureSpec]:
+def features_from_config(features: Sequence[FeatureSpec | dict]) -> list[FeatureSpec]:
     """A list of `FeatureSpec` from specs or their dicts (as stored in layer configs)."""
     return [f if isinstance(f, FeatureSpec) else FeatureSpec.from_dict(f) for f in features]

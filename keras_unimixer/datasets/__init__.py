@@ -41,7 +41,9 @@ def is_description(name: str) -> bool:
     return str(name).endswith((".yaml", ".yml", ".json"))
 
 
-def load_dataset(name: str, data_dir=None, seed: int = 42, split: str = "random", **kwargs):
+def load_dataset(
+    name: str, data_dir: str | Path | None = None, seed: int = 42, split: str = "random", **kwargs
+):
     """Load a dataset by name: `"synthetic"` (embedded), `"movielens"`, `"criteo"` or
     `"frappe_x1"` (fixed BARS split: `seed` and `split` do not apply), `"synthetic_stream"`
     (options in the name: `"synthetic_stream:vocabulary_size=2000,zipf=1.2"`), or stream one from a

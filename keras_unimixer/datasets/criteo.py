@@ -97,7 +97,11 @@ def _chain(first, rest):
 
 
 def load_criteo(
-    data_dir=None, path=None, min_count: int = 10, seed: int = 42, max_rows: int | None = None
+    data_dir: str | Path | None = None,
+    path: str | Path | None = None,
+    min_count: int = 10,
+    seed: int = 42,
+    max_rows: int | None = None,
 ) -> RecDataset:
     """A Criteo-format file as a `RecDataset` (random 80/10/10 split with `seed`).
 

@@ -13,32 +13,34 @@ from __future__ import annotations
 
 import numpy as np
 
+from keras_unimixer.utils.types import ArrayLike
+
 TRANSFORMS = ("bucketize", "prefix", "utc_hour", "utc_weekday")
 SECONDS_PER_DAY = 86_400
 EPOCH_WEEKDAY = 3  # 1970-01-01 was a Thursday
 
 
-def bucketize(values, edges) -> np.ndarray:
+def bucketize(values: ArrayLike, edges: ArrayLike) -> np.ndarray:
     values = np.asarray(values, dtype="float64")
     buckets = np.searchsorted(np.asarray(edges, dtype="float64"), values, side="right")
     return np.where(np.isfinite(values), buckets.astype(str), "").astype(object)
 
 
-def prefix(values, length: int) -> np.ndarray:
+def prefix(values: ArrayLike, length: int) -> np.ndarray:
     return np.asarray([str(value)[:length] for value in np.asarray(values, dtype=object)], object)
 
 
-def utc_hour(timestamps) -> np.ndarray:
+def utc_hour(timestamps: ArrayLike) -> np.ndarray:
     seconds = np.asarray(timestamps, dtype="int64")
     return ((seconds // 3600) % 24).astype(str).astype(object)
 
 
-def utc_weekday(timestamps) -> np.ndarray:
+def utc_weekday(timestamps: ArrayLike) -> np.ndarray:
     days = np.asarray(timestamps, dtype="int64") // SECONDS_PER_DAY
     return ((days + EPOCH_WEEKDAY) % 7).astype(str).astype(object)
 
 
-def apply(record: dict, values) -> np.ndarray:
+def apply(record: dict, values: ArrayLike) -> np.ndarray:
     """The derived feature's raw (string) values from the raw column's `values`."""
     transform = record["transform"]
     if transform == "bucketize":

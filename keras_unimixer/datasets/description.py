@@ -233,7 +233,7 @@ def parse_description(values: dict, base: Path, source: str = "description") -> 
     )
 
 
-def read_description(path, data_dir=None) -> DatasetDescription:
+def read_description(path: str | Path, data_dir: str | Path | None = None) -> DatasetDescription:
     """Parse a YAML or JSON description file; file patterns are relative to `data_dir` (default:
     the description's own folder)."""
     path = Path(path)

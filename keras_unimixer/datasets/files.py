@@ -10,7 +10,7 @@ class DataFilesNotFound(FileNotFoundError):
     """Raised when a dataset's files are not where the loader looked; says which and where."""
 
 
-def candidate_dirs(dataset: str, data_dir=None) -> list[Path]:
+def candidate_dirs(dataset: str, data_dir: str | Path | None = None) -> list[Path]:
     if data_dir is not None:
         return [Path(data_dir)]
     dirs = []
@@ -22,7 +22,9 @@ def candidate_dirs(dataset: str, data_dir=None) -> list[Path]:
     return dirs
 
 
-def find_files(dataset: str, layouts: dict, data_dir=None, how_to_get: str = "") -> tuple:
+def find_files(
+    dataset: str, layouts: dict, data_dir: str | Path | None = None, how_to_get: str = ""
+) -> tuple:
     """Return `(layout_name, directory)` of the first layout whose files all exist.
 
     Args:

@@ -101,7 +101,7 @@ def _encode_ids(name: str, columns: dict, report: dict, preprocessing: dict) -> 
     )
 
 
-def load_frappe(data_dir=None) -> RecDataset:
+def load_frappe(data_dir: str | Path | None = None) -> RecDataset:
     """Frappe_x1 with its fixed train / validation / test split (BARS protocol).
 
     Args:

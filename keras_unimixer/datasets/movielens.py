@@ -72,7 +72,7 @@ def _rows(path: Path, separator: str, num_fields: int, header: bool, encoding="u
             yield line_number, fields
 
 
-def _number(path, line_number, name, text, kind=float, valid=None):
+def _number(path: str | Path, line_number, name, text, kind=float, valid=None):
     """`kind(text)`, finite and within `valid` (inclusive); errors name the file and the line."""
     try:
         value = kind(text)
@@ -144,7 +144,9 @@ def _age_years(age_text) -> float:
         return float("nan")  # bucketize leaves it missing
 
 
-def load_movielens(data_dir=None, split: str = "random", seed: int = 42) -> RecDataset:
+def load_movielens(
+    data_dir: str | Path | None = None, split: str = "random", seed: int = 42
+) -> RecDataset:
     """MovieLens 100K (either the GroupLens `u.*` files or the atomic `ml-100k.*` files).
 
     Labels: `click` (rating >= 4) and `rating` (1-5). Features: user_id, age (bucketized), gender,

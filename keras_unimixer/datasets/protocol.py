@@ -7,6 +7,7 @@ from anything (a structural `typing.Protocol`).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
 import keras
@@ -40,7 +41,7 @@ class Dataset(Protocol):
     def label_kind(self, name: str) -> str:
         """`"binary"` or `"rating"`."""
 
-    def check_labels(self, names) -> None:
+    def check_labels(self, names: Sequence[str]) -> None:
         """Raise `ValueError` naming the label, split, row and value of the first bad label."""
 
     def num_examples(self, split: str) -> int:
@@ -49,14 +50,14 @@ class Dataset(Protocol):
     def steps_per_epoch(self, split: str, batch_size: int) -> int:
         """Batches of `batch_size` in one pass over `split`."""
 
-    def arrays(self, split: str, labels=None) -> tuple[dict, dict]:
+    def arrays(self, split: str, labels: Sequence[str] | None = None) -> tuple[dict, dict]:
         """`(features, labels)` numpy arrays of all of `split` (exact evaluation)."""
 
     def batches(
         self,
         split: str,
         batch_size: int,
-        labels=None,
+        labels: Sequence[str] | None = None,
         shuffle: bool = False,
         seed: int = 0,
         start_epoch: int = 0,

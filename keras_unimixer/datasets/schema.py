@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+from collections.abc import Sequence
 
 import keras
 import numpy as np
@@ -24,6 +25,7 @@ from keras_unimixer.features import (  # noqa: F401 (the dataset schema's vocabu
     FeatureSpec,
     features_from_config,
 )
+from keras_unimixer.utils.types import ArrayLike
 
 logger = logging.getLogger("keras_unimixer.datasets")
 
@@ -31,7 +33,7 @@ logger = logging.getLogger("keras_unimixer.datasets")
 class Vocabulary:
     """Maps raw values to ids: 0 missing, 1 out of vocabulary, 2.. values seen often enough."""
 
-    def __init__(self, values, min_count: int = 1):
+    def __init__(self, values: ArrayLike, min_count: int = 1):
         counts: dict = {}
         for value in values:
             if value is not None and value != "":
@@ -44,7 +46,7 @@ class Vocabulary:
     def size(self) -> int:
         return len(self.index) + NUM_RESERVED_IDS
 
-    def lookup(self, values) -> tuple[np.ndarray, int]:
+    def lookup(self, values: ArrayLike) -> tuple[np.ndarray, int]:
         """Ids of `values`, and how many non-missing values went to the OOV bucket."""
         ids = np.empty(len(values), dtype="int32")
         num_oov = 0
@@ -87,7 +89,7 @@ class RecDataset:
     def label_kind(self, name: str) -> str:
         return self.label_kinds.get(name, BINARY)
 
-    def check_labels(self, names) -> None:
+    def check_labels(self, names: Sequence[str]) -> None:
         """Every value of each label in `names` is valid for its kind, in every split.
 
         Raises:
@@ -121,7 +123,7 @@ class RecDataset:
                 return spec
         raise KeyError(f"No feature {name!r}; features: {[f.name for f in self.features]}.")
 
-    def arrays(self, split: str, labels=None):
+    def arrays(self, split: str, labels: Sequence[str] | None = None):
         """`(features, labels)` numpy arrays of a split; `labels` selects and orders label names."""
         if split not in self.splits:
             raise ValueError(f"`split` must be one of {list(self.splits)}, got {split!r}.")
@@ -136,7 +138,7 @@ class RecDataset:
         self,
         split: str,
         batch_size: int,
-        labels=None,
+        labels: Sequence[str] | None = None,
         shuffle: bool = False,
         seed: int = 0,
         start_epoch: int = 0,
@@ -158,7 +160,7 @@ class RecDataset:
         self,
         split: str,
         batch_size: int,
-        labels=None,
+        labels: Sequence[str] | None = None,
         shuffle: bool = False,
         seed: int = 0,
         epochs: int | None = None,
@@ -185,7 +187,7 @@ class RecDataset:
         tensors = tf.nest.map_structure(tf.constant, data)
         num_examples = self.num_examples(split)
 
-        def epoch_batches(epoch):
+        def epoch_batches(epoch: int):
             order = tf.random.experimental.stateless_shuffle(
                 tf.range(num_examples), seed=tf.stack([tf.cast(seed, tf.int64), epoch])
             )
@@ -210,7 +212,15 @@ class ArrayBatches(keras.utils.PyDataset):
         epoch: the epoch the first batches belong to (Keras calls `on_epoch_end` after each).
     """
 
-    def __init__(self, features, labels, batch_size, shuffle=False, seed=0, epoch=0):
+    def __init__(
+        self,
+        features: dict[str, np.ndarray],
+        labels: dict[str, np.ndarray],
+        batch_size: int,
+        shuffle: bool = False,
+        seed: int = 0,
+        epoch: int = 0,
+    ):
         super().__init__()
         self.features = features
         self.targets = {name: values[:, None] for name, values in labels.items()}
@@ -243,7 +253,7 @@ class ArrayBatches(keras.utils.PyDataset):
         self.epoch += 1
         self._order = self._epoch_order()
 
-    def restart(self, epoch: int = 0):
+    def restart(self, epoch: int = 0) -> None:
         """Start over at `epoch` (a new `fit` on the same batches, e.g. a tuner trial)."""
         self.epoch = epoch
         self._order = self._epoch_order()
@@ -255,7 +265,9 @@ def log_report(name: str, report: dict) -> None:
             logger.info("%s: %s = %s", name, key, value)
 
 
-def random_split(num_examples: int, seed: int, fractions=(0.8, 0.1, 0.1)) -> dict:
+def random_split(
+    num_examples: int, seed: int, fractions: tuple[float, float, float] = (0.8, 0.1, 0.1)
+) -> dict:
     """Row indices of a seeded random train/validation/test split."""
     order = np.random.default_rng(seed).permutation(num_examples)
     num_train = int(round(fractions[0] * num_examples))
@@ -267,7 +279,9 @@ def random_split(num_examples: int, seed: int, fractions=(0.8, 0.1, 0.1)) -> dic
     }
 
 
-def time_split(timestamps: np.ndarray, fractions=(0.8, 0.1, 0.1)) -> dict:
+def time_split(
+    timestamps: np.ndarray, fractions: tuple[float, float, float] = (0.8, 0.1, 0.1)
+) -> dict:
     """The earliest 80% for training, the next 10% for validation, the last 10% for test."""
     order = np.argsort(timestamps, kind="stable")
     num_train = int(round(fractions[0] * len(order)))

@@ -22,7 +22,7 @@ def serving_spec(dataset) -> dict:
     }
 
 
-def write_serving_spec(dataset, directory) -> Path:
+def write_serving_spec(dataset, directory: str | Path) -> Path:
     path = Path(directory) / PREPROCESSING_FILE
     path.write_text(json.dumps(serving_spec(dataset)))
     return path
@@ -57,7 +57,7 @@ def _without_derivations(preprocessing: dict) -> dict:
     }
 
 
-def read_serving_spec(path) -> dict:
+def read_serving_spec(path: str | Path) -> dict:
     path = Path(path)
     if path.is_dir():
         path = path / PREPROCESSING_FILE

@@ -18,6 +18,7 @@ import logging
 import math
 import re
 import zlib
+from collections.abc import Sequence
 from pathlib import Path
 
 import keras
@@ -36,6 +37,7 @@ from keras_unimixer.datasets.schema import (
     log_report,
 )
 from keras_unimixer.datasets.value_counts import DEFAULT_MEMORY_VALUES, ValueCounts, mix64
+from keras_unimixer.utils.types import ArrayLike
 
 logger = logging.getLogger("keras_unimixer.datasets")
 
@@ -237,7 +239,7 @@ class TableReader:
                 first_row += count
 
 
-def _split_mask(description, split, file_index, first_row, count) -> np.ndarray:
+def _split_mask(description, split: str, file_index, first_row, count) -> np.ndarray:
     uniforms = row_uniforms(description.split_seed, file_index, first_row, count)
     bounds = np.cumsum((0.0,) + description.split_fractions)
     position = SPLITS.index(split)
@@ -247,7 +249,7 @@ def _split_mask(description, split, file_index, first_row, count) -> np.ndarray:
 class _Vocabulary:
     """Value -> id for one categorical feature: a sorted vocabulary (ids 2..) or a hash."""
 
-    def __init__(self, feature, values=None):
+    def __init__(self, feature, values: ArrayLike | None = None):
         import pyarrow as pa
 
         self.feature = feature
@@ -260,7 +262,7 @@ class _Vocabulary:
             return self.feature.hash_buckets + NUM_RESERVED_IDS
         return len(self.values) + NUM_RESERVED_IDS
 
-    def ids(self, strings) -> tuple[np.ndarray, int]:
+    def ids(self, strings: ArrayLike) -> tuple[np.ndarray, int]:
         """Ids of a pyarrow string array (null or "" = missing), and how many went to OOV."""
         import pyarrow as pa
         import pyarrow.compute as pc
@@ -288,7 +290,7 @@ def _chunk(array):
     return array.combine_chunks() if isinstance(array, pa.ChunkedArray) else array
 
 
-def _split_lists(strings, separator: str):
+def _split_lists(strings: ArrayLike, separator: str):
     import pyarrow.compute as pc
 
     lists = _chunk(pc.split_pattern(pc.fill_null(strings, ""), pattern=separator))
@@ -397,7 +399,9 @@ class StreamingDataset:
 
     # -- encoding ------------------------------------------------------------------------------
 
-    def encode(self, table, split: str, path=None, rows=None) -> tuple[dict, dict]:
+    def encode(
+        self, table, split: str, path: str | Path | None = None, rows=None
+    ) -> tuple[dict, dict]:
         """`(features, labels)` numpy arrays of a pyarrow table of raw rows.
 
         The report counts a chunk's repaired values on its first read only (`path` and `rows`
@@ -432,7 +436,7 @@ class StreamingDataset:
             labels[label.name] = values
         return features, labels
 
-    def _encode_multi(self, column, feature, split, count) -> np.ndarray:
+    def _encode_multi(self, column, feature, split: str, count) -> np.ndarray:
         import pyarrow.compute as pc
 
         lists, flat = _split_lists(column, feature.separator)
@@ -461,7 +465,7 @@ class StreamingDataset:
     def label_kind(self, name: str) -> str:
         return self.label_kinds.get(name, BINARY)
 
-    def check_labels(self, names) -> None:
+    def check_labels(self, names: Sequence[str]) -> None:
         """Labels are checked as they are read (every split, naming file and line)."""
         unknown = [name for name in names if name not in self.label_names]
         if unknown:
@@ -475,7 +479,7 @@ class StreamingDataset:
     def steps_per_epoch(self, split: str, batch_size: int) -> int:
         return math.ceil(self.num_examples(split) / batch_size)
 
-    def arrays(self, split: str, labels=None):
+    def arrays(self, split: str, labels: Sequence[str] | None = None):
         """All rows of `split` as numpy arrays (held in memory: meant for validation and test)."""
         if split not in SPLITS:
             raise ValueError(f"`split` must be one of {list(SPLITS)}, got {split!r}.")
@@ -499,7 +503,14 @@ class StreamingDataset:
         return {split: self.arrays(split) for split in SPLITS}
 
     def batches(
-        self, split, batch_size, labels=None, shuffle=False, seed=0, start_epoch=0, shard=None
+        self,
+        split: str,
+        batch_size: int,
+        labels: Sequence[str] | None = None,
+        shuffle: bool = False,
+        seed: int = 0,
+        start_epoch: int = 0,
+        shard=None,
     ):
         """Streamed `(features, labels)` batches of `split` for `fit` (see `StreamBatches`)."""
         return StreamBatches(
@@ -514,7 +525,14 @@ class StreamingDataset:
         )
 
     def tf_dataset(
-        self, split, batch_size, labels=None, shuffle=False, seed=0, epochs=None, start_epoch=0
+        self,
+        split: str,
+        batch_size: int,
+        labels: Sequence[str] | None = None,
+        shuffle: bool = False,
+        seed: int = 0,
+        epochs: int | None = None,
+        start_epoch: int = 0,
     ):
         """A `tf.data` pipeline over the same streamed batches (epochs `start_epoch..epochs-1`)."""
         import tensorflow as tf
@@ -524,7 +542,7 @@ class StreamingDataset:
             lambda a: tf.TensorSpec((None,) + a.shape[1:], tf.as_dtype(a.dtype)), first[0]
         )
 
-        def epoch_batches(epoch):
+        def epoch_batches(epoch: int):
             stream = self.batches(split, batch_size, labels, shuffle, seed, int(epoch))
             return tf.data.Dataset.from_generator(
                 lambda: (stream[i] for i in range(len(stream))), output_signature=signature
@@ -540,7 +558,7 @@ class StreamingDataset:
         return combined.prefetch(2)
 
 
-def _check_label_values(label, values, path, rows) -> None:
+def _check_label_values(label: str, values: ArrayLike, path: str | Path, rows) -> None:
     if label.kind == BINARY:
         bad = ~np.isin(values, (0.0, 1.0))
         rule = "0 or 1 (a binary label)"
@@ -575,7 +593,17 @@ class StreamBatches(keras.utils.PyDataset):
     count)` keeps one of `count` disjoint shards of the rows (one per worker).
     """
 
-    def __init__(self, dataset, split, batch_size, labels, shuffle, seed, epoch, shard):
+    def __init__(
+        self,
+        dataset,
+        split: str,
+        batch_size: int,
+        labels: Sequence[str] | None,
+        shuffle: bool,
+        seed: int,
+        epoch: int,
+        shard,
+    ):
         super().__init__()
         self.dataset = dataset
         self.split = split
@@ -605,7 +633,7 @@ class StreamBatches(keras.utils.PyDataset):
         buffer_features, buffer_labels, buffered = [], [], 0
         pending = None
 
-        def emit(features, labels):
+        def emit(features: dict[str, np.ndarray], labels: dict[str, np.ndarray]):
             size = len(next(iter(labels.values())))
             order = rng.permutation(size) if self.shuffle else np.arange(size)
             for start in range(0, size, self.batch_size):
@@ -647,7 +675,7 @@ class StreamBatches(keras.utils.PyDataset):
         self._stream = None
         self._next_index = 0
 
-    def restart(self, epoch: int = 0):
+    def restart(self, epoch: int = 0) -> None:
         """Start over at `epoch` (a new `fit` on the same batches, e.g. a tuner trial)."""
         self.epoch = epoch
         self._stream = None
@@ -673,7 +701,9 @@ def _cut(pending, size):
     return head, tail
 
 
-def read_streaming_dataset(path, data_dir=None) -> StreamingDataset:
+def read_streaming_dataset(
+    path: str | Path, data_dir: str | Path | None = None
+) -> StreamingDataset:
     """A `StreamingDataset` from a description file (YAML or JSON; see
     `keras_unimixer.datasets.description`).
 
@@ -690,7 +720,7 @@ def _ignore_count(key: str, value) -> None:
     """The report's counter for a chunk read before: its values were counted then."""
 
 
-def _bad_csv_line(path, delimiter: str, message: str) -> int | None:
+def _bad_csv_line(path: str | Path, delimiter: str, message: str) -> int | None:
     """The 1-based line of `path` that pyarrow's CSV `message` is about (it names none): the first
     line with another field count ("Expected N columns, got M"), or the first holding the value
     that failed to convert ("column #i ... invalid value 'x'"). Read only after an error."""

@@ -13,6 +13,7 @@ rows: the ceiling.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import keras
 import numpy as np
@@ -27,7 +28,15 @@ _SPLIT_IDS = {"train": 0, "validation": 1, "test": 2}
 class Teacher:
     """The fixed random function behind the labels (drawn from `teacher_seed`)."""
 
-    def __init__(self, num_fields, vocabulary_size, dim=8, hidden=64, seed=0, zipf=1.1):
+    def __init__(
+        self,
+        num_fields: int,
+        vocabulary_size: int,
+        dim: int = 8,
+        hidden: int = 64,
+        seed: int = 0,
+        zipf: float = 1.1,
+    ):
         rng = np.random.default_rng([seed, 7])
         self.num_fields, self.vocabulary_size, self.zipf = num_fields, vocabulary_size, zipf
         self.first_order = rng.normal(0.0, 0.4, (num_fields, vocabulary_size)).astype("float32")
@@ -78,13 +87,13 @@ class SyntheticStream:
 
     def __init__(
         self,
-        train_rows=1_000_000,
-        eval_rows=100_000,
-        num_fields=24,
-        vocabulary_size=100_000,
-        zipf=1.1,
-        teacher_seed=0,
-        seed=0,
+        train_rows: int = 1_000_000,
+        eval_rows: int = 100_000,
+        num_fields: int = 24,
+        vocabulary_size: int = 100_000,
+        zipf: float = 1.1,
+        teacher_seed: int = 0,
+        seed: int = 0,
     ):
         self.name = "synthetic_stream"
         self.teacher = Teacher(num_fields, vocabulary_size, seed=teacher_seed, zipf=zipf)
@@ -134,18 +143,18 @@ class SyntheticStream:
     def label_kind(self, name):
         return BINARY
 
-    def check_labels(self, names):
+    def check_labels(self, names: Sequence[str]):
         unknown = [name for name in names if name not in self.label_names]
         if unknown:
             raise ValueError(f"Unknown labels {unknown}; labels: {self.label_names}.")
 
-    def num_examples(self, split):
+    def num_examples(self, split: str):
         return self.rows[split]
 
-    def steps_per_epoch(self, split, batch_size):
+    def steps_per_epoch(self, split: str, batch_size: int):
         return math.ceil(self.rows[split] / batch_size)
 
-    def arrays(self, split, labels=None):
+    def arrays(self, split: str, labels: Sequence[str] | None = None):
         if split not in self._arrays:
             blocks = [self.block(split, i) for i in range(self.num_blocks(split))]
             features = {
@@ -156,7 +165,15 @@ class SyntheticStream:
             self._arrays[split] = (features, {"click": clicks})
         return self._arrays[split]
 
-    def batches(self, split, batch_size, labels=None, shuffle=False, seed=0, start_epoch=0):
+    def batches(
+        self,
+        split: str,
+        batch_size: int,
+        labels: Sequence[str] | None = None,
+        shuffle: bool = False,
+        seed: int = 0,
+        start_epoch: int = 0,
+    ):
         return SyntheticBatches(self, split, batch_size, shuffle, seed, start_epoch)
 
 
@@ -164,7 +181,7 @@ class SyntheticBatches(keras.utils.PyDataset):
     """Batches of a generated split; epoch `e` visits the blocks in an order drawn from
     `(seed, e)` and shuffles the rows of each block."""
 
-    def __init__(self, dataset, split, batch_size, shuffle, seed, epoch):
+    def __init__(self, dataset, split: str, batch_size: int, shuffle: bool, seed: int, epoch: int):
         super().__init__()
         self.dataset, self.split, self.batch_size = dataset, split, batch_size
         self.shuffle, self.seed, self.epoch = shuffle, seed, epoch
@@ -213,7 +230,7 @@ class SyntheticBatches(keras.utils.PyDataset):
         self.epoch += 1
         self._stream, self._next_index = None, 0
 
-    def restart(self, epoch: int = 0):
+    def restart(self, epoch: int = 0) -> None:
         """Start over at `epoch` (a new `fit` on the same batches, e.g. a tuner trial)."""
         self.epoch = epoch
         self._stream, self._next_index = None, 0
@@ -254,6 +271,6 @@ def parse_stream_name(name: str) -> dict:
     return options
 
 
-def make_synthetic_stream(train_rows=1_000_000, seed=0, **kwargs) -> SyntheticStream:
+def make_synthetic_stream(train_rows: int = 1_000_000, seed: int = 0, **kwargs) -> SyntheticStream:
     """`SyntheticStream(train_rows, seed=seed, **kwargs)` (`--dataset synthetic_stream`)."""
     return SyntheticStream(train_rows=train_rows, seed=seed, **kwargs)

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
+from keras_unimixer.utils.types import ArrayLike
+
 # Distinct values held in memory, over all counted features, before counts spill to disk.
 DEFAULT_MEMORY_VALUES = 1 << 22
 DEFAULT_PARTITIONS = 32
@@ -31,7 +33,7 @@ def mix64(values: np.ndarray) -> np.ndarray:
         return z ^ (z >> np.uint64(31))
 
 
-def string_hashes(strings) -> np.ndarray:
+def string_hashes(strings: ArrayLike) -> np.ndarray:
     """A 64-bit hash of each string of a pyarrow string array without nulls (vectorized; the
     same value gives the same hash in every batch and process)."""
     import pyarrow as pa
@@ -72,7 +74,10 @@ class ValueCounts:
     """
 
     def __init__(
-        self, max_values=DEFAULT_MEMORY_VALUES, partitions=DEFAULT_PARTITIONS, directory=None
+        self,
+        max_values=DEFAULT_MEMORY_VALUES,
+        partitions=DEFAULT_PARTITIONS,
+        directory: str | Path | None = None,
     ):
         if max_values < 1:
             raise ValueError(f"`max_values` must be >= 1, got {max_values}.")
@@ -84,7 +89,7 @@ class ValueCounts:
         self._pending, self._pending_rows = [], 0
         self.spills = 0
 
-    def add(self, values) -> None:
+    def add(self, values: ArrayLike) -> None:
         """Counts a pyarrow string array (nulls and "" are not values)."""
         import pyarrow as pa
         import pyarrow.compute as pc

@@ -18,7 +18,9 @@ logger = logging.getLogger("keras_unimixer.export")
 DEFAULT_OPSET = 17
 
 
-def export_onnx(model, spec: dict, output, opset: int = DEFAULT_OPSET) -> Path:
+def export_onnx(
+    model: keras.Model, spec: dict, output: str | Path, opset: int = DEFAULT_OPSET
+) -> Path:
     """Write `output` (an `.onnx` file) taking the same named raw inputs as the SavedModel.
 
     The serving SavedModel (preprocessing included: vocabulary lookups become ONNX-ML
@@ -86,7 +88,7 @@ def _add_metadata(path: Path, opset: int, spec: dict) -> None:
     onnx.save(proto, str(path))
 
 
-def onnx_opset(path) -> int:
+def onnx_opset(path: str | Path) -> int:
     """The default-domain opset an `.onnx` file was written with."""
     import onnx
 

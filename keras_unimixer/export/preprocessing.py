@@ -9,6 +9,8 @@ ones, floats for numeric ones.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import tensorflow as tf
 
@@ -26,11 +28,13 @@ from keras_unimixer.datasets.serving_spec import (  # noqa: F401 (re-exported by
     serving_spec,
     write_serving_spec,
 )
+from keras_unimixer.features import FeatureSpec
+from keras_unimixer.utils.types import ArrayLike
 
 NUMERIC_TRANSFORMS = ("signed_log1p",)
 
 
-def raw_input_signature(features) -> dict:
+def raw_input_signature(features: Sequence[FeatureSpec | dict]) -> dict:
     """`tf.TensorSpec` of each raw feature of a request, named after the feature."""
     signature = {}
     for spec in features_from_config(features):
@@ -51,7 +55,7 @@ class ServingPreprocessor(tf.Module):
         preprocessing: `RecDataset.preprocessing` (vocabularies, means, stds, transforms).
     """
 
-    def __init__(self, features, preprocessing: dict):
+    def __init__(self, features: Sequence[FeatureSpec | dict], preprocessing: dict):
         super().__init__(name="serving_preprocessor")
         self.features = features_from_config(features)
         self.statistics = {}
@@ -71,7 +75,7 @@ class ServingPreprocessor(tf.Module):
     def __call__(self, raw: dict) -> dict:
         return {spec.name: self._encode(spec, raw[spec.name]) for spec in self.features}
 
-    def _encode(self, spec, values):
+    def _encode(self, spec, values: ArrayLike):
         if spec.kind == NUMERIC:
             return self._encode_numeric(spec.name, values)
         if spec.kind == MULTI_CATEGORICAL:
@@ -83,7 +87,7 @@ class ServingPreprocessor(tf.Module):
             ids = _pad_ids(ids, spec.max_length)
         return ids
 
-    def _encode_numeric(self, name, values):
+    def _encode_numeric(self, name, values: ArrayLike):
         mean, std, transform = self.statistics[name]
         values = tf.cast(values, tf.float32)
         if transform == "signed_log1p":

@@ -6,6 +6,7 @@ import json
 import logging
 import shutil
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 import keras
@@ -19,8 +20,10 @@ from keras_unimixer.datasets.schema import (
     features_from_config,
 )
 from keras_unimixer.export.preprocessing import ServingPreprocessor, raw_input_signature
+from keras_unimixer.features import FeatureSpec
 from keras_unimixer.layers.mixing import frozen_mixing_weights
 from keras_unimixer.saving import load_model
+from keras_unimixer.utils.types import ArrayLike
 
 logger = logging.getLogger("keras_unimixer.export")
 
@@ -29,14 +32,14 @@ WARMUP_FILE = "tf_serving_warmup_requests"
 METADATA_FILE = "keras_unimixer.json"
 
 
-def next_version(base_dir) -> int:
+def next_version(base_dir: str | Path) -> int:
     """1 + the highest numeric version under `base_dir` (TF Serving serves the highest)."""
     base_dir = Path(base_dir)
     versions = [int(p.name) for p in base_dir.glob("*") if p.is_dir() and p.name.isdigit()]
     return max(versions, default=0) + 1
 
 
-def version_directory(output, version: int | None = None) -> Path:
+def version_directory(output: str | Path, version: int | None = None) -> Path:
     """`output/<version>`, checked: a positive version that does not exist yet."""
     base = Path(output)
     version = next_version(base) if version is None else version
@@ -48,7 +51,7 @@ def version_directory(output, version: int | None = None) -> Path:
     return target
 
 
-def core_savedmodel(model: keras.Model, directory) -> object:
+def core_savedmodel(model: keras.Model, directory: str | Path) -> object:
     """Export `model` (encoded inputs) with Keras' exporter and load it back as a TF object.
 
     Under the JAX backend Keras converts the model with jax2tf, so the same wrapper serves models
@@ -63,7 +66,7 @@ def core_savedmodel(model: keras.Model, directory) -> object:
 class ServingModule(tf.Module):
     """Preprocessing + an exported model; `serve(raw)` returns the named serving outputs."""
 
-    def __init__(self, core, features, preprocessing: dict):
+    def __init__(self, core, features: Sequence[FeatureSpec | dict], preprocessing: dict):
         super().__init__(name="keras_unimixer_serving")
         self.core = core
         self.preprocessor = ServingPreprocessor(features, preprocessing)
@@ -78,7 +81,14 @@ class RankingServingModule(ServingModule):
     `probability_outputs` names the tasks whose model output is already a probability (a final
     sigmoid): those serve it as `probability` and its log-odds as `logit`."""
 
-    def __init__(self, core, features, preprocessing: dict, tasks, probability_outputs=()):
+    def __init__(
+        self,
+        core,
+        features: Sequence[FeatureSpec | dict],
+        preprocessing: dict,
+        tasks: str | Sequence[str],
+        probability_outputs=(),
+    ):
         super().__init__(core, features, preprocessing)
         self.tasks = list(tasks)
         self.probability_outputs = set(probability_outputs)
@@ -111,7 +121,17 @@ class RetrievalServingModule(ServingModule):
     raw candidate values to exclude per query (e.g. items already seen; `""` pads).
     """
 
-    def __init__(self, core, features, preprocessing, embeddings, ids, vocabulary, k, max_k):
+    def __init__(
+        self,
+        core,
+        features: Sequence[FeatureSpec | dict],
+        preprocessing,
+        embeddings,
+        ids,
+        vocabulary,
+        k,
+        max_k,
+    ):
         super().__init__(core, features, preprocessing)
         self.candidate_embeddings = tf.Variable(embeddings, trainable=False, dtype=tf.float32)
         self.candidate_ids = tf.Variable(ids, trainable=False, dtype=tf.int32)
@@ -155,7 +175,7 @@ class RetrievalServingModule(ServingModule):
         return self._top(scores, k)
 
 
-def output_activations(model: keras.Model, tasks) -> dict:
+def output_activations(model: keras.Model, tasks: str | Sequence[str]) -> dict:
     """`{task: activation name}` for each output that an activation ends (none for a logit).
 
     For a functional model the layer or operation that makes each output is inspected (a layer's
@@ -179,7 +199,7 @@ def output_activations(model: keras.Model, tasks) -> dict:
     return found
 
 
-def _is_graph_model(model) -> bool:
+def _is_graph_model(model: keras.Model) -> bool:
     return (
         isinstance(model, keras.Model)
         and hasattr(model, "_operations")
@@ -225,7 +245,7 @@ _ACTIVATION_OPS = {
 }
 
 
-def _probability_outputs(model, tasks) -> list[str]:
+def _probability_outputs(model: keras.Model, tasks: str | Sequence[str]) -> list[str]:
     """The tasks whose output ends in a sigmoid (served as probabilities); any other activation
     on an output is refused, since serving derives `probability` as sigmoid(logit)."""
     activations = output_activations(model, tasks)
@@ -246,7 +266,7 @@ def _probability_outputs(model, tasks) -> list[str]:
     return sorted(activations)
 
 
-def _model_tasks(model: keras.Model, labels) -> list[str]:
+def _model_tasks(model: keras.Model, labels: Sequence[str] | None) -> list[str]:
     tasks = getattr(model, "tasks", None)
     if tasks:
         return list(tasks)
@@ -256,9 +276,9 @@ def _model_tasks(model: keras.Model, labels) -> list[str]:
 
 
 def export_savedmodel(
-    model,
+    model: keras.Model,
     spec: dict,
-    output,
+    output: str | Path,
     version: int | None = None,
     warmup_batch_size: int = 4,
 ) -> Path:
@@ -303,9 +323,9 @@ def export_savedmodel(
 
 
 def save_serving(
-    model,
+    model: keras.Model,
     make_module,
-    features,
+    features: Sequence[FeatureSpec | dict],
     target: Path,
     metadata: dict,
     request=None,
@@ -354,7 +374,7 @@ def export_retrieval(
     candidate_tower,
     candidates: dict,
     spec: dict,
-    output,
+    output: str | Path,
     candidate_feature: str,
     k: int = 10,
     version: int | None = None,
@@ -421,7 +441,9 @@ def export_retrieval(
     )
 
 
-def _check_model_inputs(model, features, preprocessing: dict):
+def _check_model_inputs(
+    model: keras.Model, features: Sequence[FeatureSpec | dict], preprocessing: dict
+):
     expected = {f.name for f in features}
     if isinstance(model.input, dict):
         names = set(model.input)
@@ -435,7 +457,9 @@ def _check_model_inputs(model, features, preprocessing: dict):
     check_vocabularies(model, features, preprocessing)
 
 
-def check_vocabularies(model, features, preprocessing: dict) -> None:
+def check_vocabularies(
+    model: keras.Model, features: Sequence[FeatureSpec | dict], preprocessing: dict
+) -> None:
     """Every embedding table of `model` must have one row per id of its vocabulary (2 + size).
 
     A vocabulary of another run would look up the wrong rows (or past the end of the table).
@@ -505,7 +529,9 @@ def example_request(spec: dict, batch_size: int = 4) -> dict:
     return request
 
 
-def write_warmup_requests(path, request: dict, model_name: str, num_records: int = 10) -> None:
+def write_warmup_requests(
+    path: str | Path, request: dict, model_name: str, num_records: int = 10
+) -> None:
     """TF Serving warm-up file: `num_records` PredictLog records of `request` (TFRecord)."""
     from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
 
@@ -522,7 +548,7 @@ def write_warmup_requests(path, request: dict, model_name: str, num_records: int
             writer.write(log.SerializeToString())
 
 
-def _tensor_values(values):
+def _tensor_values(values: ArrayLike):
     values = np.asarray(values)
     if values.dtype == object:
         return tf.constant(values.astype(str).tolist(), tf.string)
@@ -546,7 +572,7 @@ class ServingFunction:
             signature's other inputs (`k`, `exclude` for `top_k`).
     """
 
-    def __init__(self, path, signature: str = SIGNATURE):
+    def __init__(self, path: str | Path, signature: str = SIGNATURE):
         self.path = Path(path)
         signatures = tf.saved_model.load(str(self.path)).signatures
         if signature not in signatures:
