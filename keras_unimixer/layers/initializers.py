@@ -3,6 +3,7 @@ embedding tables drawn a block of rows at a time."""
 
 from __future__ import annotations
 
+import functools
 import random
 
 import keras
@@ -318,11 +319,19 @@ def _write_blocks_in_place(shape, dtype, blocks):
     XLA reuses its buffer instead of copying the table once per block)."""
     import jax
 
-    write = jax.jit(
-        lambda table, block, start: jax.lax.dynamic_update_slice(table, block, (start, 0)),
-        donate_argnums=0,
-    )
+    write = _jitted_block_writer()
     table = jax.numpy.zeros(shape, dtype)
     for start, block in blocks:
         table = write(table, block, start)
     return table
+
+
+@functools.cache
+def _jitted_block_writer():
+    # One jitted function for every table: it compiles once per (table, block) shape and dtype.
+    import jax
+
+    return jax.jit(
+        lambda table, block, start: jax.lax.dynamic_update_slice(table, block, (start, 0)),
+        donate_argnums=0,
+    )
