@@ -10,9 +10,16 @@ both backends (JAX's `stateless_apply` included), saves and reloads with the mod
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
 import keras
 
 from keras_unimixer.table_optimizer import RULES, RowSparseTableOptimizer
+from keras_unimixer.utils.types import Tensor
+
+if TYPE_CHECKING:
+    from typing import Self  # Python 3.11+; annotations only
 
 # `sgd`, `adagrad`, `rowwise_adagrad` and `adam` (lazy) are row-sparse (`RowSparseTableOptimizer`);
 # `rmsprop` is Keras' dense RMSprop.
@@ -62,7 +69,7 @@ class SplitOptimizer(keras.optimizers.Optimizer):
             raise ValueError("`dense_optimizer` and `table_optimizer` must be two objects.")
         self._is_table = []
 
-    def build(self, variables) -> None:
+    def build(self, variables: Sequence[keras.Variable]) -> None:
         super().build(variables)
         self._is_table = [is_embedding_table(variable) for variable in variables]
         dense, tables = self._split(variables)
@@ -75,10 +82,12 @@ class SplitOptimizer(keras.optimizers.Optimizer):
         return dense, tables
 
     @property
-    def variables(self):
+    def variables(self) -> list[keras.Variable]:
         return self._variables[:] + self.dense_optimizer.variables + self.table_optimizer.variables
 
-    def apply(self, grads, trainable_variables=None):
+    def apply(
+        self, grads: Sequence[Tensor], trainable_variables: Sequence[keras.Variable] | None = None
+    ) -> None:
         grads = list(grads)
         if trainable_variables is None:
             trainable_variables = self._trainable_variables
@@ -98,11 +107,11 @@ class SplitOptimizer(keras.optimizers.Optimizer):
         self._iterations.assign_add(1)
 
     @property
-    def learning_rate(self):
+    def learning_rate(self) -> keras.Variable:
         return self.dense_optimizer.learning_rate
 
     @learning_rate.setter
-    def learning_rate(self, value):
+    def learning_rate(self, value: float) -> None:
         """Sets the dense learning rate; the tables' rate is scaled by the same factor."""
         old = float(keras.ops.convert_to_numpy(self.dense_optimizer.learning_rate))
         factor = float(value) / old if old else 1.0
@@ -119,7 +128,7 @@ class SplitOptimizer(keras.optimizers.Optimizer):
         }
 
     @classmethod
-    def from_config(cls, config, custom_objects=None):
+    def from_config(cls, config: dict, custom_objects: dict | None = None) -> Self:
         config = dict(config)
         for key in ("dense_optimizer", "table_optimizer"):
             config[key] = keras.optimizers.deserialize(config[key], custom_objects=custom_objects)

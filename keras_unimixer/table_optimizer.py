@@ -21,6 +21,7 @@ Where the step is row-sparse:
 from __future__ import annotations
 
 import types
+from collections.abc import Sequence
 from typing import NamedTuple
 
 import keras
@@ -28,6 +29,7 @@ from keras import ops
 
 from keras_unimixer.layers.lookup import gather_rows, gathered_rows
 from keras_unimixer.layers.tokenizer import FeatureTokenizer
+from keras_unimixer.utils.types import Tensor
 
 RULES = ("sgd", "adagrad", "rowwise_adagrad", "adam")
 _SLOTS = {
@@ -133,7 +135,7 @@ class RowSparseTableOptimizer(keras.optimizers.Optimizer):
             raise ValueError(f"`row_l2` must be >= 0, got {row_l2!r}.")
         self.row_l2 = float(row_l2)
 
-    def build(self, variables) -> None:
+    def build(self, variables: Sequence[keras.Variable]) -> None:
         if self.built:
             return
         super().build(variables)
@@ -156,7 +158,9 @@ class RowSparseTableOptimizer(keras.optimizers.Optimizer):
                 )
             self._slots.append(slots)
 
-    def update_step(self, gradient, variable, learning_rate):
+    def update_step(
+        self, gradient: Tensor, variable: keras.Variable, learning_rate: Tensor | float
+    ) -> None:
         slots = self._slots[self._get_variable_index(variable)]
         learning_rate = ops.cast(learning_rate, variable.dtype)
         if isinstance(gradient, RowGradient):

@@ -123,7 +123,7 @@ class RecDataset:
                 return spec
         raise KeyError(f"No feature {name!r}; features: {[f.name for f in self.features]}.")
 
-    def arrays(self, split: str, labels: Sequence[str] | None = None):
+    def arrays(self, split: str, labels: Sequence[str] | None = None) -> tuple[dict, dict]:
         """`(features, labels)` numpy arrays of a split; `labels` selects and orders label names."""
         if split not in self.splits:
             raise ValueError(f"`split` must be one of {list(self.splits)}, got {split!r}.")
@@ -142,7 +142,7 @@ class RecDataset:
         shuffle: bool = False,
         seed: int = 0,
         start_epoch: int = 0,
-    ):
+    ) -> keras.utils.PyDataset:
         """A `keras.utils.PyDataset` of `(features, labels)` batches, for `fit` under any backend
         without TensorFlow.
 
@@ -249,7 +249,7 @@ class ArrayBatches(keras.utils.PyDataset):
             targets = next(iter(targets.values()))
         return features, targets
 
-    def on_epoch_end(self):
+    def on_epoch_end(self) -> None:
         self.epoch += 1
         self._order = self._epoch_order()
 

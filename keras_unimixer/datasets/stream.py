@@ -479,7 +479,7 @@ class StreamingDataset:
     def steps_per_epoch(self, split: str, batch_size: int) -> int:
         return math.ceil(self.num_examples(split) / batch_size)
 
-    def arrays(self, split: str, labels: Sequence[str] | None = None):
+    def arrays(self, split: str, labels: Sequence[str] | None = None) -> tuple[dict, dict]:
         """All rows of `split` as numpy arrays (held in memory: meant for validation and test)."""
         if split not in SPLITS:
             raise ValueError(f"`split` must be one of {list(SPLITS)}, got {split!r}.")
@@ -511,7 +511,7 @@ class StreamingDataset:
         seed: int = 0,
         start_epoch: int = 0,
         shard=None,
-    ):
+    ) -> keras.utils.PyDataset:
         """Streamed `(features, labels)` batches of `split` for `fit` (see `StreamBatches`)."""
         return StreamBatches(
             self,
@@ -670,7 +670,7 @@ class StreamBatches(keras.utils.PyDataset):
             targets = next(iter(targets.values()))
         return features, targets
 
-    def on_epoch_end(self):
+    def on_epoch_end(self) -> None:
         self.epoch += 1
         self._stream = None
         self._next_index = 0

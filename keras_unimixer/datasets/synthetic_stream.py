@@ -137,24 +137,24 @@ class SyntheticStream:
 
     # -- RecDataset's interface ----------------------------------------------------------------
 
-    def feature(self, name):
+    def feature(self, name: str) -> FeatureSpec:
         return next(f for f in self.features if f.name == name)
 
-    def label_kind(self, name):
+    def label_kind(self, name: str) -> str:
         return BINARY
 
-    def check_labels(self, names: Sequence[str]):
+    def check_labels(self, names: Sequence[str]) -> None:
         unknown = [name for name in names if name not in self.label_names]
         if unknown:
             raise ValueError(f"Unknown labels {unknown}; labels: {self.label_names}.")
 
-    def num_examples(self, split: str):
+    def num_examples(self, split: str) -> int:
         return self.rows[split]
 
-    def steps_per_epoch(self, split: str, batch_size: int):
+    def steps_per_epoch(self, split: str, batch_size: int) -> int:
         return math.ceil(self.rows[split] / batch_size)
 
-    def arrays(self, split: str, labels: Sequence[str] | None = None):
+    def arrays(self, split: str, labels: Sequence[str] | None = None) -> tuple[dict, dict]:
         if split not in self._arrays:
             blocks = [self.block(split, i) for i in range(self.num_blocks(split))]
             features = {
@@ -173,7 +173,7 @@ class SyntheticStream:
         shuffle: bool = False,
         seed: int = 0,
         start_epoch: int = 0,
-    ):
+    ) -> keras.utils.PyDataset:
         return SyntheticBatches(self, split, batch_size, shuffle, seed, start_epoch)
 
 
@@ -226,7 +226,7 @@ class SyntheticBatches(keras.utils.PyDataset):
         self._next_index = index + 1
         return next(self._stream)
 
-    def on_epoch_end(self):
+    def on_epoch_end(self) -> None:
         self.epoch += 1
         self._stream, self._next_index = None, 0
 

@@ -6,6 +6,8 @@ from typing import TYPE_CHECKING, Any
 
 import keras
 
+from keras_unimixer.utils.types import Tensor
+
 if TYPE_CHECKING:
     from typing import Self  # Python 3.11+; annotations only
 
@@ -58,7 +60,14 @@ class Ranking(keras.layers.Layer):
         self.label_metrics = list(label_metrics or [])
         self.loss_metrics = list(loss_metrics or [])
 
-    def call(self, labels, predictions, sample_weight=None, training=False, compute_metrics=True):
+    def call(
+        self,
+        labels: Tensor,
+        predictions: Tensor,
+        sample_weight: Tensor | None = None,
+        training: bool = False,
+        compute_metrics: bool = True,
+    ) -> Tensor:
         loss = self.loss_fn(labels, predictions, sample_weight=sample_weight)
         if compute_metrics:
             for metric in self.ranking_metrics:

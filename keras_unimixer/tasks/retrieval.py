@@ -59,7 +59,12 @@ class FactorizedTopK(keras.metrics.Metric):
     def _corpus(self):
         return self.candidates() if callable(self.candidates) else self.candidates
 
-    def update_state(self, query_embeddings, true_candidate_embeddings, sample_weight=None):
+    def update_state(
+        self,
+        query_embeddings: Tensor,
+        true_candidate_embeddings: Tensor,
+        sample_weight: Tensor | None = None,
+    ) -> None:
         corpus = ops.convert_to_tensor(self._corpus())
         true_scores = ops.sum(query_embeddings * true_candidate_embeddings, axis=-1)
         max_k = min(max(self.ks), int(corpus.shape[0]))
@@ -77,13 +82,13 @@ class FactorizedTopK(keras.metrics.Metric):
         self.hits.assign_add(ops.sum(hits * weights[:, None], axis=0))
         self.count.assign_add(ops.sum(weights))
 
-    def result(self):
+    def result(self) -> dict[str, Tensor]:
         rates = self.hits / ops.maximum(self.count, 1.0)
         return {
             f"{self.name}/top_{k}_categorical_accuracy": rates[i] for i, k in enumerate(self.ks)
         }
 
-    def reset_state(self):
+    def reset_state(self) -> None:
         self.hits.assign(ops.zeros((len(self.ks),)))
         self.count.assign(0.0)
 
