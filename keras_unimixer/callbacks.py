@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 
 import keras
 import numpy as np
@@ -159,7 +160,12 @@ class MixingStatistics(keras.callbacks.Callback):
             logs[f"mixing_{key}"] = value
 
 
-def predict_logits(model, features, tasks, batch_size: int = 8192) -> dict:
+def predict_logits(
+    model: keras.Model,
+    features: dict[str, np.ndarray],
+    tasks: Sequence[str],
+    batch_size: int = 8192,
+) -> dict:
     """Logits of every task, `{task: (N,) float64}`, from a model with one output per task."""
     outputs = model.predict(features, batch_size=batch_size, verbose=0)
     if not isinstance(outputs, dict):

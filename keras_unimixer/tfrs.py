@@ -13,6 +13,7 @@ added to the `fit`/`evaluate` logs and reset with the model's own metrics.
 from __future__ import annotations
 
 import os
+from types import ModuleType
 
 import keras
 
@@ -27,7 +28,7 @@ SETUP_HINT = (
 )
 
 
-def import_tfrs():
+def import_tfrs() -> ModuleType:
     """Import `tensorflow_recommenders`, or raise an ImportError that says what to set and why."""
     if keras.backend.backend() != "tensorflow":
         raise ImportError(

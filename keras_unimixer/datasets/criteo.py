@@ -27,7 +27,7 @@ MAX_IN_MEMORY_BYTES = 128 * 2**20
 MAX_IN_MEMORY_ROWS = 500_000
 
 
-def read_criteo_rows(path: Path, max_rows: int | None = None):
+def read_criteo_rows(path: Path, max_rows: int | None = None) -> tuple:
     """Rows of a Criteo file as `(labels, numeric (N, 13) float with NaN, categorical list)`.
 
     Reads the challenge form (tab-separated, no header) and the comma-separated form with a

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 
+from keras_unimixer.datasets.protocol import Dataset
+
 PAD_LABEL = -1.0  # keras-rs ranking losses and metrics ignore items labelled -1
 
 
-def make_lists(data, split: str, list_size: int = 20, label: str = "rating", seed: int = 0):
+def make_lists(
+    data: Dataset, split: str, list_size: int = 20, label: str = "rating", seed: int = 0
+) -> tuple[dict, np.ndarray]:
     """`(features, labels)` of `split` grouped by `data.user_feature` into lists.
 
     Each user's rows are shuffled (by `seed`) and cut into lists of `list_size`; the last list of

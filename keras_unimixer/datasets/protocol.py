@@ -66,7 +66,7 @@ class Dataset(Protocol):
         `(seed, e)` alone, so a run resumed at `start_epoch` sees the batches it would have."""
 
 
-def check_dataset(data) -> Dataset:
+def check_dataset(data: object) -> Dataset:
     """`data` itself if it implements `Dataset`, else a `TypeError` naming what it lacks."""
     members = [name for name in (*Dataset.__annotations__, *_methods()) if not hasattr(data, name)]
     if members:

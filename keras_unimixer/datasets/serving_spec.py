@@ -9,10 +9,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from keras_unimixer.datasets.protocol import Dataset
+
 PREPROCESSING_FILE = "preprocessing.json"
 
 
-def serving_spec(dataset) -> dict:
+def serving_spec(dataset: Dataset) -> dict:
     """What serving needs to know about a dataset's encoding, as a JSON-ready dict."""
     return {
         "dataset": dataset.name,
@@ -22,13 +24,13 @@ def serving_spec(dataset) -> dict:
     }
 
 
-def write_serving_spec(dataset, directory: str | Path) -> Path:
+def write_serving_spec(dataset: Dataset, directory: str | Path) -> Path:
     path = Path(directory) / PREPROCESSING_FILE
     path.write_text(json.dumps(serving_spec(dataset)))
     return path
 
 
-def encoding_differences(saved: dict, dataset) -> list[str]:
+def encoding_differences(saved: dict, dataset: Dataset) -> list[str]:
     """Features (or labels) that `dataset` encodes otherwise than the `saved` spec did: ids that
     would mean other values, so a model trained on the one must not continue on the other."""
     current = json.loads(json.dumps(serving_spec(dataset)))

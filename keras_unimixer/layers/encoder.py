@@ -53,7 +53,7 @@ def _token_major(layer):
     return own or (lambda inputs: token_major_by_transposing(layer, inputs))
 
 
-def prefers_token_major(mixing) -> bool:
+def prefers_token_major(mixing: keras.Layer) -> bool:
     """Whether `layout="auto"` runs blocks of this mixing layer token-major under this backend: its
     `token_major_backends` (measured per layer; none for layers without their own token-major
     path, which would only add transposes)."""

@@ -117,7 +117,9 @@ class TokenMixingPermutation(keras.initializers.Initializer):
         return {"num_tokens": self.num_tokens, "num_heads": self.num_heads, "scale": self.scale}
 
 
-def circular_factors(size: int, rank: int, scale: float, target=None) -> tuple:
+def circular_factors(
+    size: int, rank: int, scale: float, target: tuple[int, int] | None = None
+) -> tuple:
     """Rank-`rank` factors `A`, `B` (`(size, rank)`) with `A @ B.T` peaked where `target` is 1.
 
     Row `i` of `A` is `sqrt(scale / h) * [cos(k theta_i), sin(k theta_i)]` for `k = 1..h`,

@@ -46,7 +46,13 @@ def check_tasks(tasks: str | Sequence[str]) -> list[str]:
     return tasks
 
 
-def mlp(hidden, hidden_units, name: str, dropout: float = 0.0, batch_norm: bool = False):
+def mlp(
+    hidden: Tensor,
+    hidden_units: Sequence[int],
+    name: str,
+    dropout: float = 0.0,
+    batch_norm: bool = False,
+) -> Tensor:
     """ReLU layers `Dense -> [BatchNorm] -> ReLU -> [Dropout]` (FuxiCTR's MLP block order)."""
     check_dropout(dropout)
     for index, units in enumerate(hidden_units):

@@ -28,7 +28,7 @@ def options_of(name: str) -> tuple:
     return mixer_options(name) + (TEMPERATURE_OPTIONS if spec.annealed else ())
 
 
-def check_options_apply(name: str, options) -> None:
+def check_options_apply(name: str, options: dict) -> None:
     """Refuse options (set explicitly, e.g. on the command line) that model `name` does not read.
 
     Example:

@@ -20,6 +20,7 @@ from keras_unimixer.models.common import (
 )
 from keras_unimixer.models.config import ENCODER_OPTIONS, MODEL_OPTIONS, ModelConfig
 from keras_unimixer.models.multitask import multitask_heads
+from keras_unimixer.utils.types import Tensor
 from keras_unimixer.utils.validation import check_choice, check_positive_int
 
 if TYPE_CHECKING:
@@ -38,14 +39,14 @@ def _mixing_layer(mixer):
     return None
 
 
-def mixer_options(mixer) -> tuple:
+def mixer_options(mixer: str | keras.Layer) -> tuple:
     """The model options an architecture reads: the encoder's, plus the mixer's own."""
     if _mixing_layer(mixer) is not None:
         return ENCODER_OPTIONS
     return ENCODER_OPTIONS + get_mixer(mixer).options
 
 
-def model_config(mixer, options: dict) -> ModelConfig:
+def model_config(mixer: str | keras.Layer, options: dict) -> ModelConfig:
     """The `ModelConfig` of a model's constructor arguments; an option that differs from its
     default and that the mixer does not read is refused, naming what it reads."""
     options = dict(options)
@@ -90,7 +91,9 @@ def _serialized_mixer(mixer):
     return mixer if layer is None else keras.saving.serialize_keras_object(layer)
 
 
-def encode_features(features, mixer, config: ModelConfig):
+def encode_features(
+    features: Sequence[FeatureSpec | dict], mixer: str | keras.Layer, config: ModelConfig
+) -> tuple[dict, Tensor]:
     """Typed inputs and the pooled encoding: tokenizer -> encoder -> token mean (or flatten).
 
     Args:

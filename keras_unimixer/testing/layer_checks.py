@@ -17,17 +17,18 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Callable
 
 import keras
 import numpy as np
 
 
-def random_tokens(shape, seed: int = 0) -> np.ndarray:
+def random_tokens(shape: tuple[int, ...], seed: int = 0) -> np.ndarray:
     """Standard-normal float32 inputs of `shape`, deterministic by `seed`."""
     return np.random.default_rng(seed).standard_normal(shape).astype("float32")
 
 
-def gradient_of(function, value) -> np.ndarray:
+def gradient_of(function: Callable, value: np.ndarray) -> np.ndarray:
     """The gradient of a scalar `function(value)` at the array `value`, under the process's
     backend (JAX's `grad`, or a TensorFlow tape)."""
     if keras.backend.backend() == "jax":
@@ -48,7 +49,9 @@ def _single_output_model(layer, input_shape):
     return keras.Model(inputs, layer(inputs))
 
 
-def assert_gradients_reach_all_weights(model, inputs, targets, steps: int = 2):
+def assert_gradients_reach_all_weights(
+    model: keras.Model, inputs: object, targets: object, steps: int = 2
+) -> None:
     """Fit `model` for a few Adam steps and assert every trainable weight moved.
 
     A weight whose gradient is exactly zero does not move under Adam, so this checks that the

@@ -345,7 +345,7 @@ def default_block_size(num_tokens: int, token_dim: int) -> int:
     return min(divisors(flat_size), key=lambda b: (abs(math.log(b / math.sqrt(flat_size))), b))
 
 
-def checked_options(layer_class, options: dict | None) -> dict:
+def checked_options(layer_class: type, options: dict | None) -> dict:
     """`mixing_options`: further constructor arguments of the layer, checked by name."""
     options = dict(options or {})
     # The layer's own arguments and those it passes on to `_ConstrainedMixing` (the Sinkhorn ones).
@@ -370,7 +370,9 @@ def checked_options(layer_class, options: dict | None) -> dict:
     return options
 
 
-def resolved_constraints(temperature, sinkhorn_iterations, options: dict) -> tuple:
+def resolved_constraints(
+    temperature: float | None, sinkhorn_iterations: int, options: dict
+) -> tuple:
     """The builders' `(temperature, sinkhorn_iterations)`: with `normalization='l2'` in the
     options, none (l2 uses neither); refused where they were set away from their defaults."""
     if options.get("normalization") != "l2":

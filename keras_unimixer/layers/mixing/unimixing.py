@@ -179,7 +179,9 @@ class UniMixing(ConstrainedMixing):
         return self.mixing_parameter(self.local_kernel)
 
     @staticmethod
-    def closed_form_params(num_tokens, token_dim, block_size, block_specific=True):
+    def closed_form_params(
+        num_tokens: int, token_dim: int, block_size: int, block_specific: bool = True
+    ) -> int:
         """Trainable parameters: `n^2 + n * b^2` (`n^2 + b^2` when the local matrix is shared)."""
         num_blocks = num_tokens * token_dim // block_size
         local = block_size**2 * (num_blocks if block_specific else 1)

@@ -208,7 +208,9 @@ class UniMixingLite(ConstrainedMixing):
         return ops.einsum("nk,kij->nij", mixture, self.mixing_parameter(self.local_basis))
 
     @staticmethod
-    def closed_form_params(num_tokens, token_dim, block_size, num_basis, rank):
+    def closed_form_params(
+        num_tokens: int, token_dim: int, block_size: int, num_basis: int, rank: int
+    ) -> int:
         """Trainable parameters: `nb * b^2 + n * nb + 2 * n * r` (`n^2` for the global part
         with `rank="full"`)."""
         num_blocks = num_tokens * token_dim // block_size
