@@ -25,22 +25,34 @@ def t95(degrees_of_freedom: int) -> float:
     return _T95.get(degrees_of_freedom, 1.96) if degrees_of_freedom >= 1 else math.nan
 
 
-def log_linear_fit(sizes, values) -> tuple[float, float, float]:
-    """`(alpha, a, standard error of alpha)`: least squares on `log y = log a + alpha log N`."""
-    x = np.log(np.asarray(sizes, dtype="float64"))
-    y = np.log(np.asarray(values, dtype="float64"))
-    if len(np.unique(x)) < 2:
-        raise ValueError("A power-law fit needs at least 2 distinct sizes.")
+def _least_squares(x: np.ndarray, y: np.ndarray) -> tuple[float, float, float]:
+    """`(slope, intercept, standard error of the slope)` of the line `y = intercept + slope x`."""
     design = np.stack([np.ones_like(x), x], axis=1)
-    (intercept, alpha), *_ = np.linalg.lstsq(design, y, rcond=None)
-    residuals = y - design @ np.array([intercept, alpha])
+    (intercept, slope), *_ = np.linalg.lstsq(design, y, rcond=None)
+    residuals = y - design @ np.array([intercept, slope])
     dof = len(x) - 2
     if dof > 0:
         variance = residuals @ residuals / dof
         standard_error = math.sqrt(variance / np.sum((x - x.mean()) ** 2))
     else:
         standard_error = math.nan
-    return float(alpha), float(math.exp(intercept)), standard_error
+    return float(slope), float(intercept), standard_error
+
+
+def _seed_interval(per_seed: list[float]) -> float:
+    """Half-width of the 95% t-interval of the mean of per-seed estimates."""
+    spread = float(np.std(per_seed, ddof=1)) / math.sqrt(len(per_seed))
+    return t95(len(per_seed) - 1) * spread
+
+
+def log_linear_fit(sizes, values) -> tuple[float, float, float]:
+    """`(alpha, a, standard error of alpha)`: least squares on `log y = log a + alpha log N`."""
+    x = np.log(np.asarray(sizes, dtype="float64"))
+    y = np.log(np.asarray(values, dtype="float64"))
+    if len(np.unique(x)) < 2:
+        raise ValueError("A power-law fit needs at least 2 distinct sizes.")
+    alpha, intercept, standard_error = _least_squares(x, y)
+    return alpha, float(math.exp(intercept)), standard_error
 
 
 def fit_power_law(rows, x_key: str = "dense_params", y_key: str = "test_auc") -> dict:
@@ -62,8 +74,7 @@ def fit_power_law(rows, x_key: str = "dense_params", y_key: str = "test_auc") ->
                     log_linear_fit([r[x_key] for r in chosen], [r[y_key] for r in chosen])[0]
                 )
     if len(per_seed) > 1:
-        spread = float(np.std(per_seed, ddof=1)) / math.sqrt(len(per_seed))
-        half_width = t95(len(per_seed) - 1) * spread
+        half_width = _seed_interval(per_seed)
         method = f"t-interval over {len(per_seed)} seeds"
     else:
         half_width = t95(len(rows) - 2) * standard_error
@@ -95,8 +106,7 @@ def fit_gain_law(rows, reference: dict, x_key: str = "dense_params") -> dict | N
     scale = 1e6 if x_key == "dense_params" else 1.0
     gains = []
     for row in rows:
-        own_rows = (row["seed"], row.get("train_rows"))
-        base = reference.get(own_rows, reference.get(row["seed"]))
+        base = _reference_auc(row, reference)
         if base is not None:
             gains.append({**row, x_key: row[x_key] / scale, "gain": row["test_auc"] - base})
     positive = [row for row in gains if row["gain"] > 0]
@@ -104,6 +114,12 @@ def fit_gain_law(rows, reference: dict, x_key: str = "dense_params") -> dict | N
         return None
     fit = fit_power_law(positive, x_key=x_key, y_key="gain")
     return {**fit, "excluded": len(gains) - len(positive)}
+
+
+def _reference_auc(row: dict, reference: dict) -> float | None:
+    """The reference's test AUC for `row`: trained on the run's own rows where there is one,
+    else the seed's."""
+    return reference.get((row["seed"], row.get("train_rows")), reference.get(row["seed"]))
 
 
 def fit_gain_trend(rows, reference: dict, x_key: str = "dense_params") -> dict | None:
@@ -117,7 +133,7 @@ def fit_gain_trend(rows, reference: dict, x_key: str = "dense_params") -> dict |
     """
     gains = {}
     for row in rows:
-        base = reference.get((row["seed"], row.get("train_rows")), reference.get(row["seed"]))
+        base = _reference_auc(row, reference)
         if base is not None:
             gains.setdefault(row["seed"], []).append((row[x_key], row["test_auc"] - base))
     points = [point for seed_points in gains.values() for point in seed_points]
@@ -130,8 +146,7 @@ def fit_gain_trend(rows, reference: dict, x_key: str = "dense_params") -> dict |
         if len({size for size, _ in seed_points}) >= 2
     ]
     if len(per_seed) > 1:
-        half_width = t95(len(per_seed) - 1) * float(np.std(per_seed, ddof=1))
-        half_width /= math.sqrt(len(per_seed))
+        half_width = _seed_interval(per_seed)
         method = f"t-interval over {len(per_seed)} seeds"
     else:
         half_width = t95(len(points) - 2) * standard_error
@@ -152,10 +167,4 @@ def _linear_fit(points) -> tuple[float, float, float]:
     """`(slope, intercept, standard error of the slope)` of `y = intercept + slope log10 x`."""
     x = np.log10(np.asarray([size for size, _ in points], dtype="float64"))
     y = np.asarray([value for _, value in points], dtype="float64")
-    design = np.stack([np.ones_like(x), x], axis=1)
-    (intercept, slope), *_ = np.linalg.lstsq(design, y, rcond=None)
-    residuals = y - design @ np.array([intercept, slope])
-    dof = len(x) - 2
-    spread = np.sum((x - x.mean()) ** 2)
-    standard_error = math.sqrt(residuals @ residuals / dof / spread) if dof > 0 else math.nan
-    return float(slope), float(intercept), standard_error
+    return _least_squares(x, y)
