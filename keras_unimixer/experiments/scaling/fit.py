@@ -39,10 +39,13 @@ def _least_squares(x: np.ndarray, y: np.ndarray) -> tuple[float, float, float]:
     return float(slope), float(intercept), standard_error
 
 
-def _seed_interval(per_seed: list[float]) -> float:
-    """Half-width of the 95% t-interval of the mean of per-seed estimates."""
-    spread = float(np.std(per_seed, ddof=1)) / math.sqrt(len(per_seed))
-    return t95(len(per_seed) - 1) * spread
+def _interval(per_seed: list[float], standard_error: float, num_points: int) -> tuple[float, str]:
+    """`(half-width, method)` of a 95% interval: the t-interval of the per-seed estimates' mean
+    with several seeds, else the regression's own over `num_points` points."""
+    if len(per_seed) > 1:
+        spread = float(np.std(per_seed, ddof=1)) / math.sqrt(len(per_seed))
+        return t95(len(per_seed) - 1) * spread, f"t-interval over {len(per_seed)} seeds"
+    return t95(num_points - 2) * standard_error, "regression standard error"
 
 
 def log_linear_fit(sizes, values) -> tuple[float, float, float]:
@@ -73,12 +76,7 @@ def fit_power_law(rows, x_key: str = "dense_params", y_key: str = "test_auc") ->
                 per_seed.append(
                     log_linear_fit([r[x_key] for r in chosen], [r[y_key] for r in chosen])[0]
                 )
-    if len(per_seed) > 1:
-        half_width = _seed_interval(per_seed)
-        method = f"t-interval over {len(per_seed)} seeds"
-    else:
-        half_width = t95(len(rows) - 2) * standard_error
-        method = "regression standard error"
+    half_width, method = _interval(per_seed, standard_error, len(rows))
     return {
         "alpha": alpha,
         "a": scale,
@@ -145,12 +143,7 @@ def fit_gain_trend(rows, reference: dict, x_key: str = "dense_params") -> dict |
         for seed_points in gains.values()
         if len({size for size, _ in seed_points}) >= 2
     ]
-    if len(per_seed) > 1:
-        half_width = _seed_interval(per_seed)
-        method = f"t-interval over {len(per_seed)} seeds"
-    else:
-        half_width = t95(len(points) - 2) * standard_error
-        method = "regression standard error"
+    half_width, method = _interval(per_seed, standard_error, len(points))
     largest = max(size for size, _ in points)
     return {
         "slope_per_decade": slope,
