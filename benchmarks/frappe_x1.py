@@ -3,9 +3,6 @@
 Results go to runs/benchmarks/ (git-ignored); `--write-results` rewrites the committed
 file under benchmarks/results/ instead.
 
-Results go to runs/benchmarks/ (git-ignored); `--write-results` rewrites the committed
-file under benchmarks/results/ instead.
-
 Every run is `keras_unimixer.experiments.training.train` with the `frappe_x1` protocol of its
 model (`keras_unimixer.experiments.protocols`: embedding L2 0.05 with normal(1e-4) init, batch
 4096, Adam 1e-3, early stopping on exact validation AUC with patience 2, learning rate x0.1 on a
@@ -32,14 +29,13 @@ import os
 import platform
 import random
 import statistics
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from results_files import add_write_results, results_path  # noqa: E402 (benchmarks/ on sys.path)
+from protocol_runs import best_by_mean_validation, mean_std, run_all  # noqa: E402 (benchmarks/)
+from results_files import add_write_results, results_path  # noqa: E402
 
 from keras_unimixer.layers.mixing import mixer_names  # noqa: E402
 
@@ -68,11 +64,26 @@ ABLATION_BASE = {
     "dropout": 0.2,
     "ffn_multiplier": 2,
 }
+# The authors' public code's choices together (as `benchmarks/mixing_options.py`'s AUTHORS).
+AUTHORS = {
+    "rank": "full",
+    "block_dropout": 0.1,
+    "mixing_options": {
+        "normalization": "l2",
+        "basis_coefficients": "raw",
+        "transpose_tokens": True,
+        "normalize_across_blocks": True,
+    },
+    "weight_decay": 5e-5,
+    "embedding_weight_decay": 0.01,
+    "gradient_clip_norm": 10.0,
+}
+# Variant labels (no commas: `--variants` takes them comma-separated) -> the change of the base.
 ABLATIONS = {
     "unimixer_lite": {
-        "base (anneal 1 -> 0.05 over 4 epochs, random W_G, post-norm)": {},
+        "base": {},
         "no temperature (constant 1.0)": {"temperature_schedule": "constant"},
-        "model warm-up (tau 1, then 0.05)": {"temperature_schedule": "warmup"},
+        "model warm-up (tau 1 then 0.05)": {"temperature_schedule": "warmup"},
         "identity-like start (scale 3)": {
             "mixing_options": {"global_init": "identity", "init_scale": 3.0}
         },
@@ -82,6 +93,18 @@ ABLATIONS = {
         },
         "SiameseNorm per sublayer": {"norm": "siamese"},
         "SiameseNorm per block": {"norm": "siamese", "siamese_scope": "block"},
+        "random local start": {"mixing_options": {"local_init": "random"}},
+        "mixing lr x10": {"mixing_options": {"learning_rate_multiplier": 10.0}},
+        "l2 normalization (signed rows)": {"mixing_options": {"normalization": "l2"}},
+        "norm across blocks": {"mixing_options": {"normalize_across_blocks": True}},
+        "full-rank W_G": {"rank": "full"},
+        "block dropout 0.1": {"block_dropout": 0.1},
+        "AdamW + clip": {
+            "weight_decay": 5e-5,
+            "embedding_weight_decay": 0.01,
+            "gradient_clip_norm": 10.0,
+        },
+        "all of the authors' choices": AUTHORS,
     },
     "unimixer": {
         "base": {},
@@ -126,100 +149,20 @@ def sample_settings(count: int, seed: int = 2026) -> list[dict]:
     return chosen
 
 
-def run_one(model: str, settings: dict, seed: int, output: str, data_dir: str | None) -> dict:
-    """Train one model with the Frappe_x1 preset under `settings`; a JSON-ready result row."""
-    import keras
-
-    from keras_unimixer.experiments.training import TrainConfig, train
-
-    config = TrainConfig.from_protocol(
-        dataset="frappe_x1",
-        model=model,
-        data_dir=data_dir,
-        seed=seed,
-        output=output,
-        verbose=0,
-        **settings,
-    )
-    start = time.perf_counter()
-    metrics = train(config)
+def selected_ablations(labels: str | None) -> dict:
+    """`ABLATIONS` restricted to the comma-separated `labels` (each model with a chosen variant
+    keeps its base); all of it for `None`. An unknown label is refused, naming the valid ones."""
+    if labels is None:
+        return ABLATIONS
+    wanted = {label for label in labels.split(",") if label}
+    known = {label for variants in ABLATIONS.values() for label in variants}
+    if wanted - known:
+        raise SystemExit(f"unknown --variants {sorted(wanted - known)}; valid: {sorted(known)}")
     return {
-        "model": model,
-        "seed": seed,
-        "settings": settings,
-        "backend": keras.backend.backend(),
-        "validation": metrics["validation"],
-        "test": metrics["test"],
-        "best_epoch": metrics["best_epoch"],
-        "epochs_run": metrics["epochs_run"],
-        "params": metrics["parameters"],
-        "flops_per_example": metrics["flops_per_example"],
-        "seconds": time.perf_counter() - start,
-        "epoch_seconds": metrics["fit_seconds"] / max(metrics["epochs_run"], 1),
+        model: {label: v for label, v in variants.items() if label == "base" or label in wanted}
+        for model, variants in ABLATIONS.items()
+        if wanted & set(variants) - {"base"}
     }
-
-
-def run_all(jobs, output: Path, name: str, workers: int, data_dir, time_budget=None) -> list:
-    """Run `(model, settings, seed)` jobs in `workers` fresh processes; append rows to JSONL."""
-    results_path = output / f"{name}.jsonl"
-    output.mkdir(parents=True, exist_ok=True)
-    done = set()
-    if results_path.is_file():
-        for line in results_path.read_text().splitlines():
-            row = json.loads(line)
-            done.add(_job_key(row["model"], row["settings"], row["seed"]))
-    pending = [job for job in jobs if _job_key(*job) not in done]
-    running: list = []
-    start = time.monotonic()
-    while pending or running:
-        over_budget = time_budget is not None and time.monotonic() - start > time_budget
-        while pending and len(running) < workers and not over_budget:
-            model, settings, seed = pending.pop(0)
-            run_dir = output / "runs" / f"{model}-{len(done) + len(running)}-{seed}-{os.getpid()}"
-            job = json.dumps([model, settings, seed, str(run_dir), data_dir])
-            process = subprocess.Popen(
-                [sys.executable, __file__, "one", job], stdout=subprocess.PIPE, text=True
-            )
-            running.append(process)
-        for process in list(running):
-            if process.poll() is None:
-                continue
-            running.remove(process)
-            lines = (process.stdout.read() or "").strip().splitlines()
-            if process.returncode != 0 or not lines:
-                print(f"a run failed (exit {process.returncode})", file=sys.stderr, flush=True)
-                continue
-            row = json.loads(lines[-1])
-            with open(results_path, "a") as handle:
-                handle.write(json.dumps(row) + "\n")
-            done.add(_job_key(row["model"], row["settings"], row["seed"]))
-            print(_summary(row), flush=True)
-        if over_budget and not running:
-            break
-        time.sleep(0.5)
-    return [json.loads(line) for line in results_path.read_text().splitlines()]
-
-
-def _job_key(model, settings, seed):
-    return json.dumps([model, settings, seed], sort_keys=True)
-
-
-def _summary(row) -> str:
-    return (
-        f"{row['model']:20s} seed {row['seed']} val {row['validation']['auc']:.5f} "
-        f"test {row['test']['auc']:.5f} epochs {row['epochs_run']} {row['seconds']:.0f}s "
-        f"{json.dumps(row['settings'])}"
-    )
-
-
-def best_by_validation(rows) -> dict:
-    """Per model, the settings with the highest validation AUC (test AUC plays no part)."""
-    best = {}
-    for row in rows:
-        current = best.get(row["model"])
-        if current is None or row["validation"]["auc"] > current["validation"]["auc"]:
-            best[row["model"]] = row
-    return best
 
 
 def reproducing_command(argv: list[str]) -> str:
@@ -251,10 +194,10 @@ def table_markdown(rows, command: str) -> str:
         params = group[0]["params"]
         lines.append(
             f"| {LABELS.get(model, model)} | {len(group)} "
-            f"| {_mean_std([r['test']['auc'] for r in group])} "
-            f"| {_mean_std([r['test']['logloss'] for r in group])} "
-            f"| {_mean_std([r['test']['uauc'] for r in group])} "
-            f"| {_mean_std([r['validation']['auc'] for r in group])} "
+            f"| {mean_std([r['test']['auc'] for r in group])} "
+            f"| {mean_std([r['test']['logloss'] for r in group])} "
+            f"| {mean_std([r['test']['uauc'] for r in group])} "
+            f"| {mean_std([r['validation']['auc'] for r in group])} "
             f"| {BARS_TEST_AUC.get(model, '-')} "
             f"| {params['total']:,} ({params['dense']:,}) | {group[0]['flops_per_example']:,} "
             f"| {statistics.mean(r['best_epoch'] for r in group):.1f} "
@@ -269,11 +212,14 @@ def ablation_markdown(rows, command: str) -> str:
         f"Frappe_x1 ablations, {datetime.date.today()}, {platform.machine()} {os.cpu_count()} "
         f"CPUs, backend {rows[0]['backend'] if rows else '-'}; `{command}`. Base settings: "
         f"`{json.dumps(ABLATION_BASE)}` plus the frappe_x1 preset (embedding L2 0.05, batch "
-        "4096, Adam 1e-3, early stopping on exact validation AUC). Change = variant - base, "
-        "per seed, then mean ± std.",
+        "4096, Adam 1e-3, early stopping on exact validation AUC; temperature annealed 1 -> "
+        "0.05 over 4 epochs, random W_G). Change = variant - base, per seed, then mean ± std. "
+        "W_G / W_B: row entropy of the mixing matrices at the last epoch over its maximum (0: a "
+        "permutation or the identity, 1: uniform; mean over seeds and layers).",
         "",
-        "| model | variant | seeds | test AUC | change vs base | val AUC | best epoch |",
-        "|---|---|---|---|---|---|---|",
+        "| model | variant | seeds | test AUC | change vs base | val AUC | change vs base (val) "
+        "| W_G entropy | W_B entropy | best epoch |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for model, variants in ABLATIONS.items():
         base_settings = {**ABLATION_BASE, **next(iter(variants.values()))}
@@ -285,27 +231,29 @@ def ablation_markdown(rows, command: str) -> str:
             group = [r for r in rows if r["model"] == model and r["settings"] == settings]
             if not group:
                 continue
-            aucs = [r["test"]["auc"] for r in group]
-            changes = [
-                r["test"]["auc"] - base[r["seed"]]["test"]["auc"]
-                for r in group
-                if r["seed"] in base
-            ]
-            change = "-" if not variant else _mean_std(changes)
+
+            def change(split, group=group, base=base, variant=variant):
+                paired = [
+                    r[split]["auc"] - base[r["seed"]][split]["auc"]
+                    for r in group
+                    if r["seed"] in base
+                ]
+                return "-" if not variant else mean_std(paired)
+
             lines.append(
-                f"| {LABELS.get(model, model)} | {label} | {len(group)} | {_mean_std(aucs)} "
-                f"| {change} | {_mean_std([r['validation']['auc'] for r in group])} "
+                f"| {LABELS.get(model, model)} | {label} | {len(group)} "
+                f"| {mean_std([r['test']['auc'] for r in group])} | {change('test')} "
+                f"| {mean_std([r['validation']['auc'] for r in group])} | {change('validation')} "
+                f"| {_mean_mixing(group, 'mixing_global_entropy')} "
+                f"| {_mean_mixing(group, 'mixing_local_entropy')} "
                 f"| {statistics.mean(r['best_epoch'] for r in group):.1f} |"
             )
     return "\n".join(lines) + "\n"
 
 
-def _mean_std(values, digits=4) -> str:
-    if not values:
-        return "-"
-    if len(values) < 2:
-        return f"{values[0]:+.{digits}f}" if values[0] < 0 else f"{values[0]:.{digits}f}"
-    return f"{statistics.mean(values):.{digits}f} ± {statistics.stdev(values):.{digits}f}"
+def _mean_mixing(group, key) -> str:
+    values = [r["mixing"][key] for r in group if key in r.get("mixing", {})]
+    return f"{statistics.mean(values):.3f}" if values else "-"
 
 
 def main(argv=None):
@@ -325,30 +273,31 @@ def main(argv=None):
         command.add_argument("--settings", default="{}", help="JSON overrides for every run")
     ablation = commands.add_parser("ablation", help="one-setting changes of a small base model")
     ablation.add_argument("--seeds", default="0,1,2")
+    ablation.add_argument(
+        "--variants",
+        default=None,
+        help="comma-separated variant labels (default: all; each model's base always runs)",
+    )
     ablation.add_argument("--output", required=True)
     ablation.add_argument("--workers", type=int, default=1)
     ablation.add_argument("--data-dir", default=None)
     ablation.add_argument("--time-budget", type=float, default=None, help="seconds")
     for command in (search, table, ablation):
         add_write_results(command)
-    one = commands.add_parser("one", help="(internal) one run, result as JSON on stdout")
-    one.add_argument("job")
     args = parser.parse_args(argv)
 
-    if args.command == "one":
-        model, settings, seed, output, data_dir = json.loads(args.job)
-        print(json.dumps(run_one(model, settings, seed, output, data_dir)))
-        return 0
     output = Path(args.output)
     if args.command == "ablation":
         seeds = [int(s) for s in args.seeds.split(",") if s]
         jobs = [
             (model, {**ABLATION_BASE, **variant}, seed)
-            for model, variants in ABLATIONS.items()
+            for model, variants in selected_ablations(args.variants).items()
             for variant in variants.values()
             for seed in seeds
         ]
-        rows = run_all(jobs, output, "ablation", args.workers, args.data_dir, args.time_budget)
+        rows = run_all(
+            jobs, output, "ablation", args.workers, args.data_dir, "frappe_x1", args.time_budget
+        )
         command = reproducing_command(argv or sys.argv[1:])
         markdown = ablation_markdown(rows, command)
         backend = rows[0]["backend"] if rows else "none"
@@ -360,13 +309,17 @@ def main(argv=None):
     if args.command == "search":
         configs = [{**settings, **extra} for settings in sample_settings(args.configs)]
         jobs = [(model, settings, 0) for settings in configs for model in models]
-        rows = run_all(jobs, output, "search", args.workers, args.data_dir, args.time_budget)
-        for model, row in best_by_validation(rows).items():
-            print(f"best {model}: val {row['validation']['auc']:.5f} {json.dumps(row['settings'])}")
+        rows = run_all(
+            jobs, output, "search", args.workers, args.data_dir, "frappe_x1", args.time_budget
+        )
+        for model, (auc, settings) in best_by_mean_validation(rows).items():
+            print(f"best {model}: val {auc:.5f} {json.dumps(settings)}")
         return 0
     seeds = [int(s) for s in args.seeds.split(",") if s]
     jobs = [(model, extra, seed) for model in models for seed in seeds]
-    rows = run_all(jobs, output, "table", args.workers, args.data_dir, args.time_budget)
+    rows = run_all(
+        jobs, output, "table", args.workers, args.data_dir, "frappe_x1", args.time_budget
+    )
     command = reproducing_command(argv or sys.argv[1:])
     markdown = table_markdown(rows, command)
     backend = rows[0]["backend"] if rows else "none"

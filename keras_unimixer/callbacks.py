@@ -10,6 +10,7 @@ import numpy as np
 
 from keras_unimixer.evaluation import task_metrics
 from keras_unimixer.layers.mixing import mixing_layers, mixing_statistics
+from keras_unimixer.utils.types import ArrayLike
 from keras_unimixer.utils.validation import check_positive_float, check_positive_int
 
 
@@ -192,7 +193,14 @@ class ExactValidationMetrics(keras.callbacks.Callback):
         kinds: optional dict task -> `"binary"` (default) or `"rating"`.
     """
 
-    def __init__(self, features, labels: dict, users=None, batch_size: int = 8192, kinds=None):
+    def __init__(
+        self,
+        features: dict,
+        labels: dict,
+        users: ArrayLike | None = None,
+        batch_size: int = 8192,
+        kinds: dict | None = None,
+    ) -> None:
         super().__init__()
         self.features = features
         self.labels = labels
@@ -239,13 +247,13 @@ class ValidationCurve(keras.callbacks.Callback):
 
     def __init__(
         self,
-        validation,
+        validation: ExactValidationMetrics,
         every_steps: int,
         batch_size: int,
         history: dict,
         steps_per_epoch: int,
         first_step: int = 0,
-    ):
+    ) -> None:
         super().__init__()
         if every_steps < 1:
             raise ValueError(f"`every_steps` must be >= 1, got {every_steps}.")

@@ -25,8 +25,12 @@ import logging
 import os
 import re
 from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
 
 import keras
+
+if TYPE_CHECKING:
+    from keras_unimixer.datasets.protocol import Dataset
 
 logger = logging.getLogger("keras_unimixer.distribution")
 
@@ -123,7 +127,7 @@ class ProcessBatches(keras.utils.PyDataset):
 
     def __init__(
         self,
-        data,
+        data: Dataset,
         split: str,
         global_batch_size: int,
         labels: list | None = None,
@@ -171,7 +175,9 @@ class ProcessBatches(keras.utils.PyDataset):
         self.local.on_epoch_end()
 
 
-def process_batches(data, split: str, global_batch_size: int, **kwargs) -> ProcessBatches:
+def process_batches(
+    data: Dataset, split: str, global_batch_size: int, **kwargs: Any
+) -> ProcessBatches:
     """`ProcessBatches(data, split, global_batch_size, **kwargs)` for this process."""
     return ProcessBatches(data, split, global_batch_size, **kwargs)
 

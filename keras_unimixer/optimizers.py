@@ -11,7 +11,7 @@ both backends (JAX's `stateless_apply` included), saves and reloads with the mod
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import keras
 
@@ -59,7 +59,7 @@ class SplitOptimizer(keras.optimizers.Optimizer):
         table_optimizer: keras.optimizers.Optimizer,
         name: str = "split_optimizer",
         global_clipnorm: float | None = None,
-        **kwargs,
+        **kwargs: Any,
     ) -> None:
         kwargs.pop("learning_rate", None)
         super().__init__(learning_rate=0.0, name=name, global_clipnorm=global_clipnorm, **kwargs)

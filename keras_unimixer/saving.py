@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import keras
 
@@ -42,6 +43,6 @@ def check_keras_file(path: str | Path) -> Path:
     return path
 
 
-def load_model(path: str | Path, **kwargs) -> keras.Model:
+def load_model(path: str | Path, **kwargs: Any) -> keras.Model:
     """`keras.saving.load_model(path, **kwargs)` after `check_keras_file(path)`."""
     return keras.saving.load_model(check_keras_file(path), **kwargs)

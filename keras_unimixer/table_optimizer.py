@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import types
 from collections.abc import Sequence
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import keras
 from keras import ops
@@ -110,8 +110,8 @@ class RowSparseTableOptimizer(keras.optimizers.Optimizer):
         beta_2: float = 0.999,
         row_l2: float = 0.0,
         name: str = "row_sparse_table_optimizer",
-        **kwargs,
-    ):
+        **kwargs: Any,
+    ) -> None:
         super().__init__(learning_rate=learning_rate, name=name, **kwargs)
         if rule not in RULES:
             raise ValueError(f"`rule` must be one of {RULES}, got {rule!r}.")

@@ -13,11 +13,17 @@ added to the `fit`/`evaluate` logs and reset with the model's own metrics.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
 import keras
 
 from keras_unimixer.tasks.models import TaskModel, TwoTowerModel
+from keras_unimixer.utils.types import Tensor
+
+if TYPE_CHECKING:
+    import tensorflow_recommenders as tfrs
 
 SETUP_HINT = (
     "keras_unimixer.tfrs needs TensorFlow Recommenders on tf.keras = Keras 2: "
@@ -80,7 +86,7 @@ class TFRSRankingModel(_TFRSMetricsMixin, TaskModel):
     >>> model = TFRSRankingModel(tower, task); model.compile(optimizer="adam")  # doctest: +SKIP
     """
 
-    def __init__(self, tower, task, **kwargs):
+    def __init__(self, tower: keras.Model, task: tfrs.tasks.Ranking, **kwargs: Any) -> None:
         import_tfrs()
         super().__init__(tower, task, **kwargs)
 
@@ -101,14 +107,14 @@ class TFRSRetrievalModel(_TFRSMetricsMixin, TwoTowerModel):
 
     def __init__(
         self,
-        query_tower,
-        candidate_tower,
-        task,
-        query_features,
-        candidate_features,
-        compute_metrics_in_training=False,
-        **kwargs,
-    ):
+        query_tower: keras.Model,
+        candidate_tower: keras.Model,
+        task: tfrs.tasks.Retrieval,
+        query_features: Sequence[str],
+        candidate_features: Sequence[str],
+        compute_metrics_in_training: bool = False,
+        **kwargs: Any,
+    ) -> None:
         import_tfrs()
         import tensorflow as tf
 
@@ -122,7 +128,14 @@ class TFRSRetrievalModel(_TFRSMetricsMixin, TwoTowerModel):
 
         self._task_function = tf.function(call_with_autograph, autograph=True)
 
-    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+    def compute_loss(
+        self,
+        x: Any = None,
+        y: Any = None,
+        y_pred: tuple | None = None,
+        sample_weight: Any = None,
+        training: bool = True,
+    ) -> Tensor:
         query_embeddings, candidate_embeddings = y_pred
         compute_metrics = self.compute_metrics_in_training or not training
         loss = self._task_function(query_embeddings, candidate_embeddings, compute_metrics)

@@ -37,3 +37,26 @@ def test_every_benchmark_script_imports(script):
     # A benchmark runs by hand, rarely; an import that a refactor broke must fail here instead.
     module = importlib.import_module(script)
     assert callable(getattr(module, "main", None)) or script == "results_files"
+
+
+def test_the_search_ranks_settings_by_mean_validation_over_seeds():
+    protocol_runs = importlib.import_module("protocol_runs")
+
+    def row(settings, seed, validation):
+        return {"model": "m", "settings": settings, "seed": seed, "validation": {"auc": validation}}
+
+    # `a` has the single best run, `b` the better mean: the mean decides.
+    rows = [row({"x": "a"}, 1, 0.90), row({"x": "a"}, 2, 0.70), row({"x": "b"}, 1, 0.85)]
+    rows.append(row({"x": "b"}, 2, 0.84))
+    assert protocol_runs.best_by_mean_validation(rows) == {"m": (pytest.approx(0.845), {"x": "b"})}
+
+
+def test_an_ablation_subset_keeps_each_models_base_and_refuses_unknown_labels():
+    frappe_x1 = importlib.import_module("frappe_x1")
+    chosen = frappe_x1.selected_ablations("random local start,full-rank W_G")
+    assert list(chosen) == ["unimixer_lite"]
+    assert list(chosen["unimixer_lite"]) == ["base", "random local start", "full-rank W_G"]
+    assert chosen["unimixer_lite"]["full-rank W_G"] == {"rank": "full"}
+    assert frappe_x1.selected_ablations(None) is frappe_x1.ABLATIONS
+    with pytest.raises(SystemExit, match="unknown --variants \\['nope'\\]; valid: .*base"):
+        frappe_x1.selected_ablations("nope")

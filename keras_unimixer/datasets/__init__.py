@@ -1,6 +1,7 @@
 """Dataset loaders: schema + train/validation/test splits as numpy arrays and `tf.data`."""
 
 from pathlib import Path
+from typing import Any
 
 from keras_unimixer.datasets.criteo import load_criteo
 from keras_unimixer.datasets.derived import derive_features
@@ -42,8 +43,12 @@ def is_description(name: str) -> bool:
 
 
 def load_dataset(
-    name: str, data_dir: str | Path | None = None, seed: int = 42, split: str = "random", **kwargs
-):
+    name: str,
+    data_dir: str | Path | None = None,
+    seed: int = 42,
+    split: str = "random",
+    **kwargs: Any,
+) -> Dataset:
     """Load a dataset by name: `"synthetic"` (embedded), `"movielens"`, `"criteo"` or
     `"frappe_x1"` (fixed BARS split: `seed` and `split` do not apply), `"synthetic_stream"`
     (options in the name: `"synthetic_stream:vocabulary_size=2000,zipf=1.2"`), or stream one from a

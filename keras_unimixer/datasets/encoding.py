@@ -114,7 +114,9 @@ _ENCODERS = {
 }
 
 
-def encode_dataset(name, columns, labels: dict, split_indices: dict, report=None) -> RecDataset:
+def encode_dataset(
+    name: str, columns: dict, labels: dict, split_indices: dict, report: dict | None = None
+) -> RecDataset:
     """Encode raw columns into a `RecDataset`; vocabularies and statistics come from "train" only.
 
     Every repaired value is counted in `report` (and logged): missing and non-finite numerics

@@ -6,6 +6,7 @@ import dataclasses
 import logging
 import math
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import keras
 import numpy as np
@@ -26,6 +27,9 @@ from keras_unimixer.features import (  # noqa: F401 (the dataset schema's vocabu
     features_from_config,
 )
 from keras_unimixer.utils.types import ArrayLike
+
+if TYPE_CHECKING:
+    import tensorflow as tf
 
 logger = logging.getLogger("keras_unimixer.datasets")
 
@@ -165,7 +169,7 @@ class RecDataset:
         seed: int = 0,
         epochs: int | None = None,
         start_epoch: int = 0,
-    ):
+    ) -> tf.data.Dataset:
         """A batched `tf.data.Dataset` of `(features, labels)` (usable by both Keras backends).
 
         With `shuffle`, epoch `e` is ordered by a permutation that depends only on `(seed, e)`, and

@@ -18,8 +18,9 @@ import logging
 import math
 import re
 import zlib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import keras
 import numpy as np
@@ -38,6 +39,10 @@ from keras_unimixer.datasets.schema import (
 )
 from keras_unimixer.datasets.value_counts import DEFAULT_MEMORY_VALUES, ValueCounts, mix64
 from keras_unimixer.utils.types import ArrayLike
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+    import tensorflow as tf
 
 logger = logging.getLogger("keras_unimixer.datasets")
 
@@ -212,7 +217,12 @@ class TableReader:
             columns[column] = pa.array(dense, mask=lengths == 0)
         return pa.table(columns)
 
-    def tables(self, split: str, files=None, shard=None):
+    def tables(
+        self,
+        split: str,
+        files: Sequence[str | Path] | None = None,
+        shard: tuple[int, int] | None = None,
+    ) -> Iterator[tuple[Path, int, pa.Table]]:
         """`(path, first_row, table)` of `split`, over `files` (default: the split's, in order);
         `shard=(index, count)` keeps the rows of one of `count` disjoint shards."""
         description = self.description
@@ -400,7 +410,11 @@ class StreamingDataset:
     # -- encoding ------------------------------------------------------------------------------
 
     def encode(
-        self, table, split: str, path: str | Path | None = None, rows=None
+        self,
+        table: pa.Table,
+        split: str,
+        path: str | Path | None = None,
+        rows: np.ndarray | None = None,
     ) -> tuple[dict, dict]:
         """`(features, labels)` numpy arrays of a pyarrow table of raw rows.
 
@@ -510,7 +524,7 @@ class StreamingDataset:
         shuffle: bool = False,
         seed: int = 0,
         start_epoch: int = 0,
-        shard=None,
+        shard: tuple[int, int] | None = None,
     ) -> keras.utils.PyDataset:
         """Streamed `(features, labels)` batches of `split` for `fit` (see `StreamBatches`)."""
         return StreamBatches(
@@ -533,7 +547,7 @@ class StreamingDataset:
         seed: int = 0,
         epochs: int | None = None,
         start_epoch: int = 0,
-    ):
+    ) -> tf.data.Dataset:
         """A `tf.data` pipeline over the same streamed batches (epochs `start_epoch..epochs-1`)."""
         import tensorflow as tf
 
@@ -595,15 +609,15 @@ class StreamBatches(keras.utils.PyDataset):
 
     def __init__(
         self,
-        dataset,
+        dataset: StreamingDataset,
         split: str,
         batch_size: int,
         labels: Sequence[str] | None,
         shuffle: bool,
         seed: int,
         epoch: int,
-        shard,
-    ):
+        shard: tuple[int, int] | None,
+    ) -> None:
         super().__init__()
         self.dataset = dataset
         self.split = split

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import keras
 import numpy as np
@@ -55,7 +56,7 @@ class Teacher:
         self.bias = 0.0
         self.bias = -float(np.quantile(self.logits(self.sample_ids(rng, 20_000)), 0.75))
 
-    def sample_ids(self, rng, rows: int) -> np.ndarray:
+    def sample_ids(self, rng: np.random.Generator, rows: int) -> np.ndarray:
         """`(rows, fields)` raw ids: Zipf ranks (exponent `zipf`) capped at the vocabulary."""
         ranks = np.minimum(rng.zipf(self.zipf, (rows, self.num_fields)), self.vocabulary_size) - 1
         return self.rank_to_id[np.arange(self.num_fields), ranks]
@@ -114,7 +115,7 @@ class SyntheticStream:
         self._oracle: dict = {}
         self.report = {"oracle_test_auc": self.oracle_auc("test")}
 
-    def block(self, split: str, index: int):
+    def block(self, split: str, index: int) -> tuple[dict, dict, np.ndarray]:
         """`(features, labels, true logits)` of one block of a split, from (seed, split, block)."""
         start = index * BLOCK_ROWS
         rows = min(BLOCK_ROWS, self.rows[split] - start)
@@ -181,7 +182,15 @@ class SyntheticBatches(keras.utils.PyDataset):
     """Batches of a generated split; epoch `e` visits the blocks in an order drawn from
     `(seed, e)` and shuffles the rows of each block."""
 
-    def __init__(self, dataset, split: str, batch_size: int, shuffle: bool, seed: int, epoch: int):
+    def __init__(
+        self,
+        dataset: SyntheticStream,
+        split: str,
+        batch_size: int,
+        shuffle: bool,
+        seed: int,
+        epoch: int,
+    ) -> None:
         super().__init__()
         self.dataset, self.split, self.batch_size = dataset, split, batch_size
         self.shuffle, self.seed, self.epoch = shuffle, seed, epoch
@@ -271,6 +280,8 @@ def parse_stream_name(name: str) -> dict:
     return options
 
 
-def make_synthetic_stream(train_rows: int = 1_000_000, seed: int = 0, **kwargs) -> SyntheticStream:
+def make_synthetic_stream(
+    train_rows: int = 1_000_000, seed: int = 0, **kwargs: Any
+) -> SyntheticStream:
     """`SyntheticStream(train_rows, seed=seed, **kwargs)` (`--dataset synthetic_stream`)."""
     return SyntheticStream(train_rows=train_rows, seed=seed, **kwargs)

@@ -75,10 +75,10 @@ class ValueCounts:
 
     def __init__(
         self,
-        max_values=DEFAULT_MEMORY_VALUES,
-        partitions=DEFAULT_PARTITIONS,
+        max_values: int = DEFAULT_MEMORY_VALUES,
+        partitions: int = DEFAULT_PARTITIONS,
         directory: str | Path | None = None,
-    ):
+    ) -> None:
         if max_values < 1:
             raise ValueError(f"`max_values` must be >= 1, got {max_values}.")
         if partitions < 1:

@@ -6,6 +6,10 @@ validation AUC with patience 2, learning rate x0.1 on a plateau, embedding L2 0.
 normal(1e-4) initialization), with each baseline at the size and dropout of BARS's best
 configuration for it; the UniMixer-family entries are this package's choices, made on Frappe_x1's
 validation split only (`benchmarks/frappe_x1.py` and its results file say how).
+
+`movielens` is the budget of `benchmarks/movielens_models.py` (up to 10 epochs, batch 512, Adam
+1e-3, early stopping on validation AUC with patience 2), with the token mixers' sizes chosen by
+`benchmarks/movielens_search.py` on validation AUC only.
 """
 
 from __future__ import annotations
@@ -60,14 +64,24 @@ _FRAPPE_MODELS = {
     "attention": {**_FRAPPE_MIXER, **_WIDE_PRE_NORM},
     "fm": {**_FRAPPE_MIXER, **_WIDE_PRE_NORM},
 }
+# MovieLens 100K as `benchmarks/movielens_models.py` trains every model: up to 10 epochs with
+# early stopping on validation AUC (the runs stop after 3-7).
+_MOVIELENS_COMMON = {"epochs": 10, "patience": 2, "batch_size": 512, "learning_rate": 1e-3}
+# Each mixer's best of the same sampled settings by mean validation AUC over seeds 1-3
+# (benchmarks/results/movielens_search_jax.jsonl, `benchmarks/movielens_search.py`).
+_MOVIELENS_MODELS: dict = {}
 MODEL_PROTOCOLS = {
-    "frappe_x1": {model: {**_FRAPPE_COMMON, **values} for model, values in _FRAPPE_MODELS.items()}
+    "frappe_x1": {model: {**_FRAPPE_COMMON, **values} for model, values in _FRAPPE_MODELS.items()},
+    "movielens": {
+        model: {**_MOVIELENS_COMMON, **values} for model, values in _MOVIELENS_MODELS.items()
+    },
 }
 
 
 # The training protocol of each benchmark dataset, without any model's sizes (what a scaling ladder
-# takes from a benchmark while it chooses the sizes itself).
-PROTOCOLS = {"frappe_x1": _FRAPPE_COMMON}
+# takes from a benchmark while it chooses the sizes itself, and what a model without sizes of its
+# own trains with).
+PROTOCOLS = {"frappe_x1": _FRAPPE_COMMON, "movielens": _MOVIELENS_COMMON}
 
 
 def training_protocol(dataset: str) -> dict:
@@ -76,6 +90,6 @@ def training_protocol(dataset: str) -> dict:
 
 
 def model_protocol(dataset: str, model: str) -> dict:
-    """`TrainConfig` values of the protocol of `(dataset, model)`: its training settings and the
-    model's sizes (empty if there is none)."""
-    return dict(MODEL_PROTOCOLS.get(dataset, {}).get(model, {}))
+    """`TrainConfig` values of the protocol of `(dataset, model)`: the dataset's training settings
+    and the model's sizes (empty if the dataset has no protocol)."""
+    return {**training_protocol(dataset), **MODEL_PROTOCOLS.get(dataset, {}).get(model, {})}

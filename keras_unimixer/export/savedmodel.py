@@ -6,7 +6,7 @@ import json
 import logging
 import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import keras
@@ -66,7 +66,9 @@ def core_savedmodel(model: keras.Model, directory: str | Path) -> object:
 class ServingModule(tf.Module):
     """Preprocessing + an exported model; `serve(raw)` returns the named serving outputs."""
 
-    def __init__(self, core, features: Sequence[FeatureSpec | dict], preprocessing: dict):
+    def __init__(
+        self, core: tf.Module, features: Sequence[FeatureSpec | dict], preprocessing: dict
+    ) -> None:
         super().__init__(name="keras_unimixer_serving")
         self.core = core
         self.preprocessor = ServingPreprocessor(features, preprocessing)
@@ -83,17 +85,17 @@ class RankingServingModule(ServingModule):
 
     def __init__(
         self,
-        core,
+        core: tf.Module,
         features: Sequence[FeatureSpec | dict],
         preprocessing: dict,
         tasks: str | Sequence[str],
-        probability_outputs=(),
-    ):
+        probability_outputs: Sequence[str] = (),
+    ) -> None:
         super().__init__(core, features, preprocessing)
         self.tasks = list(tasks)
         self.probability_outputs = set(probability_outputs)
 
-    def outputs(self, logits) -> dict:
+    def outputs(self, logits: tf.Tensor | dict) -> dict:
         if not isinstance(logits, dict):
             logits = {self.tasks[0]: logits}
         outputs = {}
@@ -123,15 +125,15 @@ class RetrievalServingModule(ServingModule):
 
     def __init__(
         self,
-        core,
+        core: tf.Module,
         features: Sequence[FeatureSpec | dict],
-        preprocessing,
-        embeddings,
-        ids,
-        vocabulary,
-        k,
-        max_k,
-    ):
+        preprocessing: dict,
+        embeddings: ArrayLike,
+        ids: ArrayLike,
+        vocabulary: Sequence,
+        k: int,
+        max_k: int,
+    ) -> None:
         super().__init__(core, features, preprocessing)
         self.candidate_embeddings = tf.Variable(embeddings, trainable=False, dtype=tf.float32)
         self.candidate_ids = tf.Variable(ids, trainable=False, dtype=tf.int32)
@@ -164,7 +166,7 @@ class RetrievalServingModule(ServingModule):
     def serve(self, raw: dict) -> dict:
         return self._top(self._scores(raw), self.k)
 
-    def top_k(self, raw: dict, k, exclude) -> dict:
+    def top_k(self, raw: dict, k: tf.Tensor, exclude: tf.Tensor) -> dict:
         scores = self._scores(raw)
         positions = self.position_of.lookup(exclude)  # -1: not a candidate (or padding)
         excluded = tf.reduce_max(
@@ -324,13 +326,13 @@ def export_savedmodel(
 
 def save_serving(
     model: keras.Model,
-    make_module,
+    make_module: Callable[[tf.Module], ServingModule],
     features: Sequence[FeatureSpec | dict],
     target: Path,
     metadata: dict,
-    request=None,
-    extra_signatures=None,
-):
+    request: dict | None = None,
+    extra_signatures: dict | None = None,
+) -> Path:
     """Export `model`, wrap it with `make_module(core)`, save with a raw `serving_default`
     (and `extra_signatures`: name -> (module method name, input signature)).
 
@@ -370,8 +372,8 @@ def save_serving(
 
 
 def export_retrieval(
-    query_tower,
-    candidate_tower,
+    query_tower: keras.Model,
+    candidate_tower: keras.Model,
     candidates: dict,
     spec: dict,
     output: str | Path,

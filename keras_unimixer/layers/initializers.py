@@ -228,7 +228,7 @@ class Scaled(keras.initializers.Initializer):
         factor: float. The factor.
     """
 
-    def __init__(self, initializer, factor: float) -> None:
+    def __init__(self, initializer: str | dict | keras.Initializer, factor: float) -> None:
         self.initializer = keras.initializers.get(initializer)
         self.factor = float(factor)
 
@@ -281,7 +281,9 @@ class RowChunked(keras.initializers.Initializer):
     ((10, 3), True)
     """
 
-    def __init__(self, initializer, chunk_rows: int = 2**20) -> None:
+    def __init__(
+        self, initializer: str | dict | keras.Initializer, chunk_rows: int = 2**20
+    ) -> None:
         self.initializer = keras.initializers.get(initializer)
         self.chunk_rows = check_positive_int("chunk_rows", chunk_rows)
 

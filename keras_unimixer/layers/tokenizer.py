@@ -275,7 +275,7 @@ class FeatureTokenizer(keras.layers.Layer):
                 f"{[spec.name for spec in self.features]}."
             )
 
-    def embed(self, spec, value, looked_up=None):
+    def embed(self, spec: FeatureSpec, value: Tensor, looked_up: dict | None = None) -> Tensor:
         """The `(batch, embedding_dim)` embedding of one feature (`looked_up`: the distributed
         embedding's outputs)."""
         if looked_up is not None and spec.kind != NUMERIC:

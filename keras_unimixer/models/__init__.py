@@ -1,5 +1,11 @@
 """Ranking models: the UniMixer family (`RankingModel`) and the baselines, one harness."""
 
+from collections.abc import Sequence
+from typing import Any
+
+import keras
+
+from keras_unimixer.features import FeatureSpec
 from keras_unimixer.models.baselines import DNN, DCNv2, DeepFM, LogisticRegression
 from keras_unimixer.models.common import compile_ranking, feature_inputs
 from keras_unimixer.models.config import BASELINE_OPTIONS, ModelConfig
@@ -18,7 +24,9 @@ _BASELINE_CLASSES = {
 }
 
 
-def build_model(name: str, features, tasks=("click",), **options):
+def build_model(
+    name: str, features: Sequence[FeatureSpec], tasks: Sequence[str] = ("click",), **options: Any
+) -> keras.Model:
     """Model `name` (`model_names()`) with the options it reads; the others are left out.
 
     Mixers get a `RankingModel`; the baselines their own class.

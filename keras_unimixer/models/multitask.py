@@ -8,7 +8,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import keras
@@ -125,7 +125,15 @@ class MixtureOfExperts(keras.layers.Layer):
         return config
 
 
-def multitask_heads(shared, tasks, heads, num_experts, expert_units, hidden_units, mlp):
+def multitask_heads(
+    shared: Tensor,
+    tasks: Sequence[str],
+    heads: str,
+    num_experts: int,
+    expert_units: Sequence[int],
+    hidden_units: Sequence[int],
+    mlp: Callable[[Tensor], Tensor],
+) -> dict:
     """Per-task outputs (one logit each) over the shared encoding.
 
     `"independent"`: one MLP (`hidden_units`) shared by the tasks, then a linear head per task

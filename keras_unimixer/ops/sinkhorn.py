@@ -130,14 +130,14 @@ def l2_normalize_rows(logits: Tensor, symmetric: bool = False, epsilon: float = 
 
 
 def constrain_matrix(
-    logits,
+    logits: Tensor,
     *,
     symmetric: bool,
-    temperature,
+    temperature: Tensor | float | None,
     sinkhorn_iterations: int,
     sinkhorn_tolerance: float = 0.0,
     sinkhorn_max_iterations: int = 0,
-):
+) -> Tensor:
     """Apply the UniMixing constraints to raw parameters, in the spec's order.
 
     Args:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import keras
@@ -44,11 +45,11 @@ class Ranking(keras.layers.Layer):
 
     def __init__(
         self,
-        loss=None,
-        metrics=None,
-        prediction_metrics=None,
-        label_metrics=None,
-        loss_metrics=None,
+        loss: str | keras.losses.Loss | None = None,
+        metrics: Sequence[keras.metrics.Metric] | None = None,
+        prediction_metrics: Sequence[keras.metrics.Metric] | None = None,
+        label_metrics: Sequence[keras.metrics.Metric] | None = None,
+        loss_metrics: Sequence[keras.metrics.Metric] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)

@@ -10,7 +10,7 @@ import numpy as np
 from keras import ops
 
 from keras_unimixer.tasks.ranking import deserialize_task_objects
-from keras_unimixer.utils.types import Tensor
+from keras_unimixer.utils.types import ArrayLike, Tensor
 from keras_unimixer.utils.validation import check_positive_int
 
 if TYPE_CHECKING:
@@ -133,12 +133,12 @@ class Retrieval(keras.layers.Layer):
 
     def __init__(
         self,
-        loss=None,
-        metrics=None,
-        batch_metrics=None,
-        loss_metrics=None,
-        temperature=None,
-        remove_accidental_hits=False,
+        loss: keras.losses.Loss | None = None,
+        metrics: Sequence[keras.metrics.Metric] | keras.metrics.Metric | None = None,
+        batch_metrics: Sequence[keras.metrics.Metric] | None = None,
+        loss_metrics: Sequence[keras.metrics.Metric] | None = None,
+        temperature: float | None = None,
+        remove_accidental_hits: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -181,14 +181,14 @@ class Retrieval(keras.layers.Layer):
 
     def call(
         self,
-        query_embeddings,
-        candidate_embeddings,
-        sample_weight=None,
-        candidate_sampling_probability=None,
-        candidate_ids=None,
-        compute_metrics=True,
-        compute_batch_metrics=True,
-    ):
+        query_embeddings: Tensor,
+        candidate_embeddings: Tensor,
+        sample_weight: Tensor | None = None,
+        candidate_sampling_probability: Tensor | None = None,
+        candidate_ids: Tensor | None = None,
+        compute_metrics: bool = True,
+        compute_batch_metrics: bool = True,
+    ) -> Tensor:
         scores = ops.matmul(query_embeddings, ops.transpose(candidate_embeddings))
         num_queries, num_candidates = ops.shape(scores)[0], ops.shape(scores)[1]
         labels = ops.eye(num_queries, num_candidates, dtype=scores.dtype)
@@ -271,7 +271,7 @@ class BruteForceIndex(keras.layers.Layer):
             trainable=False,
         )
 
-    def index_from(self, embeddings, ids):
+    def index_from(self, embeddings: ArrayLike, ids: ArrayLike) -> None:
         """Store the candidates: `(num_candidates, embedding_dim)` embeddings and their int ids."""
         embeddings = np.asarray(keras.ops.convert_to_numpy(embeddings), dtype="float32")
         ids = np.asarray(keras.ops.convert_to_numpy(ids))
@@ -287,7 +287,7 @@ class BruteForceIndex(keras.layers.Layer):
         self.candidate_embeddings.assign(embeddings)
         self.candidate_ids.assign(ids.astype("int32"))
 
-    def call(self, queries):
+    def call(self, queries: Tensor | dict) -> tuple[Tensor, Tensor]:
         queries = self.query_model(queries) if self.query_model is not None else queries
         scores = ops.matmul(queries, ops.transpose(self.candidate_embeddings))
         top_scores, positions = ops.top_k(scores, self.k)

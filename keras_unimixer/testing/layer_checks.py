@@ -22,6 +22,8 @@ from collections.abc import Callable
 import keras
 import numpy as np
 
+from keras_unimixer.utils.types import Shape
+
 
 def random_tokens(shape: tuple[int, ...], seed: int = 0) -> np.ndarray:
     """Standard-normal float32 inputs of `shape`, deterministic by `seed`."""
@@ -78,15 +80,15 @@ DTYPE_POLICIES = ("float32", "mixed_float16", "mixed_bfloat16")
 
 
 def check_layer(
-    make_layer,
-    input_shape,
-    expected_output_shape=None,
+    make_layer: Callable[[], keras.Layer],
+    input_shape: Shape,
+    expected_output_shape: Shape | None = None,
     atol: float = 1e-6,
     check_training: bool = True,
     expected_num_trainable_weights: int | None = None,
     expected_num_non_trainable_weights: int | None = None,
     expensive: bool = True,
-):
+) -> keras.Layer:
     """Run every standard check on the layer built by `make_layer()`.
 
     Args:

@@ -6,21 +6,24 @@ process (`KERAS_BACKEND`), so run it once per backend.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import keras
 import numpy as np
 
 from keras_unimixer.layers.mixing.base import MixingLayer
 from keras_unimixer.testing.layer_checks import check_layer, random_tokens
+from keras_unimixer.utils.types import Shape
 
 
 def run_mixer_contract_test(
-    make_layer,
-    input_shape=(3, 4, 8),
-    flops_shape=(64, 8, 32),
+    make_layer: Callable[[], keras.Layer],
+    input_shape: Shape = (3, 4, 8),
+    flops_shape: Shape = (64, 8, 32),
     max_flops_ratio: float = 1.35,
     check_training: bool = True,
     expensive: bool = True,
-):
+) -> keras.Layer:
     """Check a mixing layer against the `MixingLayer` contract.
 
     - `check_layer`: output shape (equal to the input's), a build-only pass, the config and

@@ -98,7 +98,12 @@ def test_help_says_what_a_benchmark_protocol_sets_and_writes_lists_as_typed(caps
     text = capsys.readouterr().out
     output_help = text[text.index("--output OUTPUT") :].split("\n  --")[0]
     assert "frappe_x1" not in output_help
-    assert "--dataset frappe_x1 sets it" in text[text.index("--batch-size") :]
+
+    def option_help(option):  # the option's help text, unwrapped
+        return " ".join(text[text.index(f"\n  {option}") :].split("\n  --")[1].split())
+
+    assert option_help("--batch-size").endswith("512; --dataset frappe_x1 or movielens sets it)")
+    assert option_help("--embedding-l2").endswith("(default: 0.0; --dataset frappe_x1 sets it)")
     with pytest.raises(SystemExit):
         cli.main(["scale", "--help"])
     text = capsys.readouterr().out

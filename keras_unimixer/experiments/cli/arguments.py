@@ -72,12 +72,15 @@ def float_or_none(text):
 
 
 @functools.cache
-def protocol_fields() -> frozenset:
-    """The `TrainConfig` fields that some benchmark protocol sets."""
-    from keras_unimixer.experiments.protocols import MODEL_PROTOCOLS
+def protocol_datasets(name: str) -> tuple:
+    """The datasets whose benchmark protocol sets `TrainConfig` field `name` (for some model)."""
+    from keras_unimixer.experiments.protocols import MODEL_PROTOCOLS, PROTOCOLS
 
-    return frozenset(
-        name for models in MODEL_PROTOCOLS.values() for values in models.values() for name in values
+    return tuple(
+        dataset
+        for dataset in sorted(set(PROTOCOLS) | set(MODEL_PROTOCOLS))
+        if name in PROTOCOLS.get(dataset, {})
+        or any(name in values for values in MODEL_PROTOCOLS.get(dataset, {}).values())
     )
 
 
@@ -89,7 +92,8 @@ def field_help(text, name):
         default = json.dumps(getattr(TrainConfig(), name))
     if isinstance(default, tuple):
         default = ",".join(str(v) for v in default)
-    protocol = "; --dataset frappe_x1 sets it" if name in protocol_fields() else ""
+    datasets = protocol_datasets(name)
+    protocol = f"; --dataset {' or '.join(datasets)} sets it" if datasets else ""
     return f"{text} (default: {default}{protocol})"
 
 

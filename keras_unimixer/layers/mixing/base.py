@@ -21,7 +21,7 @@ run_mixer_contract_test` checks a layer against the contract.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import keras
@@ -126,7 +126,7 @@ def register_mixer(
     name: str,
     build: Callable,
     *,
-    options=(),
+    options: Sequence[str] = (),
     norm: str = "pre",
     ffn_activation: str = "swiglu",
     space: dict | None = None,

@@ -1,0 +1,158 @@
+"""Benchmark runs under a dataset's protocol, each in a fresh process, appended to a JSONL file.
+
+Shared by the benchmarks that search and tabulate models on a protocol dataset
+(`frappe_x1.py`, `movielens_search.py`): a job is `(model, settings, seed)`; its run is
+`keras_unimixer.experiments.training.train` with `TrainConfig.from_protocol(dataset, model)`
+under `settings`, so `python -m keras_unimixer train --dataset D --model M` plus the settings as
+flags reproduces any row. A rerun of the same command skips the jobs its JSONL already holds.
+
+Internal entry point (one run, its row as JSON on stdout):
+    .venv/bin/python benchmarks/protocol_runs.py '<job as JSON>'
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def run_one(
+    dataset: str, model: str, settings: dict, seed: int, output: str, data_dir: str | None
+) -> dict:
+    """Train one model with `dataset`'s protocol under `settings`; a JSON-ready result row."""
+    import keras
+
+    from keras_unimixer.experiments.training import TrainConfig, train
+
+    config = TrainConfig.from_protocol(
+        dataset=dataset,
+        model=model,
+        data_dir=data_dir,
+        seed=seed,
+        output=output,
+        verbose=0,
+        **settings,
+    )
+    start = time.perf_counter()
+    metrics = train(config)
+    history = metrics["history"]
+    return {
+        "model": model,
+        "seed": seed,
+        "settings": settings,
+        "backend": keras.backend.backend(),
+        "validation": metrics["validation"],
+        "test": metrics["test"],
+        "best_epoch": metrics["best_epoch"],
+        "epochs_run": metrics["epochs_run"],
+        "params": metrics["parameters"],
+        "flops_per_example": metrics["flops_per_example"],
+        "seconds": time.perf_counter() - start,
+        "epoch_seconds": metrics["fit_seconds"] / max(metrics["epochs_run"], 1),
+        # What the mixing matrices became (the last epoch's statistics), where the model mixes.
+        "mixing": {key: values[-1] for key, values in history.items() if key.startswith("mixing_")},
+    }
+
+
+def run_all(
+    jobs: list,
+    output: Path,
+    name: str,
+    workers: int,
+    data_dir: str | None,
+    dataset: str,
+    time_budget: float | None = None,
+) -> list:
+    """Run `(model, settings, seed)` jobs in `workers` fresh processes; append rows to
+    `<output>/<name>.jsonl` and return every row it holds."""
+    results_file = output / f"{name}.jsonl"
+    output.mkdir(parents=True, exist_ok=True)
+    done = set()
+    if results_file.is_file():
+        for line in results_file.read_text().splitlines():
+            row = json.loads(line)
+            done.add(job_key(row["model"], row["settings"], row["seed"]))
+    pending = [job for job in jobs if job_key(*job) not in done]
+    running: list = []
+    start = time.monotonic()
+    while pending or running:
+        over_budget = time_budget is not None and time.monotonic() - start > time_budget
+        while pending and len(running) < workers and not over_budget:
+            model, settings, seed = pending.pop(0)
+            run_dir = output / "runs" / f"{model}-{len(done) + len(running)}-{seed}-{os.getpid()}"
+            job = json.dumps([dataset, model, settings, seed, str(run_dir), data_dir])
+            process = subprocess.Popen(
+                [sys.executable, __file__, job], stdout=subprocess.PIPE, text=True
+            )
+            running.append(process)
+        for process in list(running):
+            if process.poll() is None:
+                continue
+            running.remove(process)
+            lines = (process.stdout.read() or "").strip().splitlines()
+            if process.returncode != 0 or not lines:
+                print(f"a run failed (exit {process.returncode})", file=sys.stderr, flush=True)
+                continue
+            row = json.loads(lines[-1])
+            with open(results_file, "a") as handle:
+                handle.write(json.dumps(row) + "\n")
+            done.add(job_key(row["model"], row["settings"], row["seed"]))
+            print(summary(row), flush=True)
+        if over_budget and not running:
+            break
+        time.sleep(0.5)
+    return [json.loads(line) for line in results_file.read_text().splitlines()]
+
+
+def job_key(model: str, settings: dict, seed: int) -> str:
+    return json.dumps([model, settings, seed], sort_keys=True)
+
+
+def summary(row: dict) -> str:
+    return (
+        f"{row['model']:20s} seed {row['seed']} val {row['validation']['auc']:.5f} "
+        f"test {row['test']['auc']:.5f} epochs {row['epochs_run']} {row['seconds']:.0f}s "
+        f"{json.dumps(row['settings'])}"
+    )
+
+
+def best_by_mean_validation(rows: list) -> dict:
+    """Per model, the settings with the highest validation AUC averaged over the seeds each ran
+    (test AUC plays no part); `{model: (mean validation AUC, settings)}`."""
+    groups: dict = {}
+    for row in rows:
+        key = (row["model"], json.dumps(row["settings"], sort_keys=True))
+        groups.setdefault(key, []).append(row["validation"]["auc"])
+    best: dict = {}
+    for (model, settings), aucs in groups.items():
+        mean = statistics.mean(aucs)
+        if model not in best or mean > best[model][0]:
+            best[model] = (mean, json.loads(settings))
+    return best
+
+
+def mean_std(values: list, digits: int = 4) -> str:
+    """`mean ± std` (sample std) to `digits` decimals; one value alone; `-` for none."""
+    if not values:
+        return "-"
+    if len(values) < 2:
+        return f"{values[0]:+.{digits}f}" if values[0] < 0 else f"{values[0]:.{digits}f}"
+    return f"{statistics.mean(values):.{digits}f} ± {statistics.stdev(values):.{digits}f}"
+
+
+def main(argv: list | None = None) -> int:
+    """One run of a job given as JSON; its row as JSON on stdout."""
+    dataset, model, settings, seed, output, data_dir = json.loads((argv or sys.argv[1:])[0])
+    print(json.dumps(run_one(dataset, model, settings, seed, output, data_dir)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
