@@ -32,7 +32,12 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from protocol_runs import best_by_mean_validation, mean_std, run_all  # noqa: E402 (benchmarks/)
+from protocol_runs import (  # noqa: E402 (benchmarks/ is on sys.path)
+    best_by_mean_validation,
+    failures,
+    mean_std,
+    run_all,
+)
 from results_files import add_write_results, results_path  # noqa: E402
 
 MODELS = ("unimixer_lite", "rankmixer", "unimixer")
@@ -71,7 +76,7 @@ def sample_settings(count: int, seed: int = 2026) -> list[dict]:
     return chosen
 
 
-def markdown(rows: list, command: str) -> str:
+def markdown(rows: list, command: str, failed: list = ()) -> str:
     best = best_by_mean_validation(rows)
     lines = [
         "# MovieLens 100K: validation-only search per token mixer",
@@ -104,6 +109,14 @@ def markdown(rows: list, command: str) -> str:
                 f"| {params['total']:,} ({params['dense']:,}) "
                 f"| {'/'.join(str(r['best_epoch']) for r in group)} |"
             )
+    refused: dict = {}
+    for failure in failed:
+        key = (failure["model"], json.dumps(failure["settings"], sort_keys=True))
+        refused.setdefault(key, (failure["error"], []))[1].append(str(failure["seed"]))
+    if refused:
+        lines += ["", "Settings a model could not run (each run's error; not counted above):", ""]
+        for (model, settings), (error, seeds) in refused.items():
+            lines.append(f"- {model}, seeds {','.join(seeds)}: `{settings}`: {error}")
     return "\n".join(lines) + "\n"
 
 
@@ -129,7 +142,7 @@ def main(argv=None):
     rows = run_all(jobs, output, "search", args.workers, args.data_dir, "movielens")
     backend = rows[0]["backend"]
     command = "python benchmarks/movielens_search.py " + " ".join(argv or sys.argv[1:])
-    text = markdown(rows, command)
+    text = markdown(rows, command, failures(output, "search"))
     results_path(f"movielens_search_{backend}.md").write_text(text)
     shutil.copyfile(output / "search.jsonl", results_path(f"movielens_search_{backend}.jsonl"))
     print(text)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -71,12 +72,15 @@ def run_all(
     time_budget: float | None = None,
 ) -> list:
     """Run `(model, settings, seed)` jobs in `workers` fresh processes; append rows to
-    `<output>/<name>.jsonl` and return every row it holds."""
+    `<output>/<name>.jsonl` and return every row it holds. A run that fails (e.g. a setting the
+    model refuses) is recorded with its last error line in `<output>/<name>_failed.jsonl` and
+    not tried again by a rerun."""
     results_file = output / f"{name}.jsonl"
+    failed_file = output / f"{name}_failed.jsonl"
     output.mkdir(parents=True, exist_ok=True)
     done = set()
-    if results_file.is_file():
-        for line in results_file.read_text().splitlines():
+    for path in (results_file, failed_file):
+        for line in path.read_text().splitlines() if path.is_file() else []:
             row = json.loads(line)
             done.add(job_key(row["model"], row["settings"], row["seed"]))
     pending = [job for job in jobs if job_key(*job) not in done]
@@ -88,17 +92,27 @@ def run_all(
             model, settings, seed = pending.pop(0)
             run_dir = output / "runs" / f"{model}-{len(done) + len(running)}-{seed}-{os.getpid()}"
             job = json.dumps([dataset, model, settings, seed, str(run_dir), data_dir])
+            run_dir.mkdir(parents=True, exist_ok=True)
+            errors = open(run_dir / "stderr.txt", "w+")
             process = subprocess.Popen(
-                [sys.executable, __file__, job], stdout=subprocess.PIPE, text=True
+                [sys.executable, __file__, job], stdout=subprocess.PIPE, stderr=errors, text=True
             )
-            running.append(process)
-        for process in list(running):
+            running.append((process, errors, (model, settings, seed)))
+        for entry in list(running):
+            process, errors, (model, settings, seed) = entry
             if process.poll() is None:
                 continue
-            running.remove(process)
+            running.remove(entry)
             lines = (process.stdout.read() or "").strip().splitlines()
+            errors.seek(0)
+            error = last_error_line(errors.read())
+            errors.close()
             if process.returncode != 0 or not lines:
-                print(f"a run failed (exit {process.returncode})", file=sys.stderr, flush=True)
+                failure = {"model": model, "settings": settings, "seed": seed, "error": error}
+                with open(failed_file, "a") as handle:
+                    handle.write(json.dumps(failure) + "\n")
+                done.add(job_key(model, settings, seed))
+                print(f"failed (exit {process.returncode}): {json.dumps(failure)}", flush=True)
                 continue
             row = json.loads(lines[-1])
             with open(results_file, "a") as handle:
@@ -109,6 +123,20 @@ def run_all(
             break
         time.sleep(0.5)
     return [json.loads(line) for line in results_file.read_text().splitlines()]
+
+
+def last_error_line(stderr: str) -> str:
+    """The last line of a run's stderr that names an exception (`ValueError: ...`), else its
+    last line."""
+    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    named = [line for line in lines if re.match(r"^[A-Za-z_.]*(Error|Exception): ", line)]
+    return (named or lines or [""])[-1]
+
+
+def failures(output: Path, name: str) -> list:
+    """The failed runs recorded by `run_all` under `output` (empty if none)."""
+    path = output / f"{name}_failed.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.is_file() else []
 
 
 def job_key(model: str, settings: dict, seed: int) -> str:

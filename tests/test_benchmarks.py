@@ -60,3 +60,25 @@ def test_an_ablation_subset_keeps_each_models_base_and_refuses_unknown_labels():
     assert frappe_x1.selected_ablations(None) is frappe_x1.ABLATIONS
     with pytest.raises(SystemExit, match="unknown --variants \\['nope'\\]; valid: .*base"):
         frappe_x1.selected_ablations("nope")
+
+
+def test_the_movielens_protocol_holds_each_mixers_best_setting_of_the_committed_search():
+    # The defaults of `train --dataset movielens --model M` are the search's choice on
+    # validation AUC, not numbers typed in by hand.
+    import json
+
+    from keras_unimixer.experiments.protocols import MODEL_PROTOCOLS, training_protocol
+
+    protocol_runs = importlib.import_module("protocol_runs")
+    lines = (BENCHMARKS / "results" / "movielens_search_jax.jsonl").read_text().splitlines()
+    best = protocol_runs.best_by_mean_validation([json.loads(line) for line in lines])
+    assert set(best) == set(MODEL_PROTOCOLS["movielens"]) and len(best) >= 2
+    for model, (_, settings) in best.items():
+        assert MODEL_PROTOCOLS["movielens"][model] == {**training_protocol("movielens"), **settings}
+
+
+def test_a_failed_run_is_recorded_with_its_exception_line():
+    protocol_runs = importlib.import_module("protocol_runs")
+    stderr = "Traceback (most recent call last):\n  File x\nValueError: `token_dim`=16 bad.\n\n"
+    assert protocol_runs.last_error_line(stderr) == "ValueError: `token_dim`=16 bad."
+    assert protocol_runs.last_error_line("killed\n") == "killed"

@@ -69,7 +69,30 @@ _FRAPPE_MODELS = {
 _MOVIELENS_COMMON = {"epochs": 10, "patience": 2, "batch_size": 512, "learning_rate": 1e-3}
 # Each mixer's best of the same sampled settings by mean validation AUC over seeds 1-3
 # (benchmarks/results/movielens_search_jax.jsonl, `benchmarks/movielens_search.py`).
-_MOVIELENS_MODELS: dict = {}
+# RankMixer's fixed transpose needs `token_dim` divisible by the 10 field tokens, so it could not
+# run the search's field-tokenizer settings; it chose among the other three.
+_ONE_WIDE_FIELD_LAYER = {
+    "tokenizer_mode": "field",
+    "num_layers": 1,
+    "token_dim": 64,
+    "ffn_multiplier": 4,
+    "dropout": 0.2,
+    "block_dropout": 0.1,
+    "embedding_weight_decay": None,
+}
+_MOVIELENS_MODELS = {
+    "unimixer_lite": _ONE_WIDE_FIELD_LAYER,
+    "unimixer": _ONE_WIDE_FIELD_LAYER,
+    "rankmixer": {
+        "tokenizer_mode": "rankmixer",
+        "num_layers": 2,
+        "token_dim": 64,
+        "ffn_multiplier": 2,
+        "dropout": 0.0,
+        "block_dropout": 0.1,
+        "embedding_weight_decay": 0.01,
+    },
+}
 MODEL_PROTOCOLS = {
     "frappe_x1": {model: {**_FRAPPE_COMMON, **values} for model, values in _FRAPPE_MODELS.items()},
     "movielens": {
