@@ -25,7 +25,6 @@ import datetime
 import json
 import os
 import platform
-import random
 import shutil
 import sys
 from pathlib import Path
@@ -37,6 +36,7 @@ from protocol_runs import (  # noqa: E402 (benchmarks/ is on sys.path)
     failures,
     mean_std,
     run_all,
+    sample_settings,
 )
 from results_files import add_write_results, results_path  # noqa: E402
 
@@ -63,17 +63,6 @@ SEARCH_SPACE = {
     # embeddings overfit first).
     "embedding_weight_decay": [None, 0.01],
 }
-
-
-def sample_settings(count: int, seed: int = 2026) -> list[dict]:
-    """`count` distinct draws from `SEARCH_SPACE`, the first being `FIRST`."""
-    chosen = [dict(FIRST)]
-    rng = random.Random(seed)
-    while len(chosen) < count:
-        draw = {name: rng.choice(values) for name, values in SEARCH_SPACE.items()}
-        if draw not in chosen:
-            chosen.append(draw)
-    return chosen
 
 
 def markdown(rows: list, command: str, failed: list = ()) -> str:
@@ -134,7 +123,7 @@ def main(argv=None):
     seeds = [int(s) for s in args.seeds.split(",") if s]
     jobs = [
         (model, settings, seed)
-        for settings in sample_settings(args.configs)
+        for settings in sample_settings(SEARCH_SPACE, FIRST, args.configs)
         for model in models
         for seed in seeds
     ]

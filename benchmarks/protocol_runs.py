@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import re
 import statistics
 import subprocess
@@ -149,6 +150,18 @@ def summary(row: dict) -> str:
         f"test {row['test']['auc']:.5f} epochs {row['epochs_run']} {row['seconds']:.0f}s "
         f"{json.dumps(row['settings'])}"
     )
+
+
+def sample_settings(space: dict, first: dict, count: int, seed: int = 2026) -> list[dict]:
+    """`count` distinct settings: `first`, then random draws of one value per name of `space`
+    (the same list for the same arguments, so a search can be resumed or extended)."""
+    chosen = [dict(first)]
+    rng = random.Random(seed)
+    while len(chosen) < count:
+        draw = {name: rng.choice(values) for name, values in space.items()}
+        if draw not in chosen:
+            chosen.append(draw)
+    return chosen
 
 
 def best_by_mean_validation(rows: list) -> dict:
