@@ -27,6 +27,7 @@ import datetime
 import json
 import os
 import platform
+import shlex
 import statistics
 import sys
 from pathlib import Path
@@ -141,14 +142,17 @@ def selected_ablations(labels: str | None) -> dict:
 
 
 def reproducing_command(argv: list[str]) -> str:
-    """The command that produces a results file: `--time-budget` (a snapshot's 0) left out."""
+    """The shell command that produces a results file: `--time-budget` (a snapshot's 0) left out.
+
+    Arguments are shell-quoted, so a `--variants` list whose labels hold spaces reruns as written.
+    """
     kept, skip = [], False
     for arg in argv:
         if skip or arg.startswith("--time-budget"):
             skip = arg == "--time-budget"
             continue
         kept.append(arg)
-    return "python benchmarks/frappe_x1.py " + " ".join(kept)
+    return shlex.join(["python", "benchmarks/frappe_x1.py", *kept])
 
 
 def table_markdown(rows, command: str) -> str:

@@ -1,9 +1,34 @@
+import atexit
 import os
+import shutil
+import tempfile
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # TFRS imports only when tf.keras is Keras 2, which must be chosen before TensorFlow is imported
 # (see keras_unimixer/tfrs.py). `keras` itself stays Keras 3.
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+
+
+
+def _share_jax_compilations_within_the_session() -> None:
+    """JAX's persistent compilation cache, in a folder of this pytest session only.
+
+    Many tests compile the same small programs (the same tiny model trained, resumed, killed and
+    resumed in subprocesses, the same initializers): XLA compilation was about 60% of a small
+    `train` run under JAX. The pytest process that makes the folder (xdist's controller, or the
+    only process) removes it at exit; its workers and subprocesses inherit it through the
+    environment, so nothing is reused from an earlier session.
+    """
+    if "JAX_COMPILATION_CACHE_DIR" in os.environ:
+        return
+    folder = tempfile.mkdtemp(prefix="keras_unimixer_jax_cache_")
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    os.environ["JAX_COMPILATION_CACHE_DIR"] = folder
+    os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
+    os.environ["JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES"] = "0"
+
+
+_share_jax_compilations_within_the_session()
 
 import keras  # noqa: E402
 import pytest  # noqa: E402

@@ -2,6 +2,7 @@
 
 import importlib
 import re
+import shlex
 import sys
 from pathlib import Path
 
@@ -60,6 +61,17 @@ def test_an_ablation_subset_keeps_each_models_base_and_refuses_unknown_labels():
     assert frappe_x1.selected_ablations(None) is frappe_x1.ABLATIONS
     with pytest.raises(SystemExit, match="unknown --variants \\['nope'\\]; valid: .*base"):
         frappe_x1.selected_ablations("nope")
+
+
+def test_the_recorded_command_reruns_variant_labels_with_spaces_and_drops_the_time_budget():
+    frappe_x1 = importlib.import_module("frappe_x1")
+    argv = ["ablation", "--variants", "random local start,AdamW + clip", "--time-budget", "0"]
+    command = frappe_x1.reproducing_command(argv)
+    assert (
+        command
+        == "python benchmarks/frappe_x1.py ablation --variants 'random local start,AdamW + clip'"
+    )
+    assert shlex.split(command)[2:] == argv[:3]
 
 
 def test_the_movielens_protocol_holds_each_mixers_best_setting_of_the_committed_search():
