@@ -41,7 +41,7 @@ from protocol_runs import (  # noqa: E402
     run_all,
     sample_settings,
 )
-from results_files import add_write_results, results_path  # noqa: E402
+from results_files import add_write_results, current_commit, results_path  # noqa: E402
 
 from keras_unimixer.layers.mixing import mixer_names  # noqa: E402
 
@@ -162,7 +162,8 @@ def table_markdown(rows, command: str) -> str:
 
     lines = [
         f"Frappe_x1 (BARS split, train.csv rebuilt), {datetime.date.today()}, "
-        f"{platform.machine()} {os.cpu_count()} CPUs, backend {rows[0]['backend']}; `{command}`.",
+        f"{platform.machine()} {os.cpu_count()} CPUs, backend {rows[0]['backend']}, commit "
+        f"{current_commit()}; `{command}`.",
         "Exact test AUC and log loss, mean ± std over seeds; UAUC over users with both labels.",
         "",
         "| model | seeds | test AUC | test log loss | test UAUC | val AUC | BARS test AUC "
@@ -189,7 +190,8 @@ def ablation_markdown(rows, command: str) -> str:
     """Each variant's test AUC and its change from the base, paired by seed (mean ± std)."""
     lines = [
         f"Frappe_x1 ablations, {datetime.date.today()}, {platform.machine()} {os.cpu_count()} "
-        f"CPUs, backend {rows[0]['backend'] if rows else '-'}; `{command}`. Base settings: "
+        f"CPUs, backend {rows[0]['backend'] if rows else '-'}, commit {current_commit()}; "
+        f"`{command}`. Base settings: "
         f"`{json.dumps(ABLATION_BASE)}` plus the frappe_x1 preset (embedding L2 0.05, batch "
         "4096, Adam 1e-3, early stopping on exact validation AUC; temperature annealed 1 -> "
         "0.05 over 4 epochs, random W_G). Change = variant - base, per seed, then mean ± std. "

@@ -7,6 +7,7 @@ is rewritten (what a results commit does); without it, the same file goes to
 
 from __future__ import annotations
 
+import subprocess
 import sys
 from pathlib import Path
 
@@ -31,3 +32,14 @@ def results_path(name: str, write_results: bool | None = None) -> Path:
     path = (RESULTS if write_results else SCRATCH) / name
     path.parent.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def current_commit() -> str:
+    """The repository's short HEAD commit, for a results file's header ("unknown" outside git)."""
+    done = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"],
+        capture_output=True,
+        text=True,
+        cwd=RESULTS.parent,
+    )
+    return done.stdout.strip() or "unknown"
