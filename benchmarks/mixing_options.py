@@ -21,13 +21,12 @@ import datetime
 import json
 import platform
 import statistics
-import subprocess
 import sys
 from pathlib import Path
 
 import keras
 from movielens_models import COMMON, mean_std  # noqa: E402 (benchmarks/ is on sys.path)
-from results_files import add_write_results, results_path  # noqa: E402
+from results_files import add_write_results, current_commit, results_path  # noqa: E402
 
 from keras_unimixer import datasets
 from keras_unimixer.experiments.training import TrainConfig, train
@@ -124,9 +123,7 @@ def main():
             rows.append(run_variant(name, VARIANTS[name], seed, data[seed], args.output))
             print(rows[-1], flush=True)
     backend = keras.backend.backend()
-    commit = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True
-    ).stdout.strip()
+    commit = current_commit()
     header = (
         f"# UniMixer-Lite on MovieLens 100K: the authors' design choices as options\n\n"
         f"Machine: {platform.machine()} CPU, {platform.system()}; date "

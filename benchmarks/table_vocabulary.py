@@ -30,9 +30,8 @@ import sys
 import time
 from pathlib import Path
 
-from results_files import add_write_results, results_path
+from results_files import add_write_results, current_commit, results_path
 
-ROOT = Path(__file__).resolve().parents[1]
 WIDTH = 4
 REPEATS = 3
 
@@ -135,9 +134,7 @@ def main(argv=None):
 
 
 def write(results, args) -> None:
-    commit = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT
-    ).stdout.strip()
+    commit = current_commit()
     lines = [
         "# Training step against the vocabulary (one hashed feature, width 4)",
         "",

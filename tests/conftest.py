@@ -9,7 +9,6 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
 
-
 def _share_jax_compilations_within_the_session() -> None:
     """JAX's persistent compilation cache, in a folder of this pytest session only.
 
