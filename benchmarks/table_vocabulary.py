@@ -28,7 +28,6 @@ import resource
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 from results_files import add_write_results, current_commit, results_path
 
