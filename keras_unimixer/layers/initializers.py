@@ -259,10 +259,13 @@ class RowChunked(keras.initializers.Initializer):
     conversion, the scaled result) at the table's size: for a 10^8 x 4 float32 table (1.5 GiB),
     about 3x the table on top of it under JAX and 2x under TensorFlow. `RowChunked` calls
     `initializer` on blocks of `chunk_rows` rows, each with a seed derived from the initializer's
-    seed and the block's index, and writes each block into the table (under JAX in place, by a
-    jitted update that donates the table; other backends concatenate the blocks, one extra table
-    at the peak: Keras' TensorFlow variable copies its initial value, whatever produced it, so an
-    in-place fill of a `tf.Variable`, a numpy buffer or an XLA-compiled fill did not do better).
+    seed and the block's index, and writes each block into the table. Under JAX the writes are in
+    place: a jitted update donates the table. Called on a shape under TensorFlow, it concatenates
+    the blocks, which costs one extra table at the peak. `add_table_weight` avoids that extra
+    table. It makes a zero variable, which TensorFlow adopts without a copy, and then writes each
+    block into the variable with `scatter_update`. Three other ways cost the full extra table
+    (10^8 x 4 float32, measured): an XLA-compiled fill or concatenation, a numpy buffer, and sliced
+    `assign`s.
 
     Only initializers that draw every entry independently from a distribution that does not depend
     on the shape are drawn in blocks (`RandomUniform`, `RandomNormal`, `TruncatedNormal`); any
@@ -289,18 +292,40 @@ class RowChunked(keras.initializers.Initializer):
 
     def __call__(self, shape, dtype=None):
         shape = tuple(shape)
-        entrywise = type(self.initializer) in _ENTRYWISE
-        if len(shape) != 2 or shape[0] <= self.chunk_rows or not entrywise:
+        if not self.draws_in_blocks(shape):
             return self.initializer(shape, dtype=dtype)
-        dtype = dtype or "float32"
-        starts = range(0, shape[0], self.chunk_rows)
-        blocks = (
-            (start, self._block(index)((min(self.chunk_rows, shape[0] - start), shape[1]), dtype))
-            for index, start in enumerate(starts)
-        )
+        blocks = self._blocks(shape, dtype or "float32")
         if keras.backend.backend() == "jax":
-            return _write_blocks_in_place(shape, dtype, blocks)
+            return _write_blocks_in_place(shape, dtype or "float32", blocks)
         return keras.ops.concatenate([block for _, block in blocks], axis=0)
+
+    def draws_in_blocks(self, shape: tuple) -> bool:
+        """Whether a table of `shape` is drawn block by block (else whole, by `initializer`)."""
+        entrywise = type(self.initializer) in _ENTRYWISE
+        return len(shape) == 2 and shape[0] > self.chunk_rows and entrywise
+
+    def fill(self, variable: keras.Variable) -> None:
+        """Write this initializer's values into `variable` (2-D), one block at a time, in place.
+
+        The values equal `self(variable.shape)`. Under TensorFlow each block is a `scatter_update`
+        into the variable's buffer, so the peak is the table plus one block.
+        """
+        shape, dtype = tuple(variable.shape), variable.dtype
+        if not self.draws_in_blocks(shape) or keras.backend.backend() != "tensorflow":
+            variable.assign(self(shape, dtype=dtype))
+            return
+        import tensorflow as tf
+
+        with tf.init_scope():  # a build traced inside a tf.function still fills the real variable
+            for start, block in self._blocks(shape, dtype):
+                rows = tf.range(start, start + block.shape[0])
+                variable.value.scatter_update(tf.IndexedSlices(block, rows))
+
+    def _blocks(self, shape: tuple, dtype):
+        """`(first row, block)` pairs, each block drawn by its own initializer."""
+        for index, start in enumerate(range(0, shape[0], self.chunk_rows)):
+            rows = min(self.chunk_rows, shape[0] - start)
+            yield start, self._block(index)((rows, shape[1]), dtype)
 
     def _block(self, index: int):
         """The initializer of block `index`: its own seed, derived from the initializer's."""
@@ -339,3 +364,34 @@ def _jitted_block_writer():
         lambda table, block, start: jax.lax.dynamic_update_slice(table, block, (start, 0)),
         donate_argnums=0,
     )
+
+
+def add_table_weight(
+    layer: keras.Layer,
+    name: str,
+    shape: tuple,
+    initializer: RowChunked,
+    regularizer: keras.regularizers.Regularizer | None = None,
+) -> keras.Variable:
+    """`layer.add_weight` for a `RowChunked` table. Under TensorFlow, a table drawn in blocks is
+    created as zeros and then filled in place (`RowChunked.fill`). Drawing the whole table first
+    and copying it into the variable would double the table at the peak. Elsewhere, including
+    under a `tf.distribute` strategy (mirrored copies), this is `add_weight`."""
+    in_place = _tensorflow_without_strategy() and initializer.draws_in_blocks(shape)
+    variable = layer.add_weight(
+        name=name,
+        shape=shape,
+        initializer="zeros" if in_place else initializer,
+        regularizer=regularizer,
+    )
+    if in_place:
+        initializer.fill(variable)
+    return variable
+
+
+def _tensorflow_without_strategy() -> bool:
+    if keras.backend.backend() != "tensorflow":
+        return False
+    import tensorflow as tf
+
+    return not tf.distribute.has_strategy()

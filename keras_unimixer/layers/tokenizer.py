@@ -17,7 +17,7 @@ from keras_unimixer.features import (
     FeatureSpec,
     features_from_config,
 )
-from keras_unimixer.layers.initializers import RowChunked, distinct
+from keras_unimixer.layers.initializers import RowChunked, add_table_weight, distinct
 from keras_unimixer.layers.lookup import lookup
 from keras_unimixer.utils.types import Shape, Tensor
 from keras_unimixer.utils.validation import check_choice, check_positive_int
@@ -159,7 +159,8 @@ class FeatureTokenizer(keras.layers.Layer):
                 setattr(
                     self,
                     f"{spec.name}_embedding",
-                    self.add_weight(
+                    add_table_weight(
+                        self,
                         name=f"{spec.name}_embedding",
                         shape=(spec.vocabulary_size, self.embedding_dim),
                         initializer=RowChunked(distinct(self.embeddings_initializer, index)),

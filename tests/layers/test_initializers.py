@@ -4,7 +4,12 @@ import pytest
 
 from keras_unimixer import layers
 from keras_unimixer.datasets import FeatureSpec
-from keras_unimixer.layers.initializers import RowChunked, StackedIdentity, distinct
+from keras_unimixer.layers.initializers import (
+    RowChunked,
+    StackedIdentity,
+    add_table_weight,
+    distinct,
+)
 from keras_unimixer.layers.mixing import HeterogeneousAttention
 
 
@@ -137,3 +142,48 @@ def test_tokenizer_tables_above_a_million_rows_are_drawn_in_blocks():
     assert big.shape == (2**20 + 5, 2) and np.abs(big).max() <= 0.05  # "uniform": [-0.05, 0.05]
     assert not np.allclose(big[: 2**20][:5], big[2**20 :])  # the last block is its own draw
     assert abs(big.std() - 0.1 / np.sqrt(12)) < 1e-3
+
+
+def test_row_chunked_fill_writes_the_same_table_in_place():
+    base = keras.initializers.RandomUniform(-0.05, 0.05, seed=7)
+    initializer = RowChunked(base, chunk_rows=1000)
+    variable = keras.Variable(np.zeros((10_500, 3), "float32"))
+    initializer.fill(variable)
+    expected = keras.ops.convert_to_numpy(initializer((10_500, 3)))
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(variable), expected)
+    assert initializer.draws_in_blocks((10_500, 3))
+    assert not initializer.draws_in_blocks((1000, 3))  # at most chunk_rows rows: drawn whole
+    small = keras.Variable(np.zeros((8, 3), "float32"))
+    RowChunked(base, chunk_rows=1000).fill(small)  # drawn whole, as the initializer alone draws it
+    np.testing.assert_array_equal(
+        keras.ops.convert_to_numpy(small), keras.ops.convert_to_numpy(base((8, 3)))
+    )
+
+
+def test_add_table_weight_gives_the_initializers_values_and_trains():
+    class Table(keras.layers.Layer):
+        def build(self, input_shape):
+            self.table = add_table_weight(
+                self,
+                name="table",
+                shape=(3000, 2),
+                initializer=RowChunked(keras.initializers.RandomNormal(seed=4), chunk_rows=1000),
+                regularizer=keras.regularizers.L2(0.5),
+            )
+
+        def call(self, ids):
+            return keras.ops.take(self.table, ids, axis=0)
+
+    layer = Table()
+    layer.build(None)
+    expected = RowChunked(keras.initializers.RandomNormal(seed=4), chunk_rows=1000)((3000, 2))
+    np.testing.assert_array_equal(
+        keras.ops.convert_to_numpy(layer.table), keras.ops.convert_to_numpy(expected)
+    )
+    assert layer.table.trainable and layer.table.path.endswith("table")
+    assert len(layer.losses) == 1  # the regularizer is attached
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(layer.losses[0]),
+        0.5 * np.sum(keras.ops.convert_to_numpy(expected) ** 2),
+        rtol=1e-5,
+    )
