@@ -99,6 +99,9 @@ def main(argv=None):
     parser.add_argument("--table-optimizer", default="rowwise_adagrad")
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--batch-size", type=int, default=4096)
+    parser.add_argument(
+        "--rounds", type=int, default=1, help="processes per cell, in turns; the median is kept"
+    )
     parser.add_argument("--cell", default=None, help="(internal) BACKEND,BUCKETS: one cell")
     add_write_results(parser)
     args = parser.parse_args(argv)
@@ -107,9 +110,10 @@ def main(argv=None):
         result = run_cell(int(buckets), args.steps, args.batch_size, args.table_optimizer)
         print("RESULT " + json.dumps(result), flush=True)
         return
-    results = []
-    for backend in args.backends.split(","):
-        for buckets in args.buckets.split(","):
+    cells = [(b, n) for b in args.backends.split(",") for n in args.buckets.split(",")]
+    runs = {cell: [] for cell in cells}
+    for _ in range(args.rounds):  # the cells take turns, so that machine drift hits all alike
+        for backend, buckets in cells:
             command = [
                 sys.executable,
                 __file__,
@@ -127,9 +131,19 @@ def main(argv=None):
             lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
             if done.returncode or not lines:
                 raise RuntimeError(f"cell {backend},{buckets} failed:\n{done.stderr[-3000:]}")
-            results.append(json.loads(lines[-1][len("RESULT ") :]))
-            print(results[-1], flush=True)
-    write(results, args)
+            runs[(backend, buckets)].append(json.loads(lines[-1][len("RESULT ") :]))
+            print(runs[(backend, buckets)][-1], flush=True)
+    write([median_run(runs[cell]) for cell in cells], args)
+
+
+def median_run(results: list) -> dict:
+    """One cell's processes summed up: the median examples/s (its run's step time with it), the
+    largest peak RSS, and every process's examples/s."""
+    ordered = sorted(results, key=lambda r: r["examples_per_second"])
+    median = dict(ordered[len(ordered) // 2])
+    median["peak_rss_mib"] = max(r["peak_rss_mib"] for r in results)
+    median["examples_per_second_runs"] = [r["examples_per_second"] for r in results]
+    return median
 
 
 def write(results, args) -> None:
@@ -141,7 +155,8 @@ def write(results, args) -> None:
         f"- Date: {datetime.date.today()}; commit {commit}",
         f"- Command: `python benchmarks/table_vocabulary.py {' '.join(sys.argv[1:])}`",
         f"- Batch {args.batch_size}; an epoch of {args.steps} steps, timed {REPEATS} times after a "
-        "warm-up epoch (median); "
+        f"warm-up epoch (median); {args.rounds} process(es) per cell, the cells in turns, the "
+        "median process kept (peak RSS: the largest); "
         "tables: " + args.table_optimizer + ", dense part: Adam",
         "",
         "| backend | buckets | table optimizer | examples/s | step ms | vs smallest vocabulary "

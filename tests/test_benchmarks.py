@@ -94,3 +94,17 @@ def test_a_failed_run_is_recorded_with_its_exception_line():
     stderr = "Traceback (most recent call last):\n  File x\nValueError: `token_dim`=16 bad.\n\n"
     assert protocol_runs.last_error_line(stderr) == "ValueError: `token_dim`=16 bad."
     assert protocol_runs.last_error_line("killed\n") == "killed"
+
+
+def test_table_vocabulary_keeps_the_median_process_and_the_largest_peak():
+    table_vocabulary = importlib.import_module("table_vocabulary")
+    runs = [
+        {"examples_per_second": 900.0, "step_ms": 4.5, "peak_rss_mib": 3000.0},
+        {"examples_per_second": 1100.0, "step_ms": 3.7, "peak_rss_mib": 3100.0},
+        {"examples_per_second": 1000.0, "step_ms": 4.1, "peak_rss_mib": 2900.0},
+    ]
+    summary = table_vocabulary.median_run(runs)
+    assert summary["examples_per_second"] == 1000.0 and summary["step_ms"] == 4.1
+    assert summary["peak_rss_mib"] == 3100.0
+    assert summary["examples_per_second_runs"] == [900.0, 1100.0, 1000.0]
+    assert runs[2]["peak_rss_mib"] == 2900.0  # the inputs are left as they were

@@ -179,3 +179,24 @@ def test_bad_feature_specs():
         FeatureSpec("x", "text", 10)
     with pytest.raises(ValueError, match="`vocabulary_size`"):
         FeatureSpec("x", "categorical", 2)
+
+
+def test_a_table_over_2_20_rows_holds_the_row_chunked_draw():
+    # Under TensorFlow it is filled in place (`add_table_weight`); its values must not change.
+    from keras_unimixer.layers.initializers import RowChunked, distinct
+
+    rows = 2**20 + 5
+    initializer = keras.initializers.RandomUniform(-0.05, 0.05, seed=11)
+    tokenizer = layers.FeatureTokenizer(
+        [FeatureSpec("uid", "categorical", rows)],
+        2,
+        token_dim=2,
+        mode="field",
+        project=False,
+        embeddings_initializer=initializer,
+    )
+    tokenizer.build({"uid": (None,)})
+    table = keras.ops.convert_to_numpy(tokenizer.uid_embedding)
+    expected = RowChunked(distinct(initializer, 0))((rows, 2))
+    np.testing.assert_array_equal(table, keras.ops.convert_to_numpy(expected))
+    assert np.abs(table).max() <= 0.05 and table[-5:].std() > 0  # the last, partial block too
