@@ -294,9 +294,10 @@ class RowChunked(keras.initializers.Initializer):
         shape = tuple(shape)
         if not self.draws_in_blocks(shape):
             return self.initializer(shape, dtype=dtype)
-        blocks = self._blocks(shape, dtype or "float32")
+        dtype = dtype or "float32"
+        blocks = self._blocks(shape, dtype)
         if keras.backend.backend() == "jax":
-            return _write_blocks_in_place(shape, dtype or "float32", blocks)
+            return _write_blocks_in_place(shape, dtype, blocks)
         return keras.ops.concatenate([block for _, block in blocks], axis=0)
 
     def draws_in_blocks(self, shape: tuple) -> bool:
