@@ -105,6 +105,8 @@ def main(argv=None):
     parser.add_argument("--cell", default=None, help="(internal) BACKEND,BUCKETS: one cell")
     add_write_results(parser)
     args = parser.parse_args(argv)
+    if args.rounds < 1:
+        parser.error(f"--rounds must be at least 1, got {args.rounds}")
     if args.cell:
         _, buckets = args.cell.split(",")
         result = run_cell(int(buckets), args.steps, args.batch_size, args.table_optimizer)

@@ -108,3 +108,10 @@ def test_table_vocabulary_keeps_the_median_process_and_the_largest_peak():
     assert summary["peak_rss_mib"] == 3100.0
     assert summary["examples_per_second_runs"] == [900.0, 1100.0, 1000.0]
     assert runs[2]["peak_rss_mib"] == 2900.0  # the inputs are left as they were
+
+
+def test_table_vocabulary_refuses_zero_rounds(capsys):
+    table_vocabulary = importlib.import_module("table_vocabulary")
+    with pytest.raises(SystemExit):
+        table_vocabulary.main(["--rounds", "0"])
+    assert "--rounds must be at least 1, got 0" in capsys.readouterr().err
