@@ -8,6 +8,7 @@ import random
 
 import keras
 import numpy as np
+from keras.src.backend.common.stateless_scope import in_stateless_scope  # deferred variables
 
 from keras_unimixer.utils.validation import check_positive_int
 
@@ -377,8 +378,14 @@ def add_table_weight(
     """`layer.add_weight` for a `RowChunked` table. Under TensorFlow, a table drawn in blocks is
     created as zeros and then filled in place (`RowChunked.fill`). Drawing the whole table first
     and copying it into the variable would double the table at the peak. Elsewhere, including
-    under a `tf.distribute` strategy (mirrored copies), this is `add_weight`."""
-    in_place = _tensorflow_without_strategy() and initializer.draws_in_blocks(shape)
+    under a `tf.distribute` strategy (mirrored copies) and in a stateless scope (where Keras defers
+    the variable's value, e.g. a model that `fit` builds in its first step), this is
+    `add_weight`."""
+    in_place = (
+        _tensorflow_without_strategy()
+        and not in_stateless_scope()
+        and initializer.draws_in_blocks(shape)
+    )
     variable = layer.add_weight(
         name=name,
         shape=shape,

@@ -200,3 +200,50 @@ def test_a_table_over_2_20_rows_holds_the_row_chunked_draw():
     expected = RowChunked(distinct(initializer, 0))((rows, 2))
     np.testing.assert_array_equal(table, keras.ops.convert_to_numpy(expected))
     assert np.abs(table).max() <= 0.05 and table[-5:].std() > 0  # the last, partial block too
+
+
+@keras.saving.register_keras_serializable(package="keras_unimixer_tests")
+class OneTableModel(keras.Model):
+    def __init__(self, rows, **kwargs):
+        super().__init__(**kwargs)
+        self.rows = rows
+        self.tokenizer = layers.FeatureTokenizer(
+            [FeatureSpec("uid", "categorical", rows)],
+            2,
+            token_dim=2,
+            mode="field",
+            project=False,
+            embeddings_initializer=keras.initializers.RandomUniform(-0.05, 0.05, seed=3),
+        )
+        self.head = keras.layers.Dense(1)
+
+    def call(self, inputs):
+        return self.head(keras.ops.reshape(self.tokenizer(inputs), (-1, 2)))
+
+    def get_config(self):
+        return {**super().get_config(), "rows": self.rows}
+
+
+def test_a_large_table_built_inside_fit_trains_and_reloads(tmp_path):
+    # `fit` builds a subclassed model in a stateless scope, where Keras defers variable values:
+    # the table is then drawn by its initializer instead of filled in place.
+    from keras_unimixer.layers.initializers import RowChunked, distinct
+
+    rows = 2**20 + 5
+    model = OneTableModel(rows)
+    model.compile(keras.optimizers.SGD(0.1), "mse")
+    ids = np.array([1, 2, rows - 1, 7] * 8, "int32")
+    model.fit({"uid": ids}, np.ones((32, 1), "float32"), epochs=1, verbose=0)
+    table = keras.ops.convert_to_numpy(model.tokenizer.uid_embedding)
+    initializer = keras.initializers.RandomUniform(-0.05, 0.05, seed=3)
+    drawn = keras.ops.convert_to_numpy(RowChunked(distinct(initializer, 0))((rows, 2)))
+    untouched = np.ones(rows, bool)
+    untouched[[1, 2, 7, rows - 1]] = False
+    np.testing.assert_array_equal(table[untouched], drawn[untouched])
+    assert not np.array_equal(table[1], drawn[1])  # a looked-up row was trained
+    path = str(tmp_path / "model.keras")
+    model.save(path)
+    reloaded = keras.saving.load_model(path)
+    np.testing.assert_array_equal(
+        keras.ops.convert_to_numpy(reloaded.tokenizer.uid_embedding), table
+    )
