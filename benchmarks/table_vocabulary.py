@@ -9,7 +9,10 @@ trained with Adam for the dense part and `--table-optimizer` (`rowwise_adagrad`,
 `adam_dense`, Keras' Adam on the whole model, the old behaviour) for the tables. Each
 (backend, buckets) cell runs in a process of its own, so that its peak RSS is its own:
 examples/s over `--steps` batches (the median of 3 such epochs after a warm-up one), and the
-peak RSS against the table plus its optimizer slots. Writes table_vocabulary.md and
+peak RSS against the table plus its optimizer slots. Then, apart from the model, the table
+optimizer's update alone (`row update ms`: gather, rule and scatter of a batch's distinct rows, on
+a table of the same size, compiled): the part of a step whose cost can grow with the vocabulary,
+since random rows of a large table miss the caches. Writes table_vocabulary.md and
 table_vocabulary.json.
 
 Usage:
@@ -74,6 +77,7 @@ def run_cell(buckets: int, steps: int, batch_size: int, table_optimizer: str) ->
         model.fit(x, y, batch_size=batch_size, epochs=1, shuffle=False, verbose=0)
         timings.append(time.perf_counter() - start)
     seconds = sorted(timings)[len(timings) // 2]
+    peak_rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     slot_floats = {
         "rowwise_adagrad": buckets + 2,
         "adagrad": (buckets + 2) * WIDTH,
@@ -87,9 +91,76 @@ def run_cell(buckets: int, steps: int, batch_size: int, table_optimizer: str) ->
         "steps": steps,
         "examples_per_second": rows / seconds,
         "step_ms": 1000 * seconds / steps,
-        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "peak_rss_mib": peak_rss_mib,
         "table_and_slots_mib": 4 * ((buckets + 2) * WIDTH + slot_floats) / 2**20,
+        "row_update_ms": (
+            None
+            if table_optimizer == "adam_dense"
+            else row_update_ms(buckets + 2, batch_size, table_optimizer)
+        ),
     }
+
+
+def row_update_ms(rows: int, batch_size: int, rule: str, updates: int = 50) -> float:
+    """Milliseconds of one row-sparse update of a `(rows, WIDTH)` table by `rule` for a random
+    batch of `batch_size` ids, compiled, as `fit` makes it: under JAX `stateless_apply` with the
+    `RowGradient` of the batch's distinct ids (padded to the batch size; table and slots
+    donated), under TensorFlow `apply` with the batch's `tf.IndexedSlices`. The median of 5
+    passes over `updates` batches, after one."""
+    import keras
+    import numpy as np
+
+    from keras_unimixer.table_optimizer import RowGradient, RowSparseTableOptimizer
+
+    table = keras.Variable(keras.initializers.Zeros()((rows, WIDTH)), name="table")
+    optimizer = RowSparseTableOptimizer(rule, learning_rate=0.05)
+    optimizer.build([table])
+    rng = np.random.default_rng(1)
+    batches = [rng.integers(0, rows, batch_size).astype("int32") for _ in range(updates)]
+    grad = np.ones((batch_size, WIDTH), "float32")
+    if keras.backend.backend() == "jax":
+        import jax
+
+        def distinct(ids):
+            unique = np.full(batch_size, rows, "int32")  # past the end: padding, as in `fit`
+            values = np.unique(ids)
+            unique[: values.size] = values
+            return unique, unique < rows
+
+        inputs = [distinct(ids) for ids in batches]
+
+        def update(optimizer_values, table_value, ids, valid):
+            gradient = RowGradient(ids, grad, valid)
+            return optimizer.stateless_apply(optimizer_values, [gradient], [table_value])
+
+        step = jax.jit(update, donate_argnums=(0, 1))
+        state = {"optimizer": [v.value for v in optimizer.variables], "table": table.value}
+
+        def run_pass():
+            for ids, valid in inputs:
+                (state["table"],), state["optimizer"] = step(
+                    state["optimizer"], state["table"], ids, valid
+                )
+            state["table"].block_until_ready()
+
+    else:
+        import tensorflow as tf
+
+        @tf.function  # without XLA, as Keras' `fit` compiles this model on the CPU
+        def step(ids):
+            optimizer.apply([tf.IndexedSlices(tf.constant(grad), ids, (rows, WIDTH))], [table])
+
+        def run_pass():  # each call returns when its updates are done
+            for ids in batches:
+                step(ids)
+
+    run_pass()
+    timings = []
+    for _ in range(5):
+        start = time.perf_counter()
+        run_pass()
+        timings.append(1000 * (time.perf_counter() - start) / updates)
+    return sorted(timings)[2]
 
 
 def main(argv=None):
@@ -139,13 +210,18 @@ def main(argv=None):
 
 
 def median_run(results: list) -> dict:
-    """One cell's processes summed up: the median examples/s (its run's step time with it), the
-    largest peak RSS, and every process's examples/s."""
+    """One cell's processes summed up: the median examples/s (its run's step time and row update
+    time with it), the largest peak RSS, and every process's examples/s and row update time."""
     ordered = sorted(results, key=lambda r: r["examples_per_second"])
     median = dict(ordered[len(ordered) // 2])
     median["peak_rss_mib"] = max(r["peak_rss_mib"] for r in results)
     median["examples_per_second_runs"] = [r["examples_per_second"] for r in results]
+    median["row_update_ms_runs"] = [r.get("row_update_ms") for r in results]
     return median
+
+
+def _milliseconds(value) -> str:
+    return "-" if value is None else f"{value:.2f}"
 
 
 def write(results, args) -> None:
@@ -160,10 +236,13 @@ def write(results, args) -> None:
         f"warm-up epoch (median); {args.rounds} process(es) per cell, the cells in turns, the "
         "median process kept (peak RSS: the largest); "
         "tables: " + args.table_optimizer + ", dense part: Adam",
+        "- `row update ms`: the table optimizer's update alone, in the same process after the "
+        "timed epochs, of a batch's distinct rows on a table of the same size (median of 5 "
+        "passes over 50 batches): the part of the step that reads and writes table rows",
         "",
         "| backend | buckets | table optimizer | examples/s | step ms | vs smallest vocabulary "
-        "| peak RSS MiB | table + slots MiB | RSS - (table + slots) MiB |",
-        "|---|---:|---|---:|---:|---:|---:|---:|---:|",
+        "| row update ms | peak RSS MiB | table + slots MiB | RSS - (table + slots) MiB |",
+        "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for result in results:
         smallest = min(
@@ -173,6 +252,7 @@ def write(results, args) -> None:
         lines.append(
             f"| {result['backend']} | {result['buckets']:,} | {result['table_optimizer']} | "
             f"{result['examples_per_second']:,.0f} | {result['step_ms']:.1f} | {ratio:.2f}x | "
+            f"{_milliseconds(result.get('row_update_ms'))} | "
             f"{result['peak_rss_mib']:,.0f} | {result['table_and_slots_mib']:,.0f} | "
             f"{result['peak_rss_mib'] - result['table_and_slots_mib']:,.0f} |"
         )

@@ -115,3 +115,10 @@ def test_table_vocabulary_refuses_zero_rounds(capsys):
     with pytest.raises(SystemExit):
         table_vocabulary.main(["--rounds", "0"])
     assert "--rounds must be at least 1, got 0" in capsys.readouterr().err
+
+
+def test_table_vocabulary_times_the_row_update_of_each_rule():
+    table_vocabulary = importlib.import_module("table_vocabulary")
+    for rule in ("sgd", "rowwise_adagrad", "adam"):
+        milliseconds = table_vocabulary.row_update_ms(50, 8, rule, updates=2)
+        assert isinstance(milliseconds, float) and 0 < milliseconds < 10_000

@@ -172,6 +172,35 @@ def test_bad_arguments_are_named():
         optimizer.build([keras.Variable(np.zeros(3, "float32"), name="bias")])
 
 
+@pytest.mark.skipif(BACKEND != "tensorflow", reason="a TensorFlow graph's variable reads")
+@pytest.mark.parametrize("rule", ["sgd", "adagrad", "rowwise_adagrad", "adam"])
+def test_a_compiled_tensorflow_update_reads_only_the_looked_up_rows(rule):
+    """Keras' TensorFlow optimizer gives `update_step` the raw `tf.Variable`; a read of the whole
+    table in the step's graph (as `ops.take` makes to learn its shape) makes the scatter copy
+    the table on every step when XLA is off (a 10^7-row update: 35 ms instead of 2)."""
+    import tensorflow as tf
+
+    table = keras.Variable(np.zeros((ROWS, DIM), "float32"), name="item_embedding")
+    optimizer = RowSparseTableOptimizer(rule, learning_rate=0.1)
+    optimizer.build([table])
+    values = tf.ones((4, DIM))
+
+    @tf.function
+    def step(ids):
+        optimizer.apply([tf.IndexedSlices(values, ids, (ROWS, DIM))], [table])
+
+    graph = step.get_concrete_function(tf.TensorSpec([4], tf.int32)).graph
+    reads = [
+        op.outputs[0].shape.as_list()
+        for op in graph.get_operations()
+        if op.type == "ReadVariableOp"
+    ]
+    assert reads and [ROWS, DIM] not in reads and [ROWS] not in reads
+    step(tf.constant(STEP_IDS[0], tf.int32))
+    result = keras.ops.convert_to_numpy(table)
+    assert np.all(result[[2, 4, 9]] != 0) and np.all(result[[0, 1, 3]] == 0)
+
+
 def _tokenizer_model():
     from keras_unimixer.features import FeatureSpec
     from keras_unimixer.layers import FeatureTokenizer

@@ -18,12 +18,18 @@ def gather_rows(table: Tensor, ids: Tensor) -> Tensor:
     training step that later updates the table, copies) the whole table at every step. Here the
     rows are gathered from the variable itself (`ResourceGather`), whose gradient is the
     `IndexedSlices` of the rows: a step then costs the same for a 10^4- or a 10^8-row table.
-    Elsewhere (JAX, or a plain tensor) this is `ops.take`.
+    Keras' TensorFlow optimizer hands `update_step` the `tf.Variable` inside a Keras variable;
+    that one is read row by row too (`ops.take` would read its shape through the whole table,
+    and a table read in full is copied by the step's scatter whenever XLA is off). Elsewhere
+    (JAX, or a plain tensor) this is `ops.take`.
     """
-    if keras.backend.backend() == "tensorflow" and isinstance(table, keras.Variable):
+    if keras.backend.backend() == "tensorflow":
         import tensorflow as tf
 
-        return tf.gather(table.value, ids)
+        if isinstance(table, keras.Variable):
+            return tf.gather(table.value, ids)
+        if isinstance(table, tf.Variable):
+            return tf.gather(table, ids)
     return ops.take(table, ids, axis=0)
 
 
