@@ -246,6 +246,11 @@ def main(argv=None):
     table = commands.add_parser("table", help="every model with its preset, several seeds")
     table.add_argument("--models", default=",".join(BASELINES + MIXERS))
     table.add_argument("--seeds", default="0,1,2")
+    table.add_argument(
+        "--results-name",
+        default=None,
+        help="results file name (default: frappe_x1_<backend>.md, the full table)",
+    )
     for command in (search, table):
         command.add_argument("--output", required=True)
         command.add_argument("--workers", type=int, default=1)
@@ -304,9 +309,20 @@ def main(argv=None):
     command = reproducing_command(argv or sys.argv[1:])
     markdown = table_markdown(rows, command)
     backend = rows[0]["backend"] if rows else "none"
-    results_path(f"frappe_x1_{backend}.md").write_text(markdown)
+    results_path(table_results_name(args.results_name, backend)).write_text(markdown)
     print(markdown)
     return 0
+
+
+def table_results_name(name: str | None, backend: str) -> str:
+    """The table's results file: `name` (a partial table's own file, so that it does not
+    replace the full one), or `frappe_x1_<backend>.md`. A name that is not a plain `.md` file
+    name is refused."""
+    if name is None:
+        return f"frappe_x1_{backend}.md"
+    if Path(name).name != name or not name.endswith(".md"):
+        raise SystemExit(f"--results-name must be a file name ending in .md, got {name!r}")
+    return name
 
 
 if __name__ == "__main__":

@@ -122,3 +122,12 @@ def test_table_vocabulary_times_the_row_update_of_each_rule():
     for rule in ("sgd", "rowwise_adagrad", "adam"):
         milliseconds = table_vocabulary.row_update_ms(50, 8, rule, updates=2)
         assert isinstance(milliseconds, float) and 0 < milliseconds < 10_000
+
+
+def test_frappe_table_results_name_keeps_the_full_table_apart():
+    frappe_x1 = importlib.import_module("frappe_x1")
+    assert frappe_x1.table_results_name(None, "jax") == "frappe_x1_jax.md"
+    assert frappe_x1.table_results_name("frappe_x1_more.md", "jax") == "frappe_x1_more.md"
+    for bad in ("../frappe_x1.md", "table.csv"):
+        with pytest.raises(SystemExit, match="--results-name must be a file name"):
+            frappe_x1.table_results_name(bad, "jax")
