@@ -26,10 +26,9 @@ def gather_rows(table: Tensor, ids: Tensor) -> Tensor:
     if keras.backend.backend() == "tensorflow":
         import tensorflow as tf
 
-        if isinstance(table, keras.Variable):
-            return tf.gather(table.value, ids)
-        if isinstance(table, tf.Variable):
-            return tf.gather(table, ids)
+        variable = table.value if isinstance(table, keras.Variable) else table
+        if isinstance(variable, tf.Variable):
+            return tf.gather(variable, ids)
     return ops.take(table, ids, axis=0)
 
 
