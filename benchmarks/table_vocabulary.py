@@ -104,13 +104,18 @@ def run_cell(buckets: int, steps: int, batch_size: int, table_optimizer: str) ->
 def row_update_ms(rows: int, batch_size: int, rule: str, updates: int = 50) -> float:
     """Milliseconds of one row-sparse update of a `(rows, WIDTH)` table by `rule` for a random
     batch of `batch_size` ids, compiled, as `fit` makes it: under JAX `stateless_apply` with the
-    `RowGradient` of the batch's distinct ids (padded to the batch size; table and slots
-    donated), under TensorFlow `apply` with the batch's `tf.IndexedSlices`. The median of 5
-    passes over `updates` batches, after one."""
+    `RowGradient` of the batch's distinct ids (`distinct_ids`, inside the compiled update; table
+    and slots donated), under TensorFlow `apply` with the batch's `tf.IndexedSlices` (whose
+    duplicate ids the optimizer combines). The median of 5 passes over `updates` batches, after
+    one."""
     import keras
     import numpy as np
 
-    from keras_unimixer.table_optimizer import RowGradient, RowSparseTableOptimizer
+    from keras_unimixer.table_optimizer import (
+        RowGradient,
+        RowSparseTableOptimizer,
+        distinct_ids,
+    )
 
     table = keras.Variable(keras.initializers.Zeros()((rows, WIDTH)), name="table")
     optimizer = RowSparseTableOptimizer(rule, learning_rate=0.05)
@@ -121,25 +126,18 @@ def row_update_ms(rows: int, batch_size: int, rule: str, updates: int = 50) -> f
     if keras.backend.backend() == "jax":
         import jax
 
-        def distinct(ids):
-            unique = np.full(batch_size, rows, "int32")  # past the end: padding, as in `fit`
-            values = np.unique(ids)
-            unique[: values.size] = values
-            return unique, unique < rows
-
-        inputs = [distinct(ids) for ids in batches]
-
-        def update(optimizer_values, table_value, ids, valid):
-            gradient = RowGradient(ids, grad, valid)
+        def update(optimizer_values, table_value, ids):
+            unique, _, valid = distinct_ids(ids)  # as `fit`'s row-sparse step does
+            gradient = RowGradient(unique, grad, valid)
             return optimizer.stateless_apply(optimizer_values, [gradient], [table_value])
 
         step = jax.jit(update, donate_argnums=(0, 1))
         state = {"optimizer": [v.value for v in optimizer.variables], "table": table.value}
 
         def run_pass():
-            for ids, valid in inputs:
+            for ids in batches:
                 (state["table"],), state["optimizer"] = step(
-                    state["optimizer"], state["table"], ids, valid
+                    state["optimizer"], state["table"], ids
                 )
             state["table"].block_until_ready()
 

@@ -298,6 +298,17 @@ def _sparse_tables(model) -> list:
     return tables
 
 
+def distinct_ids(ids):
+    """JAX: `(unique, positions, valid)` of a batch's ids: its distinct ids padded to the batch's
+    size with -1 (a fixed shape, so that the step compiles once), each id's position among them,
+    and which entries of `unique` are real ids."""
+    import jax.numpy as jnp
+
+    ids = jnp.reshape(ids.astype("int32"), (-1,))
+    unique, positions = jnp.unique(ids, size=ids.shape[0], fill_value=-1, return_inverse=True)
+    return unique, positions, unique >= 0
+
+
 def _row_sparse_train_step(self, state, data):
     import jax
     import jax.numpy as jnp
@@ -311,9 +322,7 @@ def _row_sparse_train_step(self, state, data):
     table_indices = {index for index, _, _ in tables}
     distinct = []
     for index, _, name in tables:
-        ids = jnp.reshape(jnp.asarray(x[name]).astype("int32"), (-1,))
-        unique, positions = jnp.unique(ids, size=ids.shape[0], fill_value=-1, return_inverse=True)
-        valid = unique >= 0
+        unique, positions, valid = distinct_ids(jnp.asarray(x[name]))
         rows = jnp.take(trainable[index], jnp.where(valid, unique, 0), axis=0)
         distinct.append((unique, positions, valid, rows))
 
