@@ -218,6 +218,22 @@ def median_run(results: list) -> dict:
     return median
 
 
+def paired_ratios(result: dict, smallest: dict) -> list:
+    """examples/s of `result` over `smallest`'s, round by round: the processes of one round ran
+    one after the other, so a slower or faster spell of the machine hits both alike."""
+    return [
+        mine / theirs
+        for mine, theirs in zip(
+            result["examples_per_second_runs"], smallest["examples_per_second_runs"], strict=True
+        )
+    ]
+
+
+def _paired(ratios: list) -> str:
+    ordered = sorted(ratios)
+    return f"{ordered[len(ordered) // 2]:.2f}x ({ordered[0]:.2f}-{ordered[-1]:.2f})"
+
+
 def _milliseconds(value) -> str:
     return "-" if value is None else f"{value:.2f}"
 
@@ -237,10 +253,13 @@ def write(results, args) -> None:
         "- `row update ms`: the table optimizer's update alone, in the same process after the "
         "timed epochs, of a batch's distinct rows on a table of the same size (median of 5 "
         "passes over 50 batches): the part of the step that reads and writes table rows",
+        "- `paired by round`: the ratio to the smallest vocabulary in each round (processes run "
+        "one after the other), median (min-max) over the rounds",
         "",
         "| backend | buckets | table optimizer | examples/s | step ms | vs smallest vocabulary "
-        "| row update ms | peak RSS MiB | table + slots MiB | RSS - (table + slots) MiB |",
-        "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| paired by round | row update ms | peak RSS MiB | table + slots MiB "
+        "| RSS - (table + slots) MiB |",
+        "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for result in results:
         smallest = min(
@@ -250,6 +269,7 @@ def write(results, args) -> None:
         lines.append(
             f"| {result['backend']} | {result['buckets']:,} | {result['table_optimizer']} | "
             f"{result['examples_per_second']:,.0f} | {result['step_ms']:.1f} | {ratio:.2f}x | "
+            f"{_paired(paired_ratios(result, smallest))} | "
             f"{_milliseconds(result.get('row_update_ms'))} | "
             f"{result['peak_rss_mib']:,.0f} | {result['table_and_slots_mib']:,.0f} | "
             f"{result['peak_rss_mib'] - result['table_and_slots_mib']:,.0f} |"

@@ -110,6 +110,14 @@ def test_table_vocabulary_keeps_the_median_process_and_the_largest_peak():
     assert runs[2]["peak_rss_mib"] == 2900.0  # the inputs are left as they were
 
 
+def test_table_vocabulary_pairs_each_round_with_the_smallest_vocabulary():
+    table_vocabulary = importlib.import_module("table_vocabulary")
+    smallest = {"examples_per_second_runs": [1000.0, 2000.0, 1500.0]}
+    large = {"examples_per_second_runs": [800.0, 1800.0, 600.0]}
+    assert table_vocabulary.paired_ratios(large, smallest) == [0.8, 0.9, 0.4]
+    assert table_vocabulary._paired([0.8, 0.9, 0.4]) == "0.80x (0.40-0.90)"
+
+
 def test_table_vocabulary_refuses_zero_rounds(capsys):
     table_vocabulary = importlib.import_module("table_vocabulary")
     with pytest.raises(SystemExit):

@@ -265,3 +265,17 @@ def test_row_sparse_steps_in_fit_equal_the_dense_rule_with_repeated_ids(rule, ro
         np.testing.assert_allclose(value, results[1][name], rtol=1e-5, atol=1e-6, err_msg=name)
     table = results[0]["item_embedding"]
     np.testing.assert_array_equal(table[7:], start["item_embedding"][7:])
+
+
+@pytest.mark.skipif(BACKEND != "jax", reason="the JAX step's distinct ids")
+def test_distinct_ids_equal_numpy_unique_padded_to_the_batch():
+    from keras_unimixer.table_optimizer import distinct_ids
+
+    ids = np.array([[7, 2, 7], [0, 2, 9], [7, 7, 100]], "int32")
+    unique, positions, valid = (np.asarray(value) for value in distinct_ids(ids))
+    expected, inverse = np.unique(ids, return_inverse=True)
+    np.testing.assert_array_equal(unique, [0, 2, 7, 9, 100, -1, -1, -1, -1])
+    np.testing.assert_array_equal(unique[: expected.size], expected)
+    np.testing.assert_array_equal(positions, inverse.reshape(-1))
+    np.testing.assert_array_equal(unique[positions], ids.reshape(-1))
+    np.testing.assert_array_equal(valid, unique >= 0)
