@@ -312,9 +312,9 @@ def distinct_ids(ids):
     ids = jnp.reshape(ids.astype("int32"), (-1,))
     ordered = jnp.sort(ids)
     starts = jnp.concatenate([jnp.ones((1,), bool), ordered[1:] != ordered[:-1]])
-    slot = jnp.cumsum(starts, dtype="int32") - 1  # each sorted entry's place among the distinct
-    unique = jnp.full(ids.shape, -1, "int32").at[slot].set(ordered)
-    positions = slot[jnp.searchsorted(ordered, ids, side="left")]
+    place = jnp.cumsum(starts, dtype="int32") - 1  # each sorted entry's place among the distinct
+    unique = jnp.full(ids.shape, -1, "int32").at[place].set(ordered)
+    positions = place[jnp.searchsorted(ordered, ids, side="left")]
     return unique, positions, unique >= 0
 
 
