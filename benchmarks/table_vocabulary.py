@@ -15,6 +15,9 @@ a table of the same size, compiled): the part of a step whose cost can grow with
 since random rows of a large table miss the caches. Writes table_vocabulary.md and
 table_vocabulary.json.
 
+`--allocators system,reuse` times each cell under the C allocator's settings as found and as the
+command line sets them (`keras_unimixer.utils.allocator`), each against its own smallest vocabulary.
+
 Usage:
     .venv/bin/python benchmarks/table_vocabulary.py --backends tensorflow,jax \\
         --buckets 10000,100000000 --write-results
@@ -36,6 +39,24 @@ from results_files import add_write_results, current_commit, results_path
 
 WIDTH = 4
 REPEATS = 3
+# The C allocator's settings of a cell's process: `system` as the process finds them, `reuse` as
+# the command line sets them (`keras_unimixer.utils.allocator`).
+ALLOCATORS = ("system", "reuse")
+# `keras_unimixer.utils.allocator.ALLOCATOR_VARIABLE`; this process does not import the package,
+# whose Keras would take the GPU's memory before the cells run.
+ALLOCATOR_VARIABLE = "KERAS_UNIMIXER_ALLOCATOR"
+
+
+def cell_environment(backend: str, allocator: str, environment: dict) -> dict:
+    """The environment of a cell's process: its backend, and its allocator for the cell to set
+    when it starts (`restart_reusing_freed_memory`, which a `GLIBC_TUNABLES` of its own would
+    turn off)."""
+    if allocator not in ALLOCATORS:
+        raise ValueError(f"allocator {allocator!r} is not one of {list(ALLOCATORS)}")
+    cell = {**environment, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    cell.pop("GLIBC_TUNABLES", None)
+    cell[ALLOCATOR_VARIABLE] = allocator
+    return cell
 
 
 def run_cell(buckets: int, steps: int, batch_size: int, table_optimizer: str) -> dict:
@@ -164,6 +185,11 @@ def row_update_ms(rows: int, batch_size: int, rule: str, updates: int = 50) -> f
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backends", default="tensorflow,jax")
+    parser.add_argument(
+        "--allocators",
+        default="system",
+        help="comma-separated C allocator settings, each its own cells: " + ", ".join(ALLOCATORS),
+    )
     parser.add_argument("--buckets", default="10000,100000000")
     parser.add_argument("--table-optimizer", default="rowwise_adagrad")
     parser.add_argument("--steps", type=int, default=20)
@@ -177,14 +203,27 @@ def main(argv=None):
     if args.rounds < 1:
         parser.error(f"--rounds must be at least 1, got {args.rounds}")
     if args.cell:
+        from keras_unimixer.utils.allocator import allocator_setting, restart_reusing_freed_memory
+
+        restart_reusing_freed_memory()  # unless the cell's allocator is `system`
         _, buckets = args.cell.split(",")
         result = run_cell(int(buckets), args.steps, args.batch_size, args.table_optimizer)
+        result["allocator_setting"] = allocator_setting()
         print("RESULT " + json.dumps(result), flush=True)
         return
-    cells = [(b, n) for b in args.backends.split(",") for n in args.buckets.split(",")]
+    allocators = args.allocators.split(",")
+    unknown = sorted(set(allocators) - set(ALLOCATORS))
+    if unknown:
+        parser.error(f"--allocators: {unknown} not among {list(ALLOCATORS)}")
+    cells = [
+        (b, a, n)
+        for b in args.backends.split(",")
+        for a in allocators
+        for n in args.buckets.split(",")
+    ]
     runs = {cell: [] for cell in cells}
     for _ in range(args.rounds):  # the cells take turns, so that machine drift hits all alike
-        for backend, buckets in cells:
+        for backend, allocator, buckets in cells:
             command = [
                 sys.executable,
                 __file__,
@@ -197,13 +236,16 @@ def main(argv=None):
                 "--table-optimizer",
                 args.table_optimizer,
             ]
-            environment = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3"}
+            environment = cell_environment(backend, allocator, dict(os.environ))
             done = subprocess.run(command, capture_output=True, text=True, env=environment)
             lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
             if done.returncode or not lines:
-                raise RuntimeError(f"cell {backend},{buckets} failed:\n{done.stderr[-3000:]}")
-            runs[(backend, buckets)].append(json.loads(lines[-1][len("RESULT ") :]))
-            print(runs[(backend, buckets)][-1], flush=True)
+                raise RuntimeError(
+                    f"cell {backend},{allocator},{buckets} failed:\n{done.stderr[-3000:]}"
+                )
+            result = {**json.loads(lines[-1][len("RESULT ") :]), "allocator": allocator}
+            runs[(backend, allocator, buckets)].append(result)
+            print(result, flush=True)
     write([median_run(runs[cell]) for cell in cells], args)
 
 
@@ -227,6 +269,19 @@ def paired_ratios(result: dict, smallest: dict) -> list:
             result["examples_per_second_runs"], smallest["examples_per_second_runs"], strict=True
         )
     ]
+
+
+def smallest_vocabulary(result: dict, results: list) -> dict:
+    """The result of `results` with the fewest buckets among those of `result`'s backend and
+    allocator: what `result` is compared with."""
+    return min(
+        (
+            r
+            for r in results
+            if r["backend"] == result["backend"] and r["allocator"] == result["allocator"]
+        ),
+        key=lambda r: r["buckets"],
+    )
 
 
 def _paired(ratios: list) -> str:
@@ -255,19 +310,22 @@ def write(results, args) -> None:
         "passes over 50 batches): the part of the step that reads and writes table rows",
         "- `paired by round`: the ratio to the smallest vocabulary in each round (processes run "
         "one after the other), median (min-max) over the rounds",
+        "- `allocator`: the C allocator's settings of the cell's processes: `system` as found, "
+        "`reuse` as the command line sets them (`keras_unimixer.utils.allocator`); each "
+        "vocabulary is compared with the smallest one of the same backend and allocator",
         "",
-        "| backend | buckets | table optimizer | examples/s | step ms | vs smallest vocabulary "
-        "| paired by round | row update ms | peak RSS MiB | table + slots MiB "
+        "| backend | allocator | buckets | table optimizer | examples/s | step ms "
+        "| vs smallest vocabulary | paired by round | row update ms | peak RSS MiB "
+        "| table + slots MiB "
         "| RSS - (table + slots) MiB |",
-        "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for result in results:
-        smallest = min(
-            (r for r in results if r["backend"] == result["backend"]), key=lambda r: r["buckets"]
-        )
+        smallest = smallest_vocabulary(result, results)
         ratio = result["examples_per_second"] / smallest["examples_per_second"]
         lines.append(
-            f"| {result['backend']} | {result['buckets']:,} | {result['table_optimizer']} | "
+            f"| {result['backend']} | {result['allocator']} | {result['buckets']:,} | "
+            f"{result['table_optimizer']} | "
             f"{result['examples_per_second']:,.0f} | {result['step_ms']:.1f} | {ratio:.2f}x | "
             f"{_paired(paired_ratios(result, smallest))} | "
             f"{_milliseconds(result.get('row_update_ms'))} | "

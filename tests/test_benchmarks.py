@@ -118,6 +118,41 @@ def test_table_vocabulary_pairs_each_round_with_the_smallest_vocabulary():
     assert table_vocabulary._paired([0.8, 0.9, 0.4]) == "0.80x (0.40-0.90)"
 
 
+def test_table_vocabulary_sets_each_cells_allocator():
+    table_vocabulary = importlib.import_module("table_vocabulary")
+    from keras_unimixer.utils import allocator
+
+    assert table_vocabulary.ALLOCATOR_VARIABLE == allocator.ALLOCATOR_VARIABLE
+    found = {"GLIBC_TUNABLES": "glibc.malloc.arena_max=2", "PATH": "/bin"}
+    for choice in ("system", "reuse"):
+        cell = table_vocabulary.cell_environment("jax", choice, found)
+        assert "GLIBC_TUNABLES" not in cell  # a value of its own would stop the restart
+        assert cell[allocator.ALLOCATOR_VARIABLE] == choice
+        assert cell["KERAS_BACKEND"] == "jax" and cell["PATH"] == "/bin"
+    assert found["GLIBC_TUNABLES"] == "glibc.malloc.arena_max=2"  # the caller's is unchanged
+    with pytest.raises(ValueError, match="'huge' is not one of"):
+        table_vocabulary.cell_environment("jax", "huge", found)
+
+
+def test_table_vocabulary_compares_within_backend_and_allocator():
+    table_vocabulary = importlib.import_module("table_vocabulary")
+    results = [
+        {"backend": b, "allocator": a, "buckets": n}
+        for b in ("jax", "tensorflow")
+        for a in ("system", "reuse")
+        for n in (100, 10)
+    ]
+    large = {"backend": "jax", "allocator": "reuse", "buckets": 100}
+    assert table_vocabulary.smallest_vocabulary(large, results) == {**large, "buckets": 10}
+
+
+def test_table_vocabulary_refuses_an_unknown_allocator(capsys):
+    table_vocabulary = importlib.import_module("table_vocabulary")
+    with pytest.raises(SystemExit):
+        table_vocabulary.main(["--allocators", "system,huge"])
+    assert "--allocators: ['huge'] not among ['system', 'reuse']" in capsys.readouterr().err
+
+
 def test_table_vocabulary_refuses_zero_rounds(capsys):
     table_vocabulary = importlib.import_module("table_vocabulary")
     with pytest.raises(SystemExit):
