@@ -18,9 +18,9 @@ shows).
 The same settings ask for the heap in transparent huge pages (`glibc.malloc.hugetlb=1`: 2 MiB
 pages where the kernel offers them, i.e. its `transparent_hugepage` mode is `madvise` or
 `always`). A row-sparse step reads and writes a few thousand random rows of tables that may hold
-10^8; with 4 KiB pages nearly every row also misses the TLB. At 10^8 rows under JAX the table
-update took about 0.1 ms less of a 1.5 ms step (`benchmarks/results/table_vocabulary.md`); the
-mixer steps did not change.
+10^8; with 4 KiB pages nearly every row also misses the TLB. With one 10^8-row table under JAX a
+`fit` step took 1.29 ms instead of 1.61 ms (median of 5 paired processes, faster in each pair;
+`benchmarks/results/table_vocabulary_huge_pages.md`); the mixer steps did not change.
 
 The price is memory: a process keeps its peak heap until it exits. `KERAS_UNIMIXER_ALLOCATOR=system`
 keeps the system's settings, and so does any `GLIBC_TUNABLES` already set.
